@@ -1,0 +1,106 @@
+"""External storage: a segment in a buffer the caller owns (Boost's ``managed_external_buffer``).
+
+Any writable, C-contiguous buffer works: ``bytearray``, ``mmap``, a ctypes array. ``CREATE_ONLY``
+formats it; ``OPEN_ONLY`` attaches to the segment already in it, so a byte copy of a segment
+opens as the same segment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any
+
+from framework.errors import InvalidSegment
+from framework.interfaces import Mode, Storage, hookimpl
+
+__all__ = ["ExternalStorage"]
+
+_MAGIC = b"SEGALLOC"
+
+
+class ExternalStorage(Storage):
+    """A view of the caller's buffer; the caller keeps it alive and owns its lifetime."""
+
+    name = "external"
+    managed_class_name = "ManagedExternalBuffer"
+
+    def __init__(self, mode: Mode, buffer: Any, size: int | None = None) -> None:
+        if not isinstance(mode, Mode):
+            raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
+        try:
+            view = memoryview(buffer)
+        except TypeError:
+            raise TypeError(f"buffer must support the buffer protocol, not {type(buffer).__name__}") from None
+        if not view.c_contiguous:
+            raise ValueError("buffer must be C-contiguous")
+        view = view.cast("B")
+        if size is None:
+            size = len(view)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"size must be an int, not {type(size).__name__}")
+        if not 0 < size <= len(view):
+            raise ValueError(f"size must be in [1, {len(view)}] (the buffer's length), got {size}")
+        view = view[:size]
+        if mode is Mode.OPEN_OR_CREATE:
+            mode = Mode.OPEN_ONLY if bytes(view[: len(_MAGIC)]) == _MAGIC else Mode.CREATE_ONLY
+        if mode is Mode.OPEN_COPY_ON_WRITE:
+            view = memoryview(bytearray(view))
+        elif mode is Mode.OPEN_READ_ONLY:
+            view = view.toreadonly()
+        elif view.readonly:
+            raise ValueError(f"buffer is read-only; open it with {Mode.OPEN_READ_ONLY}")
+        if mode is Mode.CREATE_ONLY and len(view) < len(_MAGIC):
+            raise ValueError(f"size {size} is too small for a segment")
+        if mode is not Mode.CREATE_ONLY and bytes(view[: len(_MAGIC)]) != _MAGIC:
+            raise InvalidSegment("the buffer does not hold a segalloc segment (bad magic)")
+        self._view = view
+        self._mode = mode
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, mode: Mode, buffer: Any, size: int | None = None) -> ExternalStorage:  # type: ignore[override]
+        """``(mode, buffer, size=None)``: the first ``size`` bytes of ``buffer`` (all of it by
+        default)."""
+        return cls(mode, buffer, size)
+
+    @property
+    def buffer(self) -> memoryview:
+        return self._view
+
+    @property
+    def size(self) -> int:
+        return len(self._view)
+
+    @property
+    def base_alignment(self) -> int:
+        if self._view.readonly:
+            return 8
+        address = ctypes.addressof(ctypes.c_char.from_buffer(self._view))
+        return min(address & -address, 4096) if address else 4096
+
+    @property
+    def created(self) -> bool:
+        return self._mode is Mode.CREATE_ONLY
+
+    @property
+    def read_only(self) -> bool:
+        return self._mode is Mode.OPEN_READ_ONLY
+
+    def lock(self) -> Any:
+        return self._lock
+
+    def flush(self) -> None:
+        """Nothing to write through: the caller owns the bytes."""
+
+    def close(self) -> None:
+        self._view.release()
+
+    def __repr__(self) -> str:
+        return f"<ExternalStorage size={len(self._view)} mode={self._mode.name}>"
+
+
+@hookimpl
+def segalloc_register_backends(register: Any) -> None:
+    """Register the external-buffer backend."""
+    register(ExternalStorage)

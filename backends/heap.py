@@ -1,0 +1,102 @@
+"""Heap storage: a segment in this process's memory (Boost's ``managed_heap_memory``).
+
+The bytes live in an anonymous mapping, so the segment start is page aligned. ``grow`` moves
+them to a larger mapping: views and ctypes objects taken before point at the old copy, while
+handles stay valid.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from typing import Any
+
+from framework.interfaces import Storage, hookimpl
+
+__all__ = ["HeapStorage"]
+
+
+def _check_size(size: object) -> int:
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size <= 0:
+        raise ValueError(f"size must be > 0, got {size}")
+    return size
+
+
+class HeapStorage(Storage):
+    """Anonymous private memory of one process."""
+
+    name = "heap"
+    managed_class_name = "ManagedHeapMemory"
+
+    def __init__(self, size: int) -> None:
+        self._map = mmap.mmap(-1, _check_size(size))
+        self._view = memoryview(self._map)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, size: int) -> HeapStorage:  # type: ignore[override]
+        """``(size)``: a new, empty segment of ``size`` bytes."""
+        return cls(size)
+
+    @property
+    def buffer(self) -> memoryview:
+        return self._view
+
+    @property
+    def size(self) -> int:
+        return len(self._view)
+
+    @property
+    def base_alignment(self) -> int:
+        return mmap.PAGESIZE
+
+    @property
+    def created(self) -> bool:
+        return True
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    def lock(self) -> Any:
+        return self._lock
+
+    def flush(self) -> None:
+        """Nothing to write through: the bytes exist only in memory."""
+
+    def _move_to(self, new_size: int) -> None:
+        bigger = mmap.mmap(-1, new_size)
+        keep = min(new_size, len(self._view))
+        bigger[:keep] = self._view[:keep]
+        old = self._map
+        self._map, self._view = bigger, memoryview(bigger)
+        try:
+            old.close()
+        except BufferError:
+            pass  # objects taken before the move still view it; it goes when they do
+
+    def grow_in_place(self, extra: int) -> None:
+        """Move the bytes to a mapping ``extra`` bytes larger."""
+        self._move_to(len(self._view) + _check_size(extra) if extra else len(self._view))
+
+    def truncate(self, new_size: int) -> None:
+        """Move the bytes to a mapping of ``new_size`` bytes."""
+        self._move_to(_check_size(new_size))
+
+    def close(self) -> None:
+        self._view.release()
+        try:
+            self._map.close()
+        except BufferError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<HeapStorage size={len(self._map)}>"
+
+
+@hookimpl
+def segalloc_register_backends(register: Any) -> None:
+    """Register the heap backend."""
+    register(HeapStorage)

@@ -1,0 +1,97 @@
+"""The fixed segment header at offset 0, and its validation on open.
+
+Layout (little-endian, 128 bytes; the algorithm's region starts right after it)::
+
+     0  magic           8s   b"SEGALLOC"
+     8  format_version  u32  FORMAT_VERSION
+    12  header_size     u32  HEADER_SIZE
+    16  total_size      u64  bytes in the whole segment, header included
+    24  algorithm       32s  plugin name, UTF-8, NUL padded
+    56  layout_version  u32  the algorithm's on-disk layout version
+    60  (reserved)      u32
+    64  index_offset    u64  offset of the named-object index (0: none yet)
+    72  checksum        u32  CRC-32 of bytes [0, 72)
+    76  (reserved)      u32
+    80  dirty           u64  transaction word, outside the checksum (written often)
+    88  (reserved)      40 bytes, zero
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from framework.errors import InvalidSegment
+
+__all__ = ["HEADER_SIZE", "MAGIC", "SegmentHeader"]
+
+MAGIC = b"SEGALLOC"
+FORMAT_VERSION = 1
+HEADER_SIZE = 128
+NAME_FIELD = 32
+
+_FIXED = struct.Struct("<8sII Q 32s II Q")  # bytes [0, 72): everything the checksum covers
+_CHECKSUM_AT = 72
+_DIRTY_AT = 80
+assert _FIXED.size == _CHECKSUM_AT
+
+
+@dataclass(frozen=True)
+class SegmentHeader:
+    """The decoded header: what ``open`` needs to pick the algorithm and validate the bytes."""
+
+    total_size: int
+    algorithm: str
+    layout_version: int
+    index_offset: int
+
+    def write(self, buf: memoryview) -> None:
+        """Encode into ``buf[0:HEADER_SIZE]`` with a fresh checksum (the dirty word is kept)."""
+        name = self.algorithm.encode()
+        if len(name) >= NAME_FIELD:
+            raise ValueError(f"algorithm name {self.algorithm!r} is longer than {NAME_FIELD - 1} bytes")
+        fixed = _FIXED.pack(
+            MAGIC, FORMAT_VERSION, HEADER_SIZE, self.total_size, name,
+            self.layout_version, 0, self.index_offset,
+        )
+        buf[0:_CHECKSUM_AT] = fixed
+        struct.pack_into("<II", buf, _CHECKSUM_AT, zlib.crc32(fixed), 0)
+
+    @classmethod
+    def read(cls, buf: memoryview, backing_size: int) -> SegmentHeader:
+        """Decode and validate; ``InvalidSegment`` names the first thing that is wrong."""
+        if len(buf) < HEADER_SIZE:
+            raise InvalidSegment(f"{len(buf)} bytes is smaller than a segment header ({HEADER_SIZE})")
+        fixed = bytes(buf[0:_CHECKSUM_AT])
+        magic, version, header_size, total, name, layout, _, index = _FIXED.unpack(fixed)
+        if magic != MAGIC:
+            raise InvalidSegment(f"bad magic {magic!r}: these bytes are not a segalloc segment")
+        if version != FORMAT_VERSION:
+            raise InvalidSegment(f"segment format version {version}, this segalloc reads {FORMAT_VERSION}")
+        if header_size != HEADER_SIZE:
+            raise InvalidSegment(f"header size {header_size}, expected {HEADER_SIZE}")
+        (checksum,) = struct.unpack_from("<I", buf, _CHECKSUM_AT)
+        if checksum != zlib.crc32(fixed):
+            raise InvalidSegment("header checksum mismatch: the header is damaged")
+        if total != backing_size:
+            raise InvalidSegment(
+                f"header says the segment is {total} bytes but the backing object has {backing_size}"
+            )
+        try:
+            algorithm = name.rstrip(b"\0").decode()
+        except UnicodeDecodeError:
+            raise InvalidSegment("the algorithm name in the header is not UTF-8") from None
+        if index and not HEADER_SIZE <= index < total:
+            raise InvalidSegment(f"named-object index offset {index} lies outside the segment")
+        return cls(total, algorithm, layout, index)
+
+    @staticmethod
+    def read_dirty(buf: memoryview) -> int:
+        """The transaction word (0 when no operation is in flight)."""
+        return int(struct.unpack_from("<Q", buf, _DIRTY_AT)[0])
+
+    @staticmethod
+    def write_dirty(buf: memoryview, value: int) -> None:
+        """Set the transaction word."""
+        struct.pack_into("<Q", buf, _DIRTY_AT, value)

@@ -1,0 +1,257 @@
+"""The named-object index and the header every constructed object carries, both in the segment.
+
+Object block (allocated from the segment's algorithm; ``E`` is the block's offset)::
+
+    E+ 0  next       u64  next entry in the same hash bucket (0: end of chain)
+    E+ 8  magic      u32  ENTRY_MAGIC
+    E+12  kind       u8   1 named, 2 unique, 3 anonymous
+    E+13  flags      u8   bit 0: constructed as an array (``count=`` given)
+    E+14  (pad)      u16
+    E+16  count      u64  number of elements
+    E+24  elem_size  u64  bytes of one element
+    E+32  name_len   u32  UTF-8 bytes of the name, stored after the data
+    E+36  type_len   u32  bytes of the type identity, stored after the name
+    E+40  hash       u32  CRC-32 of the kind byte and the name
+    E+44  (pad)      u32
+    E+48  data       count * elem_size bytes: the object itself (its handle is E+48)
+          name, then type identity
+
+Index root (one block; its offset is in the segment header)::
+
+    I+ 0  magic          u64  INDEX_MAGIC
+    I+ 8  bucket_count   u64  a power of two
+    I+16  buckets        u64  offset of bucket_count u64 chain heads
+    I+24  named_count    u64
+    I+32  unique_count   u64
+
+Chains are hashed by (kind, name); every walk is bounded by the number of blocks the region
+can hold, so a planted cycle raises ``SegmentCorrupt`` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from framework.errors import InvalidPointer, SegmentCorrupt
+from framework.interfaces import MemoryAlgorithm
+
+__all__ = ["ENTRY_SIZE", "Entry", "InstanceType", "NameIndex"]
+
+
+class InstanceType(enum.IntEnum):
+    """Boost's ``instance_type``: how an object was constructed."""
+
+    NAMED = 1
+    UNIQUE = 2
+    ANONYMOUS = 3
+
+
+ENTRY_MAGIC = 0x4A424F53  # "SOBJ"
+INDEX_MAGIC = 0x31584449454D414E  # "NAMEIDX1"
+ENTRY_SIZE = 48
+_ENTRY = struct.Struct("<QIBBHQQIII4x")
+_ROOT = struct.Struct("<QQQQQ")
+_FLAG_ARRAY = 1
+_INITIAL_BUCKETS = 8
+assert _ENTRY.size == ENTRY_SIZE
+
+
+def key_hash(kind: InstanceType, name: bytes) -> int:
+    """The bucket hash of a (kind, name) key."""
+    return zlib.crc32(name, int(kind))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A decoded object header."""
+
+    offset: int
+    next: int
+    kind: InstanceType
+    is_array: bool
+    count: int
+    elem_size: int
+    name: bytes
+    type_id: str
+    hash: int
+
+    @property
+    def handle(self) -> int:
+        """Where the object's data starts: the handle users see."""
+        return self.offset + ENTRY_SIZE
+
+    @property
+    def display_name(self) -> str | None:
+        """The name as users gave it (None for anonymous objects)."""
+        return None if self.kind is InstanceType.ANONYMOUS else self.name.decode()
+
+
+def entry_bytes(count: int, elem_size: int, name: bytes, type_id: bytes) -> int:
+    """Block size an object needs: header, data (8-aligned), name, type identity."""
+    data = (count * elem_size + 7) & ~7
+    return ENTRY_SIZE + data + len(name) + len(type_id)
+
+
+class NameIndex:
+    """Operations on the in-segment index; holds only the buffer, algorithm and root offset."""
+
+    def __init__(self, buf: memoryview, algorithm: MemoryAlgorithm, root: int) -> None:
+        self.buf = buf
+        self.algorithm = algorithm
+        self.root = root
+        self._max_steps = len(buf) // 16 + 1
+
+    # -- creation ------------------------------------------------------------------------
+    @staticmethod
+    def create(buf: memoryview, algorithm: MemoryAlgorithm) -> int | None:
+        """Allocate and initialise an empty index; its root offset (None: no room)."""
+        root = algorithm.allocate(_ROOT.size)
+        buckets = algorithm.allocate(8 * _INITIAL_BUCKETS)
+        if root is None or buckets is None:
+            for block in (root, buckets):
+                if block is not None:
+                    algorithm.deallocate(block)
+            return None
+        buf[buckets : buckets + 8 * _INITIAL_BUCKETS] = bytes(8 * _INITIAL_BUCKETS)
+        _ROOT.pack_into(buf, root, INDEX_MAGIC, _INITIAL_BUCKETS, buckets, 0, 0)
+        return root
+
+    def _root(self) -> tuple[int, int, int, int]:
+        try:
+            magic, count, buckets, named, unique = _ROOT.unpack_from(self.buf, self.root)
+        except struct.error:
+            raise SegmentCorrupt(f"named-object index at {self.root} lies outside the segment") from None
+        if magic != INDEX_MAGIC:
+            raise SegmentCorrupt(f"named-object index at {self.root} has a bad magic")
+        if count == 0 or count & (count - 1) or buckets + 8 * count > len(self.buf):
+            raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
+        return count, buckets, named, unique
+
+    # -- entries -------------------------------------------------------------------------
+    def read_entry(self, offset: int) -> Entry:
+        """Decode the object header at ``offset``; ``InvalidPointer`` if there is none."""
+        if offset < 0 or offset % 8 or offset + ENTRY_SIZE > len(self.buf):
+            raise InvalidPointer(f"offset {offset} is not an object of this segment")
+        nxt, magic, kind, flags, _, count, elem, name_len, type_len, hsh = _ENTRY.unpack_from(
+            self.buf, offset
+        )
+        if magic != ENTRY_MAGIC or kind not in (1, 2, 3):
+            raise InvalidPointer(f"offset {offset} is not an object of this segment")
+        name_at = offset + ENTRY_SIZE + ((count * elem + 7) & ~7)
+        end = name_at + name_len + type_len
+        if end > len(self.buf):
+            raise SegmentCorrupt(f"object header at {offset} claims bytes past the segment end")
+        name = bytes(self.buf[name_at : name_at + name_len])
+        try:
+            type_id = bytes(self.buf[name_at + name_len : end]).decode()
+        except UnicodeDecodeError:
+            raise SegmentCorrupt(f"object header at {offset} has a damaged type identity") from None
+        return Entry(offset, nxt, InstanceType(kind), bool(flags & _FLAG_ARRAY), count, elem,
+                     name, type_id, hsh)
+
+    @staticmethod
+    def write_entry(
+        buf: memoryview, offset: int, kind: InstanceType, is_array: bool, count: int,
+        elem_size: int, name: bytes, type_id: bytes,
+    ) -> None:
+        """Write a fresh (unlinked) object header, its zeroed data, name and type identity."""
+        data = (count * elem_size + 7) & ~7
+        _ENTRY.pack_into(buf, offset, 0, ENTRY_MAGIC, int(kind), _FLAG_ARRAY if is_array else 0, 0,
+                         count, elem_size, len(name), len(type_id), key_hash(kind, name))
+        start = offset + ENTRY_SIZE
+        buf[start : start + data] = bytes(data)
+        buf[start + data : start + data + len(name)] = name
+        at = start + data + len(name)
+        buf[at : at + len(type_id)] = type_id
+
+    def _chain(self, head: int) -> Iterator[Entry]:
+        offset = head
+        for _ in range(self._max_steps):
+            if offset == 0:
+                return
+            try:
+                entry = self.read_entry(offset)
+            except InvalidPointer:
+                raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object") from None
+            yield entry
+            offset = entry.next
+        raise SegmentCorrupt("named-object chain does not end (a cycle)")
+
+    def _bucket_at(self, buckets: int, bucket_count: int, hsh: int) -> int:
+        return buckets + 8 * (hsh & (bucket_count - 1))
+
+    def find(self, kind: InstanceType, name: bytes) -> Entry | None:
+        """The entry keyed (kind, name), if any."""
+        count, buckets, _, _ = self._root()
+        hsh = key_hash(kind, name)
+        (head,) = struct.unpack_from("<Q", self.buf, self._bucket_at(buckets, count, hsh))
+        for entry in self._chain(head):
+            if entry.hash == hsh and entry.kind is kind and entry.name == name:
+                return entry
+        return None
+
+    def link(self, entry_offset: int, kind: InstanceType, name: bytes) -> None:
+        """Put a written entry into its bucket and count it (grows the table when it can)."""
+        count, buckets, named, unique = self._root()
+        if named + unique + 1 > count:
+            self.rehash(count * 2)
+            count, buckets, named, unique = self._root()
+        slot = self._bucket_at(buckets, count, key_hash(kind, name))
+        (head,) = struct.unpack_from("<Q", self.buf, slot)
+        struct.pack_into("<Q", self.buf, entry_offset, head)
+        struct.pack_into("<Q", self.buf, slot, entry_offset)
+        self._count(kind, +1)
+
+    def unlink(self, entry: Entry) -> None:
+        """Take an entry out of its bucket chain."""
+        count, buckets, _, _ = self._root()
+        slot = self._bucket_at(buckets, count, entry.hash)
+        (head,) = struct.unpack_from("<Q", self.buf, slot)
+        prev_field = slot
+        for candidate in self._chain(head):
+            if candidate.offset == entry.offset:
+                struct.pack_into("<Q", self.buf, prev_field, candidate.next)
+                self._count(entry.kind, -1)
+                return
+            prev_field = candidate.offset
+        raise SegmentCorrupt(f"object at {entry.offset} is not in its index chain")
+
+    def _count(self, kind: InstanceType, delta: int) -> None:
+        field = self.root + (24 if kind is InstanceType.NAMED else 32)
+        (value,) = struct.unpack_from("<Q", self.buf, field)
+        struct.pack_into("<Q", self.buf, field, value + delta)
+
+    def counts(self) -> tuple[int, int]:
+        """(named, unique) object counts."""
+        _, _, named, unique = self._root()
+        return named, unique
+
+    def entries(self) -> Iterator[Entry]:
+        """Every indexed entry (named and unique), bucket by bucket."""
+        count, buckets, _, _ = self._root()
+        for slot in range(buckets, buckets + 8 * count, 8):
+            (head,) = struct.unpack_from("<Q", self.buf, slot)
+            yield from self._chain(head)
+
+    def rehash(self, bucket_count: int) -> bool:
+        """Move every entry to a table of ``bucket_count`` buckets; False when there is no room."""
+        old_count, old_buckets, named, unique = self._root()
+        if bucket_count <= old_count:
+            return True
+        new_buckets = self.algorithm.allocate(8 * bucket_count)
+        if new_buckets is None:
+            return False
+        entries = list(self.entries())
+        table = [0] * bucket_count
+        for entry in entries:
+            slot = entry.hash & (bucket_count - 1)
+            struct.pack_into("<Q", self.buf, entry.offset, table[slot])
+            table[slot] = entry.offset
+        struct.pack_into(f"<{bucket_count}Q", self.buf, new_buckets, *table)
+        _ROOT.pack_into(self.buf, self.root, INDEX_MAGIC, bucket_count, new_buckets, named, unique)
+        self.algorithm.deallocate(old_buckets)
+        return True

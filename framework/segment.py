@@ -1,0 +1,740 @@
+"""The segment manager: storage + algorithm + named-object index, behind Boost's API.
+
+A ``Segment`` holds a ``Storage`` (the bytes), the bound ``MemoryAlgorithm`` and the offset of
+the name index; all three are re-derived from the header on open, so a byte copy, another
+process or a later run sees the same segment. Every public operation validates its arguments
+first and runs under the storage's lock, which excludes other threads and processes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from framework import objects
+from framework.errors import (
+    BadAlloc,
+    InvalidPointer,
+    InvalidSegment,
+    NameExists,
+    ReadOnlySegment,
+    SegmentCorrupt,
+)
+from framework.header import HEADER_SIZE, SegmentHeader
+from framework.interfaces import Command, MemoryAlgorithm, Mode, Storage
+from framework.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
+from framework.plugins import plugins
+
+__all__ = ["ANONYMOUS", "DEFAULT_ALGORITHM", "UNIQUE", "NamedObject", "NamedSegment", "Segment"]
+
+DEFAULT_ALGORITHM = "best_fit"
+
+#: errors a damaged segment can provoke in code that trusts its bytes
+_DAMAGE = (IndexError, struct.error, OverflowError, ValueError, UnicodeDecodeError)
+
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: name sentinel: one instance per type, keyed by the type's qualified name
+UNIQUE: Any = _Sentinel("UNIQUE")
+#: name sentinel: an object with no name, reachable only through its handle
+ANONYMOUS: Any = _Sentinel("ANONYMOUS")
+
+
+@dataclass(frozen=True)
+class NamedObject:
+    """One entry of ``named_objects()`` / ``unique_objects()``."""
+
+    name: str
+    handle: int
+    count: int
+    type_id: str
+
+
+def _check_size(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+def _check_alignment(alignment: object) -> int:
+    _check_size(alignment, "alignment")
+    assert isinstance(alignment, int)
+    if alignment == 0 or alignment & (alignment - 1):
+        raise ValueError(f"alignment must be a power of two, got {alignment}")
+    return alignment
+
+
+def _check_handle(handle: object) -> int:
+    if not isinstance(handle, int) or isinstance(handle, bool):
+        raise TypeError(f"handle must be an int offset, not {type(handle).__name__}")
+    return handle
+
+
+class Segment:
+    """A managed memory segment over any storage (the managed classes add the constructor)."""
+
+    storage_class: ClassVar[type[Storage]]
+
+    def __init__(self, *args: Any, algorithm: str | None = None, **kwargs: Any) -> None:
+        storage = self.storage_class.open(*args, **kwargs)
+        self._attach_storage(storage, algorithm)
+
+    @classmethod
+    def from_storage(cls, storage: Storage, algorithm: str | None = None) -> Segment:
+        """Format (if the storage was just created) or open the segment in ``storage``."""
+        segment = cls.__new__(cls)
+        segment._attach_storage(storage, algorithm)
+        return segment
+
+    def _attach_storage(self, storage: Storage, algorithm: str | None, grown_by: int = 0) -> None:
+        self._storage = storage
+        #: bumped whenever the memory moves, so proxies can tell they are stale
+        self.generation = 0
+        try:
+            with storage.lock():
+                if storage.created:
+                    self._format(algorithm or DEFAULT_ALGORITHM)
+                else:
+                    self._open(algorithm, grown_by)
+        except BaseException:
+            if storage.created:
+                storage.discard()
+            else:
+                storage.close()
+            raise
+
+    # -- formatting and opening ---------------------------------------------------------
+    def _format(self, algorithm: str) -> None:
+        cls = plugins().algorithm(algorithm)
+        buf = self._storage.buffer
+        region = len(buf) - HEADER_SIZE
+        if region < cls.MIN_SEGMENT_SIZE:
+            raise ValueError(
+                f"segment size {len(buf)} is too small for algorithm {algorithm!r}: "
+                f"it needs at least {HEADER_SIZE + cls.MIN_SEGMENT_SIZE} bytes"
+            )
+        alg = cls.format(buf, HEADER_SIZE, region)
+        root = NameIndex.create(buf, alg)
+        if root is None:
+            raise ValueError(f"segment size {len(buf)} leaves no room for the named-object index")
+        SegmentHeader(len(buf), cls.name, cls.layout_version, root).write(buf)
+        self._bind(buf, alg, root)
+
+    def _open(self, expected: str | None, grown_by: int) -> None:
+        buf = self._storage.buffer
+        header = SegmentHeader.read(buf, len(buf) - grown_by)
+        if expected is not None and expected != header.algorithm:
+            raise InvalidSegment(
+                f"segment was made by algorithm {header.algorithm!r}, not {expected!r}"
+            )
+        known = plugins().algorithms
+        cls = known.get(header.algorithm)
+        if cls is None:
+            raise InvalidSegment(
+                f"segment was made by algorithm {header.algorithm!r}, which is not installed "
+                f"(installed: {', '.join(known) or 'none'})"
+            )
+        if cls.layout_version != header.layout_version:
+            raise InvalidSegment(
+                f"segment uses {header.algorithm!r} layout version {header.layout_version}; "
+                f"the installed plugin reads version {cls.layout_version}"
+            )
+        if header.index_offset == 0:
+            raise SegmentCorrupt("segment header has no named-object index")
+        try:
+            alg = cls.attach(buf, HEADER_SIZE)
+        except SegmentCorrupt:
+            raise
+        except _DAMAGE as exc:
+            raise SegmentCorrupt(f"algorithm {cls.name!r} cannot attach: {exc}") from exc
+        if alg.size != len(buf) - grown_by - HEADER_SIZE:
+            raise SegmentCorrupt(
+                f"algorithm region is {alg.size} bytes but the header leaves "
+                f"{len(buf) - grown_by - HEADER_SIZE}"
+            )
+        if grown_by:
+            alg.grow(grown_by)
+            SegmentHeader(len(buf), cls.name, cls.layout_version, header.index_offset).write(buf)
+        self._bind(buf, alg, header.index_offset)
+
+    def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int) -> None:
+        self._buf = buf
+        self._alg = alg
+        self._index = NameIndex(buf, alg, index_root)
+
+    def _header(self) -> SegmentHeader:
+        return SegmentHeader.read(self._buf, len(self._buf))
+
+    def _rewrite_header(self) -> None:
+        alg = self._alg
+        SegmentHeader(len(self._buf), alg.name, alg.layout_version, self._index.root).write(self._buf)
+
+    def _writable(self) -> None:
+        if self._storage.read_only:
+            raise ReadOnlySegment("the segment was opened read-only")
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def algorithm(self) -> MemoryAlgorithm:
+        """The bound algorithm (rebound when the memory moves: do not keep it across ``grow``)."""
+        return self._alg
+
+    @property
+    def storage(self) -> Storage:
+        """The backend object holding the bytes."""
+        return self._storage
+
+    @property
+    def buffer(self) -> memoryview:
+        """The whole segment's bytes (invalid after a relocating ``grow``)."""
+        return self._buf
+
+    @property
+    def read_only(self) -> bool:
+        """True when the segment refuses changes."""
+        return self._storage.read_only
+
+    def get_size(self) -> int:
+        """Bytes in the segment, header included (Boost's ``get_size``)."""
+        return len(self._buf)
+
+    def get_free_memory(self) -> int:
+        """Free bytes (Boost's ``get_free_memory``)."""
+        with self._storage.lock():
+            return self._alg.free_memory
+
+    size = property(get_size, doc="Bytes in the segment, header included.")
+    free_memory = property(get_free_memory, doc="Free bytes.")
+
+    # -- raw allocation ------------------------------------------------------------------
+    def allocate(self, size: int, *, nothrow: bool = False) -> int | None:
+        """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
+        _check_size(size, "size")
+        with self._storage.lock():
+            self._writable()
+            offset = self._alg.allocate(size) if size <= len(self._buf) else None
+        return self._result(offset, nothrow, f"cannot allocate {size} bytes")
+
+    def allocate_aligned(self, size: int, alignment: int, *, nothrow: bool = False) -> int | None:
+        """Like ``allocate`` with the handle (and its address, up to the storage's base
+        alignment) a multiple of ``alignment``."""
+        _check_size(size, "size")
+        _check_alignment(alignment)
+        with self._storage.lock():
+            self._writable()
+            fits = size <= len(self._buf) and alignment <= len(self._buf)
+            offset = self._alg.allocate_aligned(size, alignment) if fits else None
+        return self._result(offset, nothrow, f"cannot allocate {size} bytes aligned to {alignment}")
+
+    @staticmethod
+    def _result(offset: int | None, nothrow: bool, why: str) -> int | None:
+        if offset is None and not nothrow:
+            raise BadAlloc(why)
+        return offset
+
+    def deallocate(self, handle: int) -> None:
+        """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
+        _check_handle(handle)
+        with self._storage.lock():
+            self._writable()
+            self._alg.deallocate(handle)
+
+    def usable_size(self, handle: int) -> int:
+        """Bytes the block at ``handle`` really holds (Boost's ``size(ptr)``)."""
+        _check_handle(handle)
+        with self._storage.lock():
+            return self._alg.usable_size(handle)
+
+    def allocation_command(
+        self, command: Command, limit_size: int, preferred_size: int, reuse: int | None = None
+    ) -> tuple[int | None, int]:
+        """Boost's ``allocation_command``; returns ``(handle, received_size)``.
+
+        Backwards expansion moves the old contents to the new start, so the caller always finds
+        its data at the returned handle. Failure raises ``BadAlloc`` unless ``NOTHROW`` is set,
+        which returns ``(None, 0)``.
+        """
+        command = Command(command)
+        _check_size(limit_size, "limit_size")
+        _check_size(preferred_size, "preferred_size")
+        expands = command & (Command.EXPAND_FWD | Command.EXPAND_BWD)
+        shrinks = command & (Command.SHRINK_IN_PLACE | Command.TRY_SHRINK_IN_PLACE)
+        if not command & (Command.ALLOCATE_NEW | expands | shrinks):
+            raise ValueError(f"command {command!r} asks for no operation")
+        if shrinks and (command & (Command.ALLOCATE_NEW | expands)):
+            raise ValueError("a shrink cannot be combined with allocation or expansion")
+        if (expands or shrinks) and reuse is None:
+            raise ValueError(f"{command!r} needs the handle to reuse")
+        if shrinks and preferred_size > limit_size:
+            raise ValueError("shrink: preferred_size must not exceed limit_size")
+        if not shrinks and preferred_size < limit_size:
+            preferred_size = limit_size
+        with self._storage.lock():
+            self._writable()
+            old_size = 0
+            if reuse is not None:
+                _check_handle(reuse)
+                old_size = self._alg.usable_size(reuse)
+            if limit_size > len(self._buf) and not shrinks:
+                offset, received = None, 0
+            else:
+                preferred_size = min(preferred_size, len(self._buf))
+                offset, received = self._alg.allocation_command(
+                    command, limit_size, preferred_size, reuse
+                )
+            if offset is not None and reuse is not None and offset < reuse < offset + received:
+                self._buf[offset : offset + old_size] = self._buf[reuse : reuse + old_size]
+        if offset is None and not command & Command.NOTHROW:
+            raise BadAlloc(f"allocation_command {command!r} for {limit_size} bytes failed")
+        return offset, received
+
+    def allocate_many(
+        self, sizes: Sequence[int] | int, count: int | None = None, *, nothrow: bool = False
+    ) -> list[int]:
+        """Several blocks in one call, all or nothing: ``allocate_many([8, 16])`` or
+        ``allocate_many(100, count=16)``. With ``nothrow`` a failure returns ``[]``."""
+        if isinstance(sizes, int) and not isinstance(sizes, bool):
+            if count is None:
+                raise TypeError("allocate_many(size, count): count is required with a single size")
+            wanted = [_check_size(sizes, "size")] * _check_size(count, "count")
+        else:
+            if count is not None:
+                raise TypeError("allocate_many(sizes): count goes only with a single size")
+            wanted = [_check_size(size, "size") for size in sizes]
+        with self._storage.lock():
+            self._writable()
+            fits = sum(wanted) <= len(self._buf)
+            offsets = self._alg.allocate_many(wanted) if fits else None
+        if offsets is None:
+            if nothrow:
+                return []
+            raise BadAlloc(f"cannot allocate {len(wanted)} blocks of {sum(wanted)} bytes in all")
+        return offsets
+
+    def deallocate_many(self, handles: Sequence[int]) -> None:
+        """Free several blocks; a bad handle among them raises and frees none."""
+        checked = [_check_handle(handle) for handle in handles]
+        with self._storage.lock():
+            self._writable()
+            self._alg.deallocate_many(checked)
+
+    # -- handles and views --------------------------------------------------------------
+    def view(self, handle: int, size: int | None = None) -> memoryview:
+        """A byte view of ``size`` bytes at ``handle`` (default: the block's usable size)."""
+        _check_handle(handle)
+        if size is None:
+            size = self.usable_size(handle)
+        _check_size(size, "size")
+        if not 0 <= handle <= handle + size <= len(self._buf):
+            raise InvalidPointer(f"bytes [{handle}, {handle + size}) are not inside the segment")
+        return self._buf[handle : handle + size]
+
+    def _base_address(self) -> int:
+        if self._buf.readonly:
+            raise ReadOnlySegment("a read-only mapping has no writable address to share")
+        return ctypes.addressof(ctypes.c_char.from_buffer(self._buf))
+
+    def get_address_from_handle(self, handle: int) -> int:
+        """The absolute address of ``handle`` in this process (valid until the memory moves)."""
+        _check_handle(handle)
+        if not 0 <= handle < len(self._buf):
+            raise InvalidPointer(f"handle {handle} is outside the segment")
+        return self._base_address() + handle
+
+    def get_handle_from_address(self, obj: Any) -> int:
+        """The handle of a segment object (ctypes object or container proxy) or an address."""
+        handle_attr = getattr(obj, "segment_handle", None)
+        if isinstance(handle_attr, int):
+            if getattr(obj, "segment", self) is not self:
+                raise InvalidPointer(f"{obj!r} belongs to another segment")
+            return handle_attr
+        if isinstance(obj, int) and not isinstance(obj, bool):
+            handle = obj - self._base_address()
+        elif objects.is_ctypes_object(obj):
+            handle = ctypes.addressof(obj) - self._base_address()
+        else:
+            raise TypeError(f"cannot take the handle of a {type(obj).__name__}")
+        if not 0 <= handle < len(self._buf):
+            raise InvalidPointer("the object does not live in this segment")
+        return handle
+
+    def get_object_from_handle(self, cls: type, handle: int) -> Any:
+        """The object of type ``cls`` at ``handle``: a constructed object (type-checked) or
+        raw bytes of an allocation seen as ``cls``."""
+        objects.check_type(cls)
+        _check_handle(handle)
+        with self._storage.lock():
+            entry = self._entry_at(handle, required=False)
+            if entry is not None:
+                self._check_entry_type(entry, cls)
+                return self._attach(cls, entry)
+            if not objects.is_ctypes_type(cls):
+                raise InvalidPointer(f"handle {handle} is not a constructed {cls.__qualname__}")
+            if not 0 <= handle <= handle + objects.sizeof(cls) <= len(self._buf):
+                raise InvalidPointer(f"handle {handle} is outside the segment")
+            return self._ctypes_at(cls, handle)
+
+    # -- named, unique and anonymous objects --------------------------------------------
+    def _key(self, cls: type, name: object) -> tuple[InstanceType, bytes]:
+        if name is UNIQUE:
+            return InstanceType.UNIQUE, objects.type_name(cls).encode()
+        if name is ANONYMOUS:
+            return InstanceType.ANONYMOUS, b""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, UNIQUE or ANONYMOUS, not {type(name).__name__}")
+        if not name:
+            raise ValueError("name must not be empty (use ANONYMOUS for an unnamed object)")
+        try:
+            return InstanceType.NAMED, name.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"name {name!r} cannot be encoded as UTF-8") from None
+
+    def construct(self, cls: type, name: Any, *args: Any, count: int | None = None) -> Any:
+        """Build a ``cls`` (or an array of ``count``) in the segment under ``name``.
+
+        ``args`` initialise every element (``cls(*args)``). ``NameExists`` when the name is
+        taken; ``BadAlloc`` when there is no room (the segment is left unchanged).
+        """
+        objects.check_type(cls)
+        kind, key = self._key(cls, name)
+        if count is not None:
+            _check_size(count, "count")
+            if not objects.is_ctypes_type(cls):
+                raise TypeError(f"arrays of {cls.__qualname__} are not supported; use count=None")
+        with self._storage.lock():
+            self._writable()
+            if kind is not InstanceType.ANONYMOUS and self._index.find(kind, key) is not None:
+                raise NameExists(f"the segment already holds an object named {name!r}")
+            return self._construct(cls, kind, key, args, count)
+
+    def find_or_construct(self, cls: type, name: Any, *args: Any, count: int | None = None) -> Any:
+        """The object named ``name`` if it exists (type-checked), else a new one, atomically."""
+        objects.check_type(cls)
+        kind, key = self._key(cls, name)
+        if kind is InstanceType.ANONYMOUS:
+            raise ValueError("find_or_construct needs a name or UNIQUE, not ANONYMOUS")
+        with self._storage.lock():
+            entry = self._index.find(kind, key)
+            if entry is not None:
+                self._check_entry_type(entry, cls)
+                return self._attach(cls, entry)
+            self._writable()
+            return self._construct(cls, kind, key, args, count)
+
+    def _construct(
+        self, cls: type, kind: InstanceType, key: bytes, args: tuple[Any, ...], count: int | None
+    ) -> Any:
+        elements = 1 if count is None else count
+        elem_size = objects.sizeof(cls)
+        type_id = objects.type_id(cls).encode()
+        size = entry_bytes(elements, elem_size, key, type_id)
+        alg = self._alg
+        if size > len(self._buf):
+            offset = None
+        elif objects.alignment(cls) > alg.ALIGNMENT:
+            offset = alg.allocate_aligned(size, objects.alignment(cls))
+        else:
+            offset = alg.allocate(size)
+        if offset is None:
+            raise BadAlloc(f"no room for a {size}-byte object {key.decode(errors='replace')!r}")
+        NameIndex.write_entry(self._buf, offset, kind, count is not None, elements, elem_size,
+                              key, type_id)
+        handle = offset + ENTRY_SIZE
+        try:
+            if objects.is_ctypes_type(cls):
+                if args:
+                    initial = bytes(cls(*args))
+                    self._buf[handle : handle + elem_size * elements] = initial * elements
+                obj = self._ctypes_at(cls, handle, count)
+            else:
+                obj = cls.segment_construct(self, handle, *args)  # type: ignore[attr-defined]
+        except BaseException:
+            alg.deallocate(offset)
+            raise
+        if kind is not InstanceType.ANONYMOUS:
+            self._index.link(offset, kind, key)
+        return obj
+
+    def _ctypes_at(self, cls: type, handle: int, count: int | None = None) -> Any:
+        target: Any = cls if count is None else cls * count
+        if self._buf.readonly:
+            return target.from_buffer_copy(self._buf, handle)
+        return target.from_buffer(self._buf, handle)
+
+    def _attach(self, cls: type, entry: Entry) -> Any:
+        if objects.is_ctypes_type(cls):
+            return self._ctypes_at(cls, entry.handle, entry.count if entry.is_array else None)
+        return cls.segment_attach(self, entry.handle)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _check_entry_type(entry: Entry, cls: type) -> None:
+        wanted = objects.type_id(cls)
+        if entry.type_id != wanted:
+            raise TypeError(
+                f"object {entry.display_name or entry.handle!r} is a {entry.type_id}, not {wanted}"
+            )
+
+    def find(self, cls: type, name: Any) -> tuple[Any, int]:
+        """``(object, count)`` for the object named ``name``, or ``(None, 0)``.
+
+        ``TypeError`` when the object exists with another type.
+        """
+        objects.check_type(cls)
+        kind, key = self._key(cls, name)
+        if kind is InstanceType.ANONYMOUS:
+            raise ValueError("anonymous objects cannot be found by name")
+        with self._storage.lock():
+            entry = self._index.find(kind, key)
+            if entry is None:
+                return None, 0
+            self._check_entry_type(entry, cls)
+            return self._attach(cls, entry), entry.count
+
+    def destroy(self, cls: type, name: Any) -> bool:
+        """Destroy the object named ``name``; False when there is none."""
+        objects.check_type(cls)
+        kind, key = self._key(cls, name)
+        if kind is InstanceType.ANONYMOUS:
+            raise ValueError("anonymous objects are destroyed with destroy_ptr")
+        with self._storage.lock():
+            self._writable()
+            entry = self._index.find(kind, key)
+            if entry is None:
+                return False
+            self._check_entry_type(entry, cls)
+            self._destroy(cls, entry)
+            return True
+
+    def destroy_ptr(self, obj: Any) -> None:
+        """Destroy the object ``obj`` (named, unique or anonymous) returned by this segment."""
+        with self._storage.lock():
+            self._writable()
+            entry = self._entry_of(obj)
+            cls = type(obj)
+            if entry.is_array:
+                cls = cls._type_
+            self._check_entry_type(entry, cls)
+            self._destroy(cls, entry)
+
+    def _destroy(self, cls: type, entry: Entry) -> None:
+        if not objects.is_ctypes_type(cls):
+            cls.segment_destroy(self, entry.handle)  # type: ignore[attr-defined]
+        if entry.kind is not InstanceType.ANONYMOUS:
+            self._index.unlink(entry)
+        self._alg.deallocate(entry.offset)
+
+    def _entry_at(self, handle: int, *, required: bool = True) -> Entry | None:
+        """The header of the constructed object whose data starts at ``handle``."""
+        offset = handle - ENTRY_SIZE
+        try:
+            entry = self._index.read_entry(offset)
+            self._alg.usable_size(offset)
+        except InvalidPointer:
+            if required:
+                raise InvalidPointer(f"handle {handle} is not a constructed object") from None
+            return None
+        return entry
+
+    def _entry_of(self, obj: Any) -> Entry:
+        entry = self._entry_at(self.get_handle_from_address(obj))
+        assert entry is not None
+        return entry
+
+    def get_instance_name(self, obj: Any) -> str | None:
+        """The name ``obj`` was constructed under; the type's name if unique; None if anonymous."""
+        with self._storage.lock():
+            return self._entry_of(obj).display_name
+
+    def get_instance_type(self, obj: Any) -> InstanceType:
+        """``InstanceType.NAMED``, ``UNIQUE`` or ``ANONYMOUS``."""
+        with self._storage.lock():
+            return self._entry_of(obj).kind
+
+    def get_instance_length(self, obj: Any) -> int:
+        """The number of elements ``obj`` was constructed with (1 for a single object)."""
+        with self._storage.lock():
+            return self._entry_of(obj).count
+
+    def _listing(self, kind: InstanceType) -> list[NamedObject]:
+        with self._storage.lock():
+            return [
+                NamedObject(entry.name.decode(), entry.handle, entry.count, entry.type_id)
+                for entry in self._index.entries()
+                if entry.kind is kind
+            ]
+
+    def named_objects(self) -> list[NamedObject]:
+        """Every named object (Boost's ``named_begin()..named_end()``)."""
+        return self._listing(InstanceType.NAMED)
+
+    def unique_objects(self) -> list[NamedObject]:
+        """Every unique instance (Boost's ``unique_begin()..unique_end()``)."""
+        return self._listing(InstanceType.UNIQUE)
+
+    def num_named_objects(self) -> int:
+        """How many named objects the segment holds."""
+        with self._storage.lock():
+            return self._index.counts()[0]
+
+    def num_unique_objects(self) -> int:
+        """How many unique instances the segment holds."""
+        with self._storage.lock():
+            return self._index.counts()[1]
+
+    def reserve_named_objects(self, count: int) -> None:
+        """Size the name index for ``count`` objects now, so later constructs do not rehash."""
+        _check_size(count, "count")
+        buckets = 1 << max(count - 1, 0).bit_length()
+        with self._storage.lock():
+            self._writable()
+            if not self._index.rehash(buckets):
+                raise BadAlloc(f"no room to index {count} named objects")
+
+    reserve_unique_objects = reserve_named_objects
+
+    # -- whole-segment operations -------------------------------------------------------
+    def grow(self, extra: int) -> None:
+        """Add ``extra`` bytes to a segment that can grow while open (heap); the memory may
+        move: fetch objects again from their handles afterwards."""
+        _check_size(extra, "extra")
+        with self._storage.lock():
+            self._writable()
+            try:
+                self._storage.grow_in_place(extra)
+            except NotImplementedError as exc:
+                raise TypeError(f"{type(self).__name__} cannot grow while open: {exc}") from None
+            buf = self._storage.buffer
+            alg = type(self._alg).attach(buf, HEADER_SIZE)
+            alg.grow(extra)
+            self._bind(buf, alg, self._index.root)
+            self._rewrite_header()
+            self.generation += 1
+
+    def shrink_to_fit(self) -> int:
+        """Give the free tail back (heap); returns the new size. The memory may move."""
+        with self._storage.lock():
+            self._writable()
+            region = self._alg.shrink_to_fit()
+            try:
+                self._storage.truncate(HEADER_SIZE + region)
+            except NotImplementedError as exc:
+                self._alg.grow(len(self._buf) - HEADER_SIZE - region)
+                raise TypeError(f"{type(self).__name__} cannot shrink while open: {exc}") from None
+            buf = self._storage.buffer
+            self._bind(buf, type(self._alg).attach(buf, HEADER_SIZE), self._index.root)
+            self._rewrite_header()
+            self.generation += 1
+            return len(buf)
+
+    def verify(self) -> None:
+        """Check the header, the algorithm's structures and the name index; ``SegmentCorrupt``
+        (or ``InvalidSegment``) names the first fault."""
+        with self._storage.lock():
+            try:
+                self._header()
+                self._alg.verify()
+                for entry in self._index.entries():
+                    self._alg.usable_size(entry.offset)
+            except InvalidPointer as exc:
+                raise SegmentCorrupt(f"named object outside any live block: {exc}") from exc
+            except _DAMAGE as exc:
+                raise SegmentCorrupt(str(exc)) from exc
+
+    def check_sanity(self) -> bool:
+        """Boost's ``check_sanity``: True when ``verify`` finds nothing wrong."""
+        try:
+            self.verify()
+        except InvalidSegment:
+            return False
+        return True
+
+    def all_memory_deallocated(self) -> bool:
+        """True when only the segment's own bookkeeping (the name index) is allocated."""
+        with self._storage.lock():
+            count, buckets, _, _ = self._index._root()
+            own = {self._index.root, buckets}
+            return all(offset in own for offset, _ in self._alg.allocated_blocks())
+
+    def zero_free_memory(self) -> None:
+        """Overwrite every free byte with zeros (before handing the segment to others)."""
+        with self._storage.lock():
+            self._writable()
+            self._alg.zero_free_memory()
+
+    def free_blocks(self) -> Iterator[tuple[int, int]]:
+        """``(handle, size)`` of every free block."""
+        with self._storage.lock():
+            return iter(list(self._alg.free_blocks()))
+
+    def flush(self) -> None:
+        """Write changes through to the backing object (files); a no-op in memory."""
+        self._storage.flush()
+
+    def close(self) -> None:
+        """Unmap the segment; idempotent. Objects taken from it must not be used afterwards."""
+        self._storage.close()
+
+    def __enter__(self) -> Segment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self._storage!r} algorithm={self._alg.name!r} "
+            f"size={len(self._buf)}>"
+        )
+
+
+class NamedSegment(Segment):
+    """A segment whose backing object has a name (shared memory, a file): it is grown or shrunk
+    only while no process maps it, through the class-level ``grow`` and ``shrink_to_fit``."""
+
+    @classmethod
+    def remove(cls, name: str) -> bool:
+        """Remove the backing object; False when there was none (Boost's ``remove``)."""
+        return cls.storage_class.remove(name)
+
+    @classmethod
+    def grow(cls, name: str, extra: int) -> None:  # type: ignore[override]
+        """Add ``extra`` bytes to the unmapped segment ``name`` (class-level, as in Boost)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{cls.__name__}.grow(name, extra) is class-level: close the segment "
+                            "and pass its name")
+        _check_size(extra, "extra")
+        with cls(Mode.OPEN_ONLY, name) as segment:
+            old = segment.get_size()
+        cls.storage_class.resize(name, old + extra)
+        grown = cls.__new__(cls)
+        grown._attach_storage(cls.storage_class.open(Mode.OPEN_ONLY, name), None, grown_by=extra)
+        grown.flush()
+        grown.close()
+
+    @classmethod
+    def shrink_to_fit(cls, name: str) -> int:  # type: ignore[override]
+        """Give the free tail of the unmapped segment ``name`` back; returns its new size."""
+        if not isinstance(name, str):
+            raise TypeError(f"{cls.__name__}.shrink_to_fit(name) is class-level: close the "
+                            "segment and pass its name")
+        with cls(Mode.OPEN_ONLY, name) as segment:
+            with segment.storage.lock():
+                region = segment._alg.shrink_to_fit()
+                header = SegmentHeader(HEADER_SIZE + region, segment._alg.name,
+                                       segment._alg.layout_version, segment._index.root)
+                header.write(segment._buf)
+            segment.flush()
+        cls.storage_class.resize(name, HEADER_SIZE + region)
+        return HEADER_SIZE + region
