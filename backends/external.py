@@ -59,7 +59,7 @@ class ExternalStorage(Storage):
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, mode: Mode, buffer: Any, size: int | None = None) -> ExternalStorage:  # type: ignore[override]
+    def open(cls, mode: Mode, buffer: Any, size: int | None = None) -> ExternalStorage:
         """``(mode, buffer, size=None)``: the first ``size`` bytes of ``buffer`` (all of it by
         default)."""
         return cls(mode, buffer, size)

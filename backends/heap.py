@@ -36,7 +36,7 @@ class HeapStorage(Storage):
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, size: int) -> HeapStorage:  # type: ignore[override]
+    def open(cls, size: int) -> HeapStorage:
         """``(size)``: a new, empty segment of ``size`` bytes."""
         return cls(size)
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["SegmentType", "type_id", "type_name"]
 
 _CTYPES_BASES: tuple[type, ...] = (
-    ctypes._SimpleCData,  # type: ignore[attr-defined]
+    ctypes._SimpleCData,
     ctypes.Structure,
     ctypes.Union,
     ctypes.Array,

@@ -98,8 +98,9 @@ class PluginHost:
         self._backends: dict[str, type[Storage]] | None = None
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Add a plugin at run time (tests, embedding applications)."""
-        self.manager.register(plugin, name)
+        """Add a plugin at run time (tests, embedding applications); named by ``name`` or its
+        ``__name__``."""
+        self.manager.register(plugin, name or getattr(plugin, "__name__", None))
         self.manager.check_pending()
         self._algorithms = self._backends = None
 

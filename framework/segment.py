@@ -312,6 +312,7 @@ class Segment:
         else:
             if count is not None:
                 raise TypeError("allocate_many(sizes): count goes only with a single size")
+            assert not isinstance(sizes, int)
             wanted = [_check_size(size, "size") for size in sizes]
         with self._storage.lock():
             self._writable()
@@ -468,7 +469,7 @@ class Segment:
         return obj
 
     def _ctypes_at(self, cls: type, handle: int, count: int | None = None) -> Any:
-        target: Any = cls if count is None else cls * count
+        target: Any = cls if count is None else cls * count  # type: ignore[operator]
         if self._buf.readonly:
             return target.from_buffer_copy(self._buf, handle)
         return target.from_buffer(self._buf, handle)

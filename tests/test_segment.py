@@ -1,0 +1,357 @@
+"""The segment manager on every algorithm: header validation, bad input, named objects."""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+import pytest
+
+from framework import (
+    ANONYMOUS,
+    UNIQUE,
+    BadAlloc,
+    Command,
+    InstanceType,
+    InvalidPointer,
+    InvalidSegment,
+    ManagedExternalBuffer,
+    ManagedHeapMemory,
+    Mode,
+    NameExists,
+    ReadOnlySegment,
+    SegmentCorrupt,
+    plugins,
+)
+from framework.header import HEADER_SIZE, SegmentHeader
+
+ALGORITHMS = sorted(plugins().algorithms)
+
+
+class Point(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int64), ("y", ctypes.c_double)]
+
+
+@pytest.fixture(params=ALGORITHMS)
+def algorithm(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def seg(algorithm: str) -> ManagedHeapMemory:
+    segment = ManagedHeapMemory(65536, algorithm=algorithm)
+    yield segment
+    segment.close()
+
+
+def unchanged(seg: ManagedHeapMemory, call: object, error: type[BaseException]) -> None:
+    """``call()`` raises ``error`` and leaves every byte of the segment as it was."""
+    before = bytes(seg.buffer)
+    with pytest.raises(error):
+        call()  # type: ignore[operator]
+    assert bytes(seg.buffer) == before
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_double_free_raises_and_changes_nothing(seg: ManagedHeapMemory) -> None:
+    handle = seg.allocate(100)
+    seg.allocate(100)
+    seg.deallocate(handle)
+    unchanged(seg, lambda: seg.deallocate(handle), InvalidPointer)
+
+
+def test_interior_and_outside_offsets_raise(seg: ManagedHeapMemory) -> None:
+    handle = seg.allocate(200)
+    for offset in (handle + 16, handle + 8, handle + 1, 0, 3, seg.get_size(), 2**40):
+        unchanged(seg, lambda offset=offset: seg.deallocate(offset), InvalidPointer)
+    unchanged(seg, lambda: seg.deallocate(-16), InvalidPointer)
+    unchanged(seg, lambda: seg.deallocate("16"), TypeError)  # type: ignore[arg-type]
+    unchanged(seg, lambda: seg.usable_size(handle + 16), InvalidPointer)
+
+
+def test_alignment_must_be_a_power_of_two(seg: ManagedHeapMemory) -> None:
+    for alignment in (0, 3, 24, 100, -8):
+        unchanged(seg, lambda a=alignment: seg.allocate_aligned(64, a), ValueError)
+    unchanged(seg, lambda: seg.allocate_aligned(64, 16.0), TypeError)  # type: ignore[arg-type]
+
+
+def test_negative_and_absurd_sizes(seg: ManagedHeapMemory) -> None:
+    unchanged(seg, lambda: seg.allocate(-1), ValueError)
+    unchanged(seg, lambda: seg.allocate(True), TypeError)
+    unchanged(seg, lambda: seg.allocate(1.5), TypeError)  # type: ignore[arg-type]
+    unchanged(seg, lambda: seg.allocate(2**62), BadAlloc)
+    unchanged(seg, lambda: seg.allocate(seg.get_size()), BadAlloc)
+    assert seg.allocate(2**62, nothrow=True) is None
+    unchanged(seg, lambda: seg.allocate_many([10, 2**62]), BadAlloc)
+    assert seg.allocate_many([10, 2**62], nothrow=True) == []
+
+
+def test_bad_allocation_commands(seg: ManagedHeapMemory) -> None:
+    handle = seg.allocate(100)
+    unchanged(seg, lambda: seg.allocation_command(Command.EXPAND_FWD, 200, 200), ValueError)
+    unchanged(seg, lambda: seg.allocation_command(Command.NOTHROW, 200, 200), ValueError)
+    unchanged(seg, lambda: seg.allocation_command(
+        Command.SHRINK_IN_PLACE, 50, 80, handle), ValueError)
+    unchanged(seg, lambda: seg.allocation_command(
+        Command.EXPAND_FWD, 200, 200, handle + 16), InvalidPointer)
+    assert seg.allocation_command(Command.EXPAND_FWD | Command.NOTHROW, 2**50, 2**50, handle) \
+        == (None, 0)
+
+
+def test_deallocate_many_is_all_or_nothing(seg: ManagedHeapMemory) -> None:
+    first, second = seg.allocate(64), seg.allocate(64)
+    unchanged(seg, lambda: seg.deallocate_many([first, second + 16]), InvalidPointer)
+    unchanged(seg, lambda: seg.deallocate_many([first, first]), InvalidPointer)
+    seg.deallocate_many([first, second])
+    assert seg.all_memory_deallocated()
+
+
+def test_segment_too_small(algorithm: str) -> None:
+    with pytest.raises(ValueError, match="too small"):
+        ManagedHeapMemory(HEADER_SIZE + 8, algorithm=algorithm)
+    with pytest.raises(ValueError):
+        ManagedHeapMemory(0, algorithm=algorithm)
+
+
+def test_unknown_algorithm_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match="registered: .*"):
+        ManagedHeapMemory(65536, algorithm="no_such_algorithm")
+
+
+# -- opening bytes -----------------------------------------------------------------------------
+def test_open_only_on_bytes_that_are_not_a_segment() -> None:
+    for junk in (bytearray(4096), bytearray(b"x" * 4096), bytearray(b"SEGALLOC" + bytes(100))):
+        before = bytes(junk)
+        with pytest.raises(InvalidSegment):
+            ManagedExternalBuffer(Mode.OPEN_ONLY, junk)
+        assert bytes(junk) == before
+
+
+def _reheader(buf: bytearray, **changes: object) -> None:
+    header = SegmentHeader.read(memoryview(buf), len(buf))
+    fields = {**header.__dict__, **changes}
+    SegmentHeader(**fields).write(memoryview(buf))  # type: ignore[arg-type]
+
+
+def test_open_only_on_a_segment_of_an_algorithm_not_installed(seg: ManagedHeapMemory) -> None:
+    copy = bytearray(seg.buffer)
+    _reheader(copy, algorithm="quantum_fit")
+    with pytest.raises(InvalidSegment, match="quantum_fit.*not installed"):
+        ManagedExternalBuffer(Mode.OPEN_ONLY, copy)
+
+
+def test_header_damage_is_named(seg: ManagedHeapMemory) -> None:
+    good = bytearray(seg.buffer)
+    checks = {
+        "checksum": lambda b: b.__setitem__(20, b[20] ^ 0xFF),
+        "version": lambda b: struct.pack_into("<I", b, 8, 99),
+        "magic": lambda b: b.__setitem__(0, 0),
+    }
+    for word, damage in checks.items():
+        copy = bytearray(good)
+        damage(copy)
+        with pytest.raises(InvalidSegment, match=word):
+            ManagedExternalBuffer(Mode.OPEN_ONLY, copy)
+    with pytest.raises(InvalidSegment, match="backing object"):
+        ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(good) + bytearray(64))
+    layout = bytearray(good)
+    _reheader(layout, layout_version=77)
+    with pytest.raises(InvalidSegment, match="layout version 77"):
+        ManagedExternalBuffer(Mode.OPEN_ONLY, layout)
+
+
+def test_a_byte_copy_is_the_same_segment(seg: ManagedHeapMemory, algorithm: str) -> None:
+    handle = seg.allocate(500)
+    seg.view(handle, 500)[:] = bytes(range(250)) * 2
+    seg.construct(Point, "origin", 3, 4.5)
+    copy = ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(seg.buffer))
+    assert copy.algorithm.name == algorithm
+    assert bytes(copy.view(handle, 500)) == bytes(range(250)) * 2
+    point, count = copy.find(Point, "origin")
+    assert (point.x, point.y, count) == (3, 4.5, 1)
+    assert copy.get_free_memory() == seg.get_free_memory()
+    copy.deallocate(handle)
+    assert copy.check_sanity()
+
+
+def test_read_only_refuses_writes(seg: ManagedHeapMemory) -> None:
+    seg.construct(ctypes.c_int, "n", 5)
+    frozen = bytes(seg.buffer)
+    ro = ManagedExternalBuffer(Mode.OPEN_READ_ONLY, frozen)
+    assert ro.find(ctypes.c_int, "n")[0].value == 5
+    for write in (lambda: ro.allocate(10), lambda: ro.construct(ctypes.c_int, "m"),
+                  lambda: ro.destroy(ctypes.c_int, "n"), lambda: ro.zero_free_memory()):
+        with pytest.raises(ReadOnlySegment):
+            write()
+    assert bytes(ro.buffer) == frozen
+
+
+def test_copy_on_write_leaves_the_callers_buffer_alone(seg: ManagedHeapMemory) -> None:
+    seg.construct(ctypes.c_int, "n", 5)
+    original = bytearray(seg.buffer)
+    snapshot = bytes(original)
+    cow = ManagedExternalBuffer(Mode.OPEN_COPY_ON_WRITE, original)
+    cow.destroy(ctypes.c_int, "n")
+    cow.construct(ctypes.c_int, "m", 6)
+    assert cow.find(ctypes.c_int, "n") == (None, 0)
+    assert bytes(original) == snapshot
+
+
+# -- named, unique and anonymous objects ----------------------------------------------------
+def test_instance_name_type_length(seg: ManagedHeapMemory) -> None:
+    """Scenario 2 of the seed, on every algorithm."""
+    before = seg.get_free_memory()
+    named = seg.construct(Point, "Object name", count=1)
+    unique = seg.construct(Point, UNIQUE, count=2)
+    anonymous = seg.construct(Point, ANONYMOUS, count=3)
+    assert seg.get_instance_name(named) == "Object name"
+    assert seg.get_instance_name(unique) == f"{Point.__module__}.{Point.__qualname__}"
+    assert seg.get_instance_name(anonymous) is None
+    assert [seg.get_instance_type(o) for o in (named, unique, anonymous)] == [
+        InstanceType.NAMED, InstanceType.UNIQUE, InstanceType.ANONYMOUS]
+    assert [seg.get_instance_length(o) for o in (named, unique, anonymous)] == [1, 2, 3]
+    assert (seg.num_named_objects(), seg.num_unique_objects()) == (1, 1)
+    for obj in (named, unique, anonymous):
+        seg.destroy_ptr(obj)
+    assert seg.get_free_memory() == before
+    assert seg.all_memory_deallocated()
+
+
+def test_objects_live_in_the_segment(seg: ManagedHeapMemory) -> None:
+    point = seg.construct(Point, "p", 1, 2.0)
+    point.x = 42
+    again, _ = seg.find(Point, "p")
+    assert again.x == 42
+    handle = seg.get_handle_from_address(point)
+    assert bytes(seg.view(handle, 8)) == (42).to_bytes(8, "little")
+    assert seg.get_object_from_handle(Point, handle).y == 2.0
+    assert seg.get_address_from_handle(handle) == ctypes.addressof(point)
+
+
+def test_unicode_names_and_arrays(seg: ManagedHeapMemory) -> None:
+    names = ["我的列表", "Ωμέγα", "emoji 🦀", "a" * 300, "tab\tand\nnewline"]
+    for i, name in enumerate(names):
+        arr = seg.construct(ctypes.c_int32, name, i, count=i + 1)
+        assert list(arr) == [i] * (i + 1)
+    assert sorted(o.name for o in seg.named_objects()) == sorted(names)
+    for i, name in enumerate(names):
+        arr, count = seg.find(ctypes.c_int32, name)
+        assert count == i + 1 and list(arr) == [i] * (i + 1)
+    copy = ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(seg.buffer))
+    assert copy.find(ctypes.c_int32, "我的列表")[1] == 1
+    for name in names:
+        assert seg.destroy(ctypes.c_int32, name)
+    assert not seg.destroy(ctypes.c_int32, names[0])
+    assert seg.all_memory_deallocated()
+
+
+def test_find_checks_the_type(seg: ManagedHeapMemory) -> None:
+    seg.construct(ctypes.c_int, "n", 7)
+    with pytest.raises(TypeError, match="c_int"):
+        seg.find(ctypes.c_double, "n")
+    with pytest.raises(TypeError):
+        seg.destroy(Point, "n")
+    with pytest.raises(TypeError):
+        seg.construct(int, "x")
+    assert seg.find(ctypes.c_int, "n")[0].value == 7
+
+
+def test_name_collisions_and_find_or_construct(seg: ManagedHeapMemory) -> None:
+    seg.construct(ctypes.c_int, "n", 1)
+    before = bytes(seg.buffer)
+    with pytest.raises(NameExists):
+        seg.construct(ctypes.c_int, "n", 2)
+    assert bytes(seg.buffer) == before
+    assert seg.find_or_construct(ctypes.c_int, "n", 9).value == 1
+    assert seg.find_or_construct(ctypes.c_int, "m", 9).value == 9
+    seg.construct(ctypes.c_int, UNIQUE, 3)
+    with pytest.raises(NameExists):
+        seg.construct(ctypes.c_int, UNIQUE)
+    assert seg.find(ctypes.c_int, UNIQUE)[0].value == 3
+    for bad in ("", 5, None, b"bytes"):
+        with pytest.raises((TypeError, ValueError)):
+            seg.construct(ctypes.c_int, bad)
+
+
+def test_constructor_failure_leaves_nothing_behind(seg: ManagedHeapMemory) -> None:
+    free = seg.get_free_memory()
+    with pytest.raises(TypeError):
+        seg.construct(Point, "p", "not a number")
+    assert seg.find(Point, "p") == (None, 0) and seg.get_free_memory() == free
+    with pytest.raises(BadAlloc):
+        seg.construct(ctypes.c_char, "huge", count=10**6)
+    assert seg.get_free_memory() == free and seg.check_sanity()
+
+
+def test_many_objects_and_reserve(seg: ManagedHeapMemory) -> None:
+    seg.reserve_named_objects(100)
+    for i in range(300):
+        seg.construct(ctypes.c_int, f"obj{i}", i)
+    assert seg.num_named_objects() == 300
+    assert all(seg.find(ctypes.c_int, f"obj{i}")[0].value == i for i in range(300))
+    for i in range(0, 300, 2):
+        seg.destroy(ctypes.c_int, f"obj{i}")
+    assert {o.name for o in seg.named_objects()} == {f"obj{i}" for i in range(1, 300, 2)}
+    assert seg.check_sanity()
+
+
+def test_destroy_ptr_rejects_foreign_objects(seg: ManagedHeapMemory, algorithm: str) -> None:
+    other = ManagedHeapMemory(65536, algorithm=algorithm)
+    foreign = other.construct(ctypes.c_int, "x")
+    with pytest.raises(InvalidPointer):
+        seg.destroy_ptr(foreign)
+    raw = seg.get_object_from_handle(ctypes.c_int, seg.allocate(16))
+    with pytest.raises(InvalidPointer):
+        seg.destroy_ptr(raw)
+    with pytest.raises(InvalidPointer):
+        seg.destroy_ptr(ctypes.c_int(3))
+    other.close()
+
+
+def test_named_index_cycle_is_reported_not_hung(seg: ManagedHeapMemory) -> None:
+    for i in range(4):
+        seg.construct(ctypes.c_int, f"o{i}")
+    entry = seg.named_objects()[0].handle - 48
+    struct.pack_into("<Q", seg.buffer, entry, entry)  # the entry's chain points at itself
+    with pytest.raises(SegmentCorrupt):
+        seg.verify()
+    assert not seg.check_sanity()
+
+
+# -- growing ------------------------------------------------------------------------------
+def test_heap_grow_keeps_handles_and_objects(seg: ManagedHeapMemory) -> None:
+    seg.construct(ctypes.c_int, "n", 11)
+    handle = seg.allocate(1000)
+    seg.view(handle, 4)[:] = b"abcd"
+    generation = seg.generation
+    seg.grow(10000)
+    assert seg.generation == generation + 1
+    assert seg.get_size() == 65536 + 10000
+    assert seg.find(ctypes.c_int, "n")[0].value == 11
+    assert bytes(seg.view(handle, 4)) == b"abcd"
+    assert seg.allocate(60000) is not None
+    assert seg.check_sanity()
+
+
+def test_heap_shrink_to_fit_keeps_objects(seg: ManagedHeapMemory) -> None:
+    seg.construct(ctypes.c_int, "n", 11)
+    new_size = seg.shrink_to_fit()
+    assert new_size == seg.get_size() < 4096
+    assert seg.find(ctypes.c_int, "n")[0].value == 11
+    assert seg.check_sanity()
+    copy = ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(seg.buffer))
+    assert copy.find(ctypes.c_int, "n")[0].value == 11
+
+
+def test_external_buffers_of_any_kind(algorithm: str) -> None:
+    for buffer in (bytearray(8192), (ctypes.c_char * 8192)(), (ctypes.c_int64 * 1024)()):
+        seg = ManagedExternalBuffer(Mode.CREATE_ONLY, buffer, algorithm=algorithm)
+        seg.construct(ctypes.c_int, "n", 1)
+        again = ManagedExternalBuffer(Mode.OPEN_ONLY, buffer)
+        assert again.find(ctypes.c_int, "n")[0].value == 1
+    with pytest.raises(ValueError, match="read-only"):
+        ManagedExternalBuffer(Mode.CREATE_ONLY, bytes(4096), algorithm=algorithm)
+    with pytest.raises(TypeError):
+        ManagedExternalBuffer(Mode.CREATE_ONLY, [0] * 100, algorithm=algorithm)
+    with pytest.raises(TypeError, match="cannot grow"):
+        ManagedExternalBuffer(Mode.CREATE_ONLY, bytearray(8192), algorithm=algorithm).grow(10)

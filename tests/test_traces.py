@@ -1,0 +1,89 @@
+"""The trace format and the replay rules, on hand-made traces with known answers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.replay import replay_trace
+from bench.traces import ALLOC, FREE, REALLOC, TraceError, parse_lines, read_trace, write_trace
+from framework import plugins
+
+ALGORITHMS = sorted(plugins().algorithms)
+
+
+def test_parse_renumbers_ids_and_finds_the_peak() -> None:
+    trace = parse_lines(["# comment", "a x 100", "a 7 50 64", "", "r x 300", "f 7", "a y 10"])
+    assert trace.ops == [(ALLOC, 0, 100, 0), (ALLOC, 1, 50, 64), (REALLOC, 0, 300, 0),
+                         (FREE, 1, 0, 0), (ALLOC, 2, 10, 0)]
+    assert (trace.ids, trace.peak_live, trace.peak_index) == (3, 350, 2)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("q 1 2", "unknown operation 'q'"), ("a 1", "takes 2-3 fields"), ("f", "takes 1 fields"),
+     ("a 1 ten", "integers"), ("a 1 -5", "negative"), ("a 1 8 24", "power of two"),
+     ("r 1 2 3", "takes 2 fields")],
+)
+def test_malformed_lines_name_their_line_number(line: str, message: str) -> None:
+    with pytest.raises(TraceError, match=f"t.trace:3: .*{message}"):
+        parse_lines(["a 0 1", "f 0", line], "t.trace")
+
+
+def test_gzip_is_detected_by_content(tmp_path: Path) -> None:
+    ops = [(ALLOC, 0, 10, 0), (ALLOC, 1, 20, 32), (REALLOC, 0, 40, 0), (FREE, 1, 0, 0)]
+    plain, packed = tmp_path / "plain.gz", tmp_path / "packed.txt"
+    plain.write_text("a 0 10\na 1 20 32\nr 0 40\nf 1\n")
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_trace(plain).ops == read_trace(packed).ops == ops
+    write_trace(ops, tmp_path / "again.gz")
+    assert read_trace(tmp_path / "again.gz").ops == ops
+    with pytest.raises(FileNotFoundError):
+        read_trace(tmp_path / "missing.trace")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(TraceError, match="not a text trace"):
+        read_trace(tmp_path / "binary")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_replay_rules_and_metrics(algorithm: str) -> None:
+    lines = ["a 1 1000", "a 2 1000", "f 1", "r 2 3000", "r 2 100", "a 3 999999999",
+             "f 3", "r 3 10", "a 4 16 256"]
+    result = replay_trace(parse_lines(lines), algorithm, segment_size=1 << 16)
+    assert result.ops == 9
+    assert result.failures == 1  # the huge allocation; its later f and r are skipped
+    assert result.peak_live == 3000
+    assert result.high_water >= 3000 + 128
+    assert result.footprint_ratio == result.high_water / 3000
+    assert 0.0 <= result.frag_at_peak < 1.0
+    assert result.first_failure_utilisation == pytest.approx(100 / (1 << 16))
+
+
+def test_replay_cli_json_has_exactly_the_documented_keys(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    trace = tmp_path / "t.trace"
+    trace.write_text("a 0 100\na 1 200\nf 0\n")
+    assert main(["replay", str(trace), "--algorithm", "sequential_fit", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) == {"ops", "seconds", "ns_per_op", "peak_live", "high_water",
+                             "footprint_ratio", "failures", "frag_at_peak", "algorithm",
+                             "backend", "segment_size", "trace"}
+    assert (document["peak_live"], document["failures"], document["backend"]) == (300, 0, "heap")
+
+
+def test_replay_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["replay", str(tmp_path / "nope.trace"), "--algorithm", "sequential_fit"]) == 1
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.trace"
+    bad.write_text("a 0 1\nz\n")
+    assert main(["replay", str(bad), "--algorithm", "sequential_fit"]) == 1
+    assert "bad.trace:2" in capsys.readouterr().err
+    assert main(["replay", str(bad), "--algorithm", "martian_fit"]) == 1
+    assert "registered: " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["replay", str(bad), "--segment-size", "lots"])
+    assert exit_info.value.code == 2
