@@ -10,30 +10,32 @@ Layout (little-endian, 128 bytes; the algorithm's region starts right after it):
     56  layout_version  u32  the algorithm's on-disk layout version
     60  (reserved)      u32
     64  index_offset    u64  offset of the named-object index (0: none yet)
-    72  checksum        u32  CRC-32 of bytes [0, 72)
-    76  (reserved)      u32
-    80  dirty           u64  transaction word, outside the checksum (written often)
-    88  (reserved)      40 bytes, zero
+    72  journal_offset  u64  offset of the undo journal (0: none; see framework.journal)
+    80  checksum        u32  CRC-32 of bytes [0, 80)
+    84  (reserved)      u32
+    88  dirty           u64  transaction word, outside the checksum (see framework.journal)
+    96  (reserved)      32 bytes, zero
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+import dataclasses
 from dataclasses import dataclass
 
 from framework.errors import InvalidSegment
 
-__all__ = ["HEADER_SIZE", "MAGIC", "SegmentHeader"]
+__all__ = ["DIRTY_AT", "HEADER_SIZE", "MAGIC", "SegmentHeader"]
 
 MAGIC = b"SEGALLOC"
 FORMAT_VERSION = 1
 HEADER_SIZE = 128
 NAME_FIELD = 32
 
-_FIXED = struct.Struct("<8sII Q 32s II Q")  # bytes [0, 72): everything the checksum covers
-_CHECKSUM_AT = 72
-_DIRTY_AT = 80
+_FIXED = struct.Struct("<8sII Q 32s II QQ")  # bytes [0, 80): everything the checksum covers
+_CHECKSUM_AT = 80
+DIRTY_AT = 88
 assert _FIXED.size == _CHECKSUM_AT
 
 
@@ -45,6 +47,7 @@ class SegmentHeader:
     algorithm: str
     layout_version: int
     index_offset: int
+    journal_offset: int = 0
 
     def write(self, buf: memoryview) -> None:
         """Encode into ``buf[0:HEADER_SIZE]`` with a fresh checksum (the dirty word is kept)."""
@@ -53,7 +56,7 @@ class SegmentHeader:
             raise ValueError(f"algorithm name {self.algorithm!r} is longer than {NAME_FIELD - 1} bytes")
         fixed = _FIXED.pack(
             MAGIC, FORMAT_VERSION, HEADER_SIZE, self.total_size, name,
-            self.layout_version, 0, self.index_offset,
+            self.layout_version, 0, self.index_offset, self.journal_offset,
         )
         buf[0:_CHECKSUM_AT] = fixed
         struct.pack_into("<II", buf, _CHECKSUM_AT, zlib.crc32(fixed), 0)
@@ -64,7 +67,7 @@ class SegmentHeader:
         if len(buf) < HEADER_SIZE:
             raise InvalidSegment(f"{len(buf)} bytes is smaller than a segment header ({HEADER_SIZE})")
         fixed = bytes(buf[0:_CHECKSUM_AT])
-        magic, version, header_size, total, name, layout, _, index = _FIXED.unpack(fixed)
+        magic, version, header_size, total, name, layout, _, index, journal = _FIXED.unpack(fixed)
         if magic != MAGIC:
             raise InvalidSegment(f"bad magic {magic!r}: these bytes are not a segalloc segment")
         if version != FORMAT_VERSION:
@@ -84,14 +87,10 @@ class SegmentHeader:
             raise InvalidSegment("the algorithm name in the header is not UTF-8") from None
         if index and not HEADER_SIZE <= index < total:
             raise InvalidSegment(f"named-object index offset {index} lies outside the segment")
-        return cls(total, algorithm, layout, index)
+        if journal and not HEADER_SIZE <= journal < total:
+            raise InvalidSegment(f"journal offset {journal} lies outside the segment")
+        return cls(total, algorithm, layout, index, journal)
 
-    @staticmethod
-    def read_dirty(buf: memoryview) -> int:
-        """The transaction word (0 when no operation is in flight)."""
-        return int(struct.unpack_from("<Q", buf, _DIRTY_AT)[0])
-
-    @staticmethod
-    def write_dirty(buf: memoryview, value: int) -> None:
-        """Set the transaction word."""
-        struct.pack_into("<Q", buf, _DIRTY_AT, value)
+    def replace(self, **changes: int | str) -> SegmentHeader:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -153,6 +153,13 @@ class MemoryAlgorithm(abc.ABC):
     #: the smallest region (bytes) ``format`` accepts
     MIN_SEGMENT_SIZE: ClassVar[int]
 
+    #: The 64-bit word view of the whole buffer (``buf[:len(buf) & -8].cast("Q")``) through
+    #: which every write to the algorithm's metadata goes after ``format`` (``words[i] = v``).
+    #: A segment shared by processes replaces it with a journaling view of the same memory
+    #: (``framework.journal``), so methods must read it from ``self`` on each call and must
+    #: not write metadata any other way; user bytes (zeroing) may be written through a byte view.
+    words: Any
+
     # -- binding -------------------------------------------------------------------------
     @classmethod
     @abc.abstractmethod

@@ -35,6 +35,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from framework.errors import InvalidPointer, SegmentCorrupt
 from framework.interfaces import MemoryAlgorithm
@@ -97,10 +98,15 @@ def entry_bytes(count: int, elem_size: int, name: bytes, type_id: bytes) -> int:
 
 
 class NameIndex:
-    """Operations on the in-segment index; holds only the buffer, algorithm and root offset."""
+    """Operations on the in-segment index; holds only the buffer views, algorithm and root offset.
 
-    def __init__(self, buf: memoryview, algorithm: MemoryAlgorithm, root: int) -> None:
+    Words of existing structures (chain links, bucket heads, the root's fields) are written
+    through ``words``, the segment's word view, so they are journaled where the segment is.
+    """
+
+    def __init__(self, buf: memoryview, algorithm: MemoryAlgorithm, root: int, words: Any) -> None:
         self.buf = buf
+        self.words = words
         self.algorithm = algorithm
         self.root = root
         self._max_steps = len(buf) // 16 + 1
@@ -125,10 +131,12 @@ class NameIndex:
             magic, count, buckets, named, unique = _ROOT.unpack_from(self.buf, self.root)
         except struct.error:
             raise SegmentCorrupt(f"named-object index at {self.root} lies outside the segment") from None
-        if magic != INDEX_MAGIC:
+        if magic != INDEX_MAGIC or self.root % 8:
             raise SegmentCorrupt(f"named-object index at {self.root} has a bad magic")
         if count == 0 or count & (count - 1) or buckets + 8 * count > len(self.buf):
             raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
+        if named + unique > len(self.buf) // ENTRY_SIZE:
+            raise SegmentCorrupt(f"named-object index at {self.root} counts more objects than fit")
         return count, buckets, named, unique
 
     # -- entries -------------------------------------------------------------------------
@@ -147,9 +155,10 @@ class NameIndex:
             raise SegmentCorrupt(f"object header at {offset} claims bytes past the segment end")
         name = bytes(self.buf[name_at : name_at + name_len])
         try:
+            name.decode()
             type_id = bytes(self.buf[name_at + name_len : end]).decode()
         except UnicodeDecodeError:
-            raise SegmentCorrupt(f"object header at {offset} has a damaged type identity") from None
+            raise SegmentCorrupt(f"object header at {offset} has a damaged name or type identity") from None
         return Entry(offset, nxt, InstanceType(kind), bool(flags & _FLAG_ARRAY), count, elem,
                      name, type_id, hsh)
 
@@ -202,8 +211,8 @@ class NameIndex:
             count, buckets, named, unique = self._root()
         slot = self._bucket_at(buckets, count, key_hash(kind, name))
         (head,) = struct.unpack_from("<Q", self.buf, slot)
-        struct.pack_into("<Q", self.buf, entry_offset, head)
-        struct.pack_into("<Q", self.buf, slot, entry_offset)
+        self.words[entry_offset >> 3] = head
+        self.words[slot >> 3] = entry_offset
         self._count(kind, +1)
 
     def unlink(self, entry: Entry) -> None:
@@ -214,16 +223,18 @@ class NameIndex:
         prev_field = slot
         for candidate in self._chain(head):
             if candidate.offset == entry.offset:
-                struct.pack_into("<Q", self.buf, prev_field, candidate.next)
+                self.words[prev_field >> 3] = candidate.next
                 self._count(entry.kind, -1)
                 return
             prev_field = candidate.offset
         raise SegmentCorrupt(f"object at {entry.offset} is not in its index chain")
 
     def _count(self, kind: InstanceType, delta: int) -> None:
-        field = self.root + (24 if kind is InstanceType.NAMED else 32)
-        (value,) = struct.unpack_from("<Q", self.buf, field)
-        struct.pack_into("<Q", self.buf, field, value + delta)
+        field = (self.root + (24 if kind is InstanceType.NAMED else 32)) >> 3
+        value = self.words[field] + delta
+        if value < 0:
+            raise SegmentCorrupt(f"named-object index at {self.root} counts fewer objects than it holds")
+        self.words[field] = value
 
     def counts(self) -> tuple[int, int]:
         """(named, unique) object counts."""
@@ -249,9 +260,11 @@ class NameIndex:
         table = [0] * bucket_count
         for entry in entries:
             slot = entry.hash & (bucket_count - 1)
-            struct.pack_into("<Q", self.buf, entry.offset, table[slot])
+            self.words[entry.offset >> 3] = table[slot]
             table[slot] = entry.offset
         struct.pack_into(f"<{bucket_count}Q", self.buf, new_buckets, *table)
-        _ROOT.pack_into(self.buf, self.root, INDEX_MAGIC, bucket_count, new_buckets, named, unique)
+        root = self.root >> 3
+        self.words[root + 1] = bucket_count
+        self.words[root + 2] = new_buckets
         self.algorithm.deallocate(old_buckets)
         return True

@@ -25,6 +25,7 @@ from framework.errors import (
 )
 from framework.header import HEADER_SIZE, SegmentHeader
 from framework.interfaces import Command, MemoryAlgorithm, Mode, Storage
+from framework.journal import UNJOURNALED, Journal
 from framework.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
 from framework.plugins import plugins
 
@@ -82,6 +83,43 @@ def _check_handle(handle: object) -> int:
     return handle
 
 
+class _Access:
+    """``with segment._reading`` / ``segment._writing``: takes the storage lock; at the outermost
+    level first repairs what a process that died holding it left, and last commits (or, when
+    the operation raised, rolls back) the journal transaction."""
+
+    __slots__ = ("_held", "_segment", "_write")
+
+    def __init__(self, segment: Segment, *, write: bool) -> None:
+        self._segment = segment
+        self._write = write
+        self._held: list[Any] = []
+
+    def __enter__(self) -> None:
+        segment = self._segment
+        lock = segment._storage.lock()
+        lock.__enter__()
+        self._held.append(lock)
+        try:
+            if segment._depth == 0:
+                segment._recover()
+            if self._write and segment._storage.read_only:
+                raise ReadOnlySegment("the segment was opened read-only")
+        except BaseException:
+            self._held.pop().__exit__(None, None, None)
+            raise
+        segment._depth += 1
+
+    def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
+        segment = self._segment
+        segment._depth -= 1
+        try:
+            if segment._depth == 0 and segment._journal.pending():
+                segment._journal.finish(failed=kind is not None)
+        finally:
+            self._held.pop().__exit__(kind, error, trace)
+
+
 class Segment:
     """A managed memory segment over any storage (the managed classes add the constructor)."""
 
@@ -102,6 +140,11 @@ class Segment:
         self._storage = storage
         #: bumped whenever the memory moves, so proxies can tell they are stale
         self.generation = 0
+        #: what recovery did when this segment was opened after a crash (None: nothing)
+        self.recovered: str | None = None
+        self._depth = 0
+        self._reading = _Access(self, write=False)
+        self._writing = _Access(self, write=True)
         try:
             with storage.lock():
                 if storage.created:
@@ -129,8 +172,9 @@ class Segment:
         root = NameIndex.create(buf, alg)
         if root is None:
             raise ValueError(f"segment size {len(buf)} leaves no room for the named-object index")
-        SegmentHeader(len(buf), cls.name, cls.layout_version, root).write(buf)
-        self._bind(buf, alg, root)
+        journal = Journal.create(buf, alg) if self._storage.named else 0
+        SegmentHeader(len(buf), cls.name, cls.layout_version, root, journal).write(buf)
+        self._bind(buf, alg, root, journal)
 
     def _open(self, expected: str | None, grown_by: int) -> None:
         buf = self._storage.buffer
@@ -153,6 +197,9 @@ class Segment:
             )
         if header.index_offset == 0:
             raise SegmentCorrupt("segment header has no named-object index")
+        journal = Journal(buf, header.journal_offset)
+        if journal.pending() and not journal.pending() & UNJOURNALED:
+            self.recovered = journal.recover(None)
         try:
             alg = cls.attach(buf, HEADER_SIZE)
         except SegmentCorrupt:
@@ -164,26 +211,37 @@ class Segment:
                 f"algorithm region is {alg.size} bytes but the header leaves "
                 f"{len(buf) - grown_by - HEADER_SIZE}"
             )
+        if journal.pending():
+            self.recovered = journal.recover(alg.verify)
         if grown_by:
             alg.grow(grown_by)
-            SegmentHeader(len(buf), cls.name, cls.layout_version, header.index_offset).write(buf)
-        self._bind(buf, alg, header.index_offset)
+            header = header.replace(total_size=len(buf))
+            header.write(buf)
+        if self._storage.named and not self._storage.read_only and not header.journal_offset:
+            header = header.replace(journal_offset=Journal.create(buf, alg))
+            header.write(buf)
+        self._bind(buf, alg, header.index_offset, header.journal_offset)
 
-    def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int) -> None:
+    def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int, journal: int) -> None:
         self._buf = buf
         self._alg = alg
-        self._index = NameIndex(buf, alg, index_root)
+        self._journal = Journal(buf, journal)
+        if self._journal.active:
+            alg.words = self._journal.words
+        self._index = NameIndex(buf, alg, index_root, self._journal.words)
+
+    def _recover(self) -> None:
+        """Undo what a process that died holding the lock left half done."""
+        if self._journal.pending():
+            self.recovered = self._journal.recover(self._alg.verify)
 
     def _header(self) -> SegmentHeader:
         return SegmentHeader.read(self._buf, len(self._buf))
 
     def _rewrite_header(self) -> None:
         alg = self._alg
-        SegmentHeader(len(self._buf), alg.name, alg.layout_version, self._index.root).write(self._buf)
-
-    def _writable(self) -> None:
-        if self._storage.read_only:
-            raise ReadOnlySegment("the segment was opened read-only")
+        SegmentHeader(len(self._buf), alg.name, alg.layout_version, self._index.root,
+                      self._journal.offset).write(self._buf)
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -212,7 +270,7 @@ class Segment:
 
     def get_free_memory(self) -> int:
         """Free bytes (Boost's ``get_free_memory``)."""
-        with self._storage.lock():
+        with self._reading:
             return self._alg.free_memory
 
     size = property(get_size, doc="Bytes in the segment, header included.")
@@ -222,8 +280,7 @@ class Segment:
     def allocate(self, size: int, *, nothrow: bool = False) -> int | None:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
         _check_size(size, "size")
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             offset = self._alg.allocate(size) if size <= len(self._buf) else None
         return self._result(offset, nothrow, f"cannot allocate {size} bytes")
 
@@ -232,8 +289,7 @@ class Segment:
         alignment) a multiple of ``alignment``."""
         _check_size(size, "size")
         _check_alignment(alignment)
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             fits = size <= len(self._buf) and alignment <= len(self._buf)
             offset = self._alg.allocate_aligned(size, alignment) if fits else None
         return self._result(offset, nothrow, f"cannot allocate {size} bytes aligned to {alignment}")
@@ -247,14 +303,13 @@ class Segment:
     def deallocate(self, handle: int) -> None:
         """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
         _check_handle(handle)
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             self._alg.deallocate(handle)
 
     def usable_size(self, handle: int) -> int:
         """Bytes the block at ``handle`` really holds (Boost's ``size(ptr)``)."""
         _check_handle(handle)
-        with self._storage.lock():
+        with self._reading:
             return self._alg.usable_size(handle)
 
     def allocation_command(
@@ -281,8 +336,7 @@ class Segment:
             raise ValueError("shrink: preferred_size must not exceed limit_size")
         if not shrinks and preferred_size < limit_size:
             preferred_size = limit_size
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             old_size = 0
             if reuse is not None:
                 _check_handle(reuse)
@@ -314,8 +368,7 @@ class Segment:
                 raise TypeError("allocate_many(sizes): count goes only with a single size")
             assert not isinstance(sizes, int)
             wanted = [_check_size(size, "size") for size in sizes]
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             fits = sum(wanted) <= len(self._buf)
             offsets = self._alg.allocate_many(wanted) if fits else None
         if offsets is None:
@@ -327,8 +380,7 @@ class Segment:
     def deallocate_many(self, handles: Sequence[int]) -> None:
         """Free several blocks; a bad handle among them raises and frees none."""
         checked = [_check_handle(handle) for handle in handles]
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             self._alg.deallocate_many(checked)
 
     # -- handles and views --------------------------------------------------------------
@@ -376,7 +428,7 @@ class Segment:
         raw bytes of an allocation seen as ``cls``."""
         objects.check_type(cls)
         _check_handle(handle)
-        with self._storage.lock():
+        with self._reading:
             entry = self._entry_at(handle, required=False)
             if entry is not None:
                 self._check_entry_type(entry, cls)
@@ -414,8 +466,7 @@ class Segment:
             _check_size(count, "count")
             if not objects.is_ctypes_type(cls):
                 raise TypeError(f"arrays of {cls.__qualname__} are not supported; use count=None")
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             if kind is not InstanceType.ANONYMOUS and self._index.find(kind, key) is not None:
                 raise NameExists(f"the segment already holds an object named {name!r}")
             return self._construct(cls, kind, key, args, count)
@@ -426,12 +477,11 @@ class Segment:
         kind, key = self._key(cls, name)
         if kind is InstanceType.ANONYMOUS:
             raise ValueError("find_or_construct needs a name or UNIQUE, not ANONYMOUS")
-        with self._storage.lock():
+        with self._writing:
             entry = self._index.find(kind, key)
             if entry is not None:
                 self._check_entry_type(entry, cls)
                 return self._attach(cls, entry)
-            self._writable()
             return self._construct(cls, kind, key, args, count)
 
     def _construct(
@@ -496,7 +546,7 @@ class Segment:
         kind, key = self._key(cls, name)
         if kind is InstanceType.ANONYMOUS:
             raise ValueError("anonymous objects cannot be found by name")
-        with self._storage.lock():
+        with self._reading:
             entry = self._index.find(kind, key)
             if entry is None:
                 return None, 0
@@ -509,8 +559,7 @@ class Segment:
         kind, key = self._key(cls, name)
         if kind is InstanceType.ANONYMOUS:
             raise ValueError("anonymous objects are destroyed with destroy_ptr")
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             entry = self._index.find(kind, key)
             if entry is None:
                 return False
@@ -520,8 +569,7 @@ class Segment:
 
     def destroy_ptr(self, obj: Any) -> None:
         """Destroy the object ``obj`` (named, unique or anonymous) returned by this segment."""
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             entry = self._entry_of(obj)
             cls = type(obj)
             if entry.is_array:
@@ -555,21 +603,21 @@ class Segment:
 
     def get_instance_name(self, obj: Any) -> str | None:
         """The name ``obj`` was constructed under; the type's name if unique; None if anonymous."""
-        with self._storage.lock():
+        with self._reading:
             return self._entry_of(obj).display_name
 
     def get_instance_type(self, obj: Any) -> InstanceType:
         """``InstanceType.NAMED``, ``UNIQUE`` or ``ANONYMOUS``."""
-        with self._storage.lock():
+        with self._reading:
             return self._entry_of(obj).kind
 
     def get_instance_length(self, obj: Any) -> int:
         """The number of elements ``obj`` was constructed with (1 for a single object)."""
-        with self._storage.lock():
+        with self._reading:
             return self._entry_of(obj).count
 
     def _listing(self, kind: InstanceType) -> list[NamedObject]:
-        with self._storage.lock():
+        with self._reading:
             return [
                 NamedObject(entry.name.decode(), entry.handle, entry.count, entry.type_id)
                 for entry in self._index.entries()
@@ -586,20 +634,19 @@ class Segment:
 
     def num_named_objects(self) -> int:
         """How many named objects the segment holds."""
-        with self._storage.lock():
+        with self._reading:
             return self._index.counts()[0]
 
     def num_unique_objects(self) -> int:
         """How many unique instances the segment holds."""
-        with self._storage.lock():
+        with self._reading:
             return self._index.counts()[1]
 
     def reserve_named_objects(self, count: int) -> None:
         """Size the name index for ``count`` objects now, so later constructs do not rehash."""
         _check_size(count, "count")
         buckets = 1 << max(count - 1, 0).bit_length()
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             if not self._index.rehash(buckets):
                 raise BadAlloc(f"no room to index {count} named objects")
 
@@ -610,8 +657,7 @@ class Segment:
         """Add ``extra`` bytes to a segment that can grow while open (heap); the memory may
         move: fetch objects again from their handles afterwards."""
         _check_size(extra, "extra")
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             try:
                 self._storage.grow_in_place(extra)
             except NotImplementedError as exc:
@@ -619,14 +665,13 @@ class Segment:
             buf = self._storage.buffer
             alg = type(self._alg).attach(buf, HEADER_SIZE)
             alg.grow(extra)
-            self._bind(buf, alg, self._index.root)
+            self._bind(buf, alg, self._index.root, self._journal.offset)
             self._rewrite_header()
             self.generation += 1
 
     def shrink_to_fit(self) -> int:
         """Give the free tail back (heap); returns the new size. The memory may move."""
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             region = self._alg.shrink_to_fit()
             try:
                 self._storage.truncate(HEADER_SIZE + region)
@@ -634,7 +679,8 @@ class Segment:
                 self._alg.grow(len(self._buf) - HEADER_SIZE - region)
                 raise TypeError(f"{type(self).__name__} cannot shrink while open: {exc}") from None
             buf = self._storage.buffer
-            self._bind(buf, type(self._alg).attach(buf, HEADER_SIZE), self._index.root)
+            self._bind(buf, type(self._alg).attach(buf, HEADER_SIZE), self._index.root,
+                       self._journal.offset)
             self._rewrite_header()
             self.generation += 1
             return len(buf)
@@ -642,7 +688,7 @@ class Segment:
     def verify(self) -> None:
         """Check the header, the algorithm's structures and the name index; ``SegmentCorrupt``
         (or ``InvalidSegment``) names the first fault."""
-        with self._storage.lock():
+        with self._reading:
             try:
                 self._header()
                 self._alg.verify()
@@ -663,20 +709,19 @@ class Segment:
 
     def all_memory_deallocated(self) -> bool:
         """True when only the segment's own bookkeeping (the name index) is allocated."""
-        with self._storage.lock():
+        with self._reading:
             count, buckets, _, _ = self._index._root()
             own = {self._index.root, buckets}
             return all(offset in own for offset, _ in self._alg.allocated_blocks())
 
     def zero_free_memory(self) -> None:
         """Overwrite every free byte with zeros (before handing the segment to others)."""
-        with self._storage.lock():
-            self._writable()
+        with self._writing:
             self._alg.zero_free_memory()
 
     def free_blocks(self) -> Iterator[tuple[int, int]]:
         """``(handle, size)`` of every free block."""
-        with self._storage.lock():
+        with self._reading:
             return iter(list(self._alg.free_blocks()))
 
     def flush(self) -> None:
@@ -705,37 +750,52 @@ class NamedSegment(Segment):
     only while no process maps it, through the class-level ``grow`` and ``shrink_to_fit``."""
 
     @classmethod
-    def remove(cls, name: str) -> bool:
+    def remove(cls, name: Any) -> bool:
         """Remove the backing object; False when there was none (Boost's ``remove``)."""
         return cls.storage_class.remove(name)
 
     @classmethod
-    def grow(cls, name: str, extra: int) -> None:  # type: ignore[override]
+    def _check_name(cls, name: object, call: str) -> None:
+        if not isinstance(name, str) and not hasattr(name, "__fspath__"):
+            raise TypeError(f"{cls.__name__}.{call} is class-level: close the segment and pass "
+                            "its name")
+
+    @classmethod
+    def grow(cls, name: Any, extra: int) -> None:  # type: ignore[override]
         """Add ``extra`` bytes to the unmapped segment ``name`` (class-level, as in Boost)."""
-        if not isinstance(name, str):
-            raise TypeError(f"{cls.__name__}.grow(name, extra) is class-level: close the segment "
-                            "and pass its name")
+        cls._check_name(name, "grow(name, extra)")
         _check_size(extra, "extra")
         with cls(Mode.OPEN_ONLY, name) as segment:
             old = segment.get_size()
         cls.storage_class.resize(name, old + extra)
+        try:
+            cls._take_in_tail(name, extra)
+        except BaseException:
+            cls.storage_class.resize(name, old)  # the segment did not take the bytes in
+            raise
+
+    @classmethod
+    def _take_in_tail(cls, name: Any, extra: int) -> None:
+        """Give the algorithm the last ``extra`` bytes of ``name``'s backing object, which is
+        that much longer than its header says."""
         grown = cls.__new__(cls)
         grown._attach_storage(cls.storage_class.open(Mode.OPEN_ONLY, name), None, grown_by=extra)
         grown.flush()
         grown.close()
 
     @classmethod
-    def shrink_to_fit(cls, name: str) -> int:  # type: ignore[override]
+    def shrink_to_fit(cls, name: Any) -> int:  # type: ignore[override]
         """Give the free tail of the unmapped segment ``name`` back; returns its new size."""
-        if not isinstance(name, str):
-            raise TypeError(f"{cls.__name__}.shrink_to_fit(name) is class-level: close the "
-                            "segment and pass its name")
+        cls._check_name(name, "shrink_to_fit(name)")
         with cls(Mode.OPEN_ONLY, name) as segment:
-            with segment.storage.lock():
+            old = segment.get_size()
+            with segment._writing:
                 region = segment._alg.shrink_to_fit()
-                header = SegmentHeader(HEADER_SIZE + region, segment._alg.name,
-                                       segment._alg.layout_version, segment._index.root)
-                header.write(segment._buf)
+                segment._header().replace(total_size=HEADER_SIZE + region).write(segment._buf)
             segment.flush()
-        cls.storage_class.resize(name, HEADER_SIZE + region)
+        try:
+            cls.storage_class.resize(name, HEADER_SIZE + region)
+        except BaseException:
+            cls._take_in_tail(name, old - HEADER_SIZE - region)  # the object kept its size
+            raise
         return HEADER_SIZE + region

@@ -1,0 +1,198 @@
+"""Kill tests: SIGKILL a worker at a random moment of a random load, then check the survivor.
+
+For each algorithm on a shared-memory and on a mapped-file segment, ``TRIALS`` workers are
+forked one after another on the same segment; each carries on from what the previous ones left,
+reports every operation before it starts (``?``) and after it returns (``!``) through a pipe,
+and is killed after a random delay. The parent then opens the segment (recovering it), checks
+it, and checks that every operation reported done is there: blocks with their bytes, named
+objects with their values. The one operation in flight may have happened whole or not at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framework import Command, Mode, plugins
+from framework.managed import managed_class
+
+ALGORITHMS = sorted(plugins().algorithms)
+BACKENDS = ["shared_memory", "mapped_file"]
+TRIALS = 200
+SEGMENT_SIZE = 1 << 20
+
+
+def pattern(handle: int, size: int) -> bytes:
+    return (handle.to_bytes(8, "little") * (size // 8 + 1))[:size]
+
+
+@dataclass
+class Model:
+    """What the parent knows to be in the segment: every operation reported done."""
+
+    blocks: dict[int, int] = field(default_factory=dict)
+    names: dict[str, int] = field(default_factory=dict)
+    counter: int = 0
+    recovered: int = 0
+    in_flight: int = 0
+
+
+def worker(cls: Any, name: Any, model: Model, out: int, seed: int) -> None:
+    """Random operations until killed; each announced before and confirmed after."""
+    rng = random.Random(seed)
+    seg = cls(Mode.OPEN_ONLY, name)
+    blocks, names, counter = dict(model.blocks), dict(model.names), model.counter
+
+    def say(line: str) -> None:
+        os.write(out, (line + "\n").encode())
+
+    say("started")
+    while True:
+        choice = rng.random()
+        if choice < 0.35 or not blocks:
+            size = rng.choice([rng.randint(1, 64), rng.randint(64, 2048)])
+            say(f"? a {size}")
+            handle = seg.allocate(size, nothrow=True)
+            if handle is not None:
+                seg.view(handle, size)[:] = pattern(handle, size)
+                blocks[handle] = size
+                say(f"! a {handle} {size}")
+        elif choice < 0.6:
+            handle = rng.choice(sorted(blocks))
+            say(f"? f {handle}")
+            seg.deallocate(handle)
+            del blocks[handle]
+            say(f"! f {handle}")
+        elif choice < 0.7:
+            handle = rng.choice(sorted(blocks))
+            size = blocks[handle]
+            new = rng.randint(1, 2 * size + 64)
+            command = Command.SHRINK_IN_PLACE if new < size else Command.EXPAND_FWD
+            say(f"? r {handle} {size} {new}")
+            got, _ = seg.allocation_command(command | Command.NOTHROW, max(size, new), new, handle)
+            if got is not None:
+                seg.view(handle, new)[:] = pattern(handle, new)
+                blocks[handle] = new
+                say(f"! r {handle} {new}")
+        elif choice < 0.85 or not names:
+            counter += 1
+            key = f"obj-{counter}-名"
+            say(f"? n {key} {counter}")
+            seg.construct(ctypes.c_int64, key, counter)
+            names[key] = counter
+            say(f"! n {key} {counter}")
+        else:
+            key = rng.choice(sorted(names))
+            say(f"? d {key}")
+            seg.destroy(ctypes.c_int64, key)
+            del names[key]
+            say(f"! d {key}")
+
+
+def apply_reports(model: Model, lines: list[str], seg: Any) -> None:
+    """Fold what the worker confirmed into the model; settle the operation in flight."""
+    live = {offset: size for offset, size in seg.algorithm.allocated_blocks()}
+    pending: list[str] | None = None
+    for line in lines:
+        kind, op, *args = line.split(" ")
+        if kind == "?":
+            pending = [op, *args]
+            if op == "n":
+                model.counter = int(args[1])
+            continue
+        pending = None
+        if op == "a":
+            model.blocks[int(args[0])] = int(args[1])
+        elif op == "f":
+            del model.blocks[int(args[0])]
+        elif op == "r":
+            model.blocks[int(args[0])] = int(args[1])
+        elif op == "n":
+            model.names[args[0]] = int(args[1])
+        elif op == "d":
+            del model.names[args[0]]
+    if pending is None:
+        return
+    model.in_flight += 1
+    op, *args = pending
+    if op == "f" and int(args[0]) not in live:
+        del model.blocks[int(args[0])]
+    elif op == "r":
+        handle, old, new = map(int, args)
+        model.blocks[handle] = min(old, new)  # the bytes that are certain either way
+    elif op == "n" and seg.find(ctypes.c_int64, args[0])[0] is not None:
+        model.names[args[0]] = int(args[1])
+    elif op == "d" and seg.find(ctypes.c_int64, args[0])[0] is None:
+        del model.names[args[0]]
+
+
+def check(model: Model, seg: Any) -> None:
+    seg.verify()
+    live = dict(seg.algorithm.allocated_blocks())
+    for handle, size in model.blocks.items():
+        assert handle in live and live[handle] >= size, f"block {handle} was lost"
+        assert bytes(seg.view(handle, size)) == pattern(handle, size), f"block {handle} damaged"
+    for key, value in model.names.items():
+        obj, count = seg.find(ctypes.c_int64, key)
+        assert obj is not None and obj.value == value and count == 1, f"{key!r} was lost"
+    named = {o.name for o in seg.named_objects()}
+    assert named == set(model.names), "named objects differ from what was confirmed"
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+@pytest.fixture(params=BACKENDS)
+def segment_name(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    cls = managed_class(plugins().backend(request.param))
+    name: Any = f"segalloc-kill-{uuid.uuid4().hex}" if request.param == "shared_memory" \
+        else str(tmp_path / "segment")
+    yield cls, name
+    cls.remove(name)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_sigkill_at_random_moments_loses_nothing(segment_name: tuple[Any, Any],
+                                                 algorithm: str) -> None:
+    cls, name = segment_name
+    cls(Mode.CREATE_ONLY, name, SEGMENT_SIZE, algorithm=algorithm).close()
+    model = Model()
+    rng = random.Random(f"{algorithm}-{cls.__name__}")
+    for trial in range(TRIALS):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into pytest
+            os.close(read_end)
+            try:
+                worker(cls, name, model, write_end, rng.randrange(2**32))
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 8) == b"started\n"
+        time.sleep(rng.uniform(0, 0.02))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        lines = [line for line in read_all(read_end).splitlines() if line]
+        os.close(read_end)
+        with cls(Mode.OPEN_ONLY, name) as seg:
+            model.recovered += seg.recovered is not None
+            apply_reports(model, lines, seg)
+            check(model, seg)
+    print(f"\n{algorithm} on {cls.__name__}: {TRIALS} trials, {model.in_flight} killed mid-"
+          f"operation, {model.recovered} recovered by rollback, 0 lost; "
+          f"{len(model.blocks)} blocks and {len(model.names)} objects at the end")
+    assert model.in_flight > TRIALS // 2, "the kills should mostly land inside operations"
