@@ -97,6 +97,149 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- segalloc scenarios -------------------------------------------------------------------
+def _key_figures(cell: dict[str, Any]) -> str:
+    """The cell's figures that Boost also measured (all observed ones when it measured none
+    in that scenario), each with Boost's value in brackets when its counterpart has one."""
+    from bench.boost_figures import BOOST_FIGURES
+    from bench.scenarios import Status
+
+    if cell["status"] == Status.NOT_APPLICABLE.value:
+        return ""
+    figures, boost = cell["figures"], cell["boost"]
+    parts = []
+    for name in BOOST_FIGURES.get(cell["scenario"], figures):
+        ours = figures.get(name)
+        text = f"{name} {'-' if ours is None else ours}"
+        if name in boost:
+            text += f" ({boost[name]})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """Run the nine documented scenarios on every algorithm x backend (or those given) and set
+    the figures observed beside Boost 1.74's; exit 1 when any cell fails."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.scenarios import Status, run_scenarios
+    from framework import plugins
+
+    host = plugins()
+    algorithms = args.algorithms or list(host.algorithms)
+    backends = args.backends or list(host.backends)
+    with tempfile.TemporaryDirectory(prefix="segalloc-scenarios-") as scratch:
+        cells = run_scenarios(algorithms, backends, Path(scratch))
+    counts = {status: sum(cell["status"] == status.value for cell in cells) for status in Status}
+    if args.json:
+        _emit_json(cells)
+    else:
+        print(format_table(
+            ["#", "title", "algorithm", "backend", "status", "reason",
+             "figures (Boost 1.74's in brackets)"],
+            [[cell["scenario"], cell["title"], cell["algorithm"], cell["backend"],
+              cell["status"], cell["reason"] or "", _key_figures(cell)] for cell in cells],
+        ))
+        print("\n" + ", ".join(f"{count} {status.value.replace('_', ' ')}"
+                               for status, count in counts.items()))
+    return 1 if counts[Status.FAILED] else 0
+
+
+def _add_scenarios_parser(sub: Any) -> None:
+    p = sub.add_parser("scenarios", help="run the nine documented scenarios",
+                       description=cmd_scenarios.__doc__)
+    p.add_argument("--algorithm", action="append", dest="algorithms", metavar="NAME",
+                   help="registered algorithm to run on (repeatable; default: every one)")
+    p.add_argument("--backend", action="append", dest="backends", metavar="NAME",
+                   help="registered backend to run on (repeatable; default: every one)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON list, an object per cell: scenario, title, algorithm, "
+                        "backend, status, reason, figures, and beside figures boost (Boost "
+                        "1.74's figures of the same names) and boost_algorithm")
+    p.set_defaults(func=cmd_scenarios)
+
+
+# -- segalloc check / inspect -------------------------------------------------------------
+def _open_for_examination(args: argparse.Namespace) -> Any:
+    """The segment named on the command line, opened read-only; None (after printing why to
+    stderr) when it cannot be opened as a segment."""
+    from bench.inspect import FILE_BACKEND, SHM_BACKEND, open_read_only
+    from framework import InvalidSegment
+
+    backend, name = (SHM_BACKEND, args.shm) if args.shm is not None else (FILE_BACKEND, args.path)
+    try:
+        return open_read_only(backend, name)
+    except InvalidSegment as exc:
+        print(f"segalloc: {name}: not a usable segment: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        if args.json:
+            _emit_json({"name": name, "backend": backend, "sane": False,
+                        "problem": f"{type(exc).__name__}: {exc}"})
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check a segment without changing it: exit 0 when it is sane, 1 with the first
+    inconsistency on stderr otherwise (a file that is not a segment included)."""
+    from bench.inspect import check
+
+    segment = _open_for_examination(args)
+    if segment is None:
+        return 1
+    with segment:
+        problem = check(segment)
+    if args.json:
+        _emit_json({"name": args.shm if args.shm is not None else args.path,
+                    "backend": segment.storage.name, "sane": problem is None, "problem": problem})
+    if problem is not None:
+        print(f"segalloc: {segment.storage!r}: {problem}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"{segment.storage!r}: sane")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Show a segment without changing it: header, algorithm and its constants, sizes, named
+    and unique objects, free blocks and fragmentation (1 - largest / total free). Exit 1
+    when the segment cannot be opened or is not sane."""
+    from bench.inspect import format_inspection, inspect
+
+    segment = _open_for_examination(args)
+    if segment is None:
+        return 1
+    with segment:
+        report = inspect(segment)
+    if args.json:
+        _emit_json(report)
+    else:
+        print("\n".join(format_inspection(report)))
+    return 0 if report["sane"] else 1
+
+
+def _add_segment_argument(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("path", nargs="?", help="a segment file (opened through mapped_file)")
+    where.add_argument("--shm", metavar="NAME",
+                       help="a POSIX shared-memory segment (opened through shared_memory)")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def _add_check_parser(sub: Any) -> None:
+    p = sub.add_parser("check", help="check a segment's consistency (read-only)",
+                       description=cmd_check.__doc__)
+    _add_segment_argument(p)
+    p.set_defaults(func=cmd_check)
+
+
+def _add_inspect_parser(sub: Any) -> None:
+    p = sub.add_parser("inspect", help="show a segment's header, objects and free blocks "
+                                       "(read-only)", description=cmd_inspect.__doc__)
+    _add_segment_argument(p)
+    p.set_defaults(func=cmd_inspect)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every option documented for ``--help``)."""
     from framework import DEFAULT_ALGORITHM
@@ -125,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object with the metrics, algorithm, backend, "
                         "segment_size and trace")
     p.set_defaults(func=cmd_replay)
+    _add_scenarios_parser(sub)
+    _add_check_parser(sub)
+    _add_inspect_parser(sub)
     return parser
 
 

@@ -8,6 +8,9 @@ and frees the old block (a failure there is counted and the old block kept).
 The timed loop calls the algorithm's bound methods directly (no segment-manager checks), so
 ``ns_per_op`` measures the algorithm plus a lean driver. The free-block census for
 ``frag_at_peak`` is taken, untimed, after the operation at which the trace's live bytes peak.
+With ``samples`` the trace runs in that many timed chunks and, untimed between them, the replay
+records live bytes, high-water and Sawicki's free-space spread (``Observations.timeline``), so
+sampling costs the timed loop nothing but the chunk boundaries.
 """
 
 from __future__ import annotations
@@ -15,18 +18,54 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.metrics import largest_free_fraction, sawicki_spread
 from bench.traces import ALLOC, FREE, Op, Trace
 from framework import Command, MemoryAlgorithm, plugins
 from framework.managed import managed_class
 
-__all__ = ["ReplayResult", "default_segment_size", "fragmentation", "replay", "replay_trace"]
+__all__ = [
+    "Observations",
+    "ReplayResult",
+    "Sample",
+    "default_segment_size",
+    "fragmentation",
+    "replay",
+    "replay_trace",
+]
 
 _SHRINK = Command.SHRINK_IN_PLACE
 _EXPAND = Command.EXPAND_FWD
 MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The state after ``op`` operations (taken between timed chunks)."""
+
+    op: int
+    live: int
+    high_water: int
+    #: Sawicki's free-space spread at that moment
+    spread: float
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What the replay saw beyond DESIGN.md's figures, for ``bench.metrics``."""
+
+    #: live requested bytes and live blocks when the high-water mark was last raised
+    live_at_high_water: int
+    blocks_at_high_water: int
+    #: mean bytes a live block costs beyond its request (header + rounding), at the peak
+    overhead_per_block: float
+    #: sizes of the free blocks at the peak, in address order
+    free_sizes_at_peak: tuple[int, ...]
+    timeline: tuple[Sample, ...]
+    #: operations replayed when a time budget stopped the replay (None: it ran to the end)
+    stopped_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,19 +81,18 @@ class ReplayResult:
     failures: int
     frag_at_peak: float
     first_failure_utilisation: float | None
+    observations: Observations | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict of DESIGN.md's figures (observations left out)."""
+        figures = asdict(self)
+        del figures["observations"]
+        return figures
 
 
 def fragmentation(algorithm: MemoryAlgorithm) -> float:
     """1 - largest free block / total free (0 when nothing is free)."""
-    largest = total = 0
-    for _, size in algorithm.free_blocks():
-        total += size
-        largest = max(largest, size)
-    return 1.0 - largest / total if total else 0.0
+    return largest_free_fraction(size for _, size in algorithm.free_blocks())
 
 
 class _State:
@@ -64,6 +102,7 @@ class _State:
         self.offsets: list[int | None] = [None] * ids
         self.sizes = [0] * ids
         self.live = self.peak = self.high_water = self.failures = 0
+        self.blocks = self.live_at_high_water = self.blocks_at_high_water = 0
         self.first_failure_live: int | None = None
 
 
@@ -75,6 +114,7 @@ def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) ->
     command = alg.allocation_command
     offsets, sizes = state.offsets, state.sizes
     live, peak, high_water, failures = state.live, state.peak, state.high_water, state.failures
+    blocks, live_at_hw, blocks_at_hw = state.blocks, state.live_at_high_water, state.blocks_at_high_water
     first_failure_live = state.first_failure_live
     for code, ident, size, align in ops:
         if code == ALLOC:
@@ -87,10 +127,12 @@ def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) ->
             offsets[ident] = off
             sizes[ident] = size
             live += size
+            blocks += 1
             if live > peak:
                 peak = live
             if off + size > high_water:
                 high_water = off + size
+                live_at_hw, blocks_at_hw = live, blocks
         elif code == FREE:
             off = offsets[ident]
             if off is None:
@@ -98,6 +140,7 @@ def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) ->
             deallocate(off)
             offsets[ident] = None
             live -= sizes[ident]
+            blocks -= 1
         else:
             off = offsets[ident]
             if off is None:
@@ -105,6 +148,7 @@ def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) ->
             old = sizes[ident]
             if size <= old:
                 command(_SHRINK, old, size, off)
+                live += size - old
             else:
                 new, _ = command(_EXPAND, size, size, off)
                 if new is None:
@@ -117,47 +161,105 @@ def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) ->
                     buf[new : new + old] = buf[off : off + old]
                     deallocate(off)
                     offsets[ident] = new
-                off = new
-                if off + size > high_water:
-                    high_water = off + size
+                live += size - old
+                if new + size > high_water:
+                    high_water = new + size
+                    live_at_hw, blocks_at_hw = live, blocks
+                if live > peak:
+                    peak = live
             sizes[ident] = size
-            live += size - old
-            if live > peak:
-                peak = live
     state.live, state.peak, state.high_water, state.failures = live, peak, high_water, failures
+    state.blocks, state.live_at_high_water, state.blocks_at_high_water = blocks, live_at_hw, blocks_at_hw
     state.first_failure_live = first_failure_live
 
 
-def replay(trace: Trace, alg: MemoryAlgorithm, buf: memoryview, segment_size: int) -> ReplayResult:
-    """Replay ``trace`` on a freshly formatted ``alg`` bound to ``buf``."""
+def _overhead_per_block(alg: MemoryAlgorithm, live: int) -> float:
+    """Mean bytes a live block costs beyond its request: header and rounding."""
+    count = usable = 0
+    for _, size in alg.allocated_blocks():
+        count += 1
+        usable += size
+    return (usable + count * alg.PAYLOAD_PER_ALLOCATION - live) / count if count else 0.0
+
+
+#: with a time budget, the replay checks the clock after every this many operations
+BUDGET_CHECK_OPS = 500
+
+
+def _split_points(ops: int, peak_split: int, samples: int, every: int | None) -> list[int]:
+    """Chunk ends: the peak census point, the sample points, budget checks and the end."""
+    points = {peak_split, ops} | {ops * k // samples for k in range(1, samples + 1)}
+    if every:
+        points.update(range(every, ops, every))
+    return sorted(point for point in points if 0 < point <= ops)
+
+
+def replay(
+    trace: Trace,
+    alg: MemoryAlgorithm,
+    buf: memoryview,
+    segment_size: int,
+    samples: int = 0,
+    budget_seconds: float | None = None,
+) -> ReplayResult:
+    """Replay ``trace`` on a freshly formatted ``alg`` bound to ``buf``.
+
+    ``samples`` > 0 records that many evenly spaced ``Sample``s in ``observations.timeline``.
+    ``budget_seconds`` stops the replay at the first check past that much timed work (a slow
+    algorithm must not hold a sweep hostage); ``observations.stopped_at`` then says where, and
+    the figures are those of the operations replayed.
+    """
     state = _State(trace.ids)
-    split = trace.peak_index + 1
+    ops = trace.ops
+    peak_split = trace.peak_index + 1
+    sample_points = {len(ops) * k // samples for k in range(1, samples + 1)} if samples else set()
+    budget_ns = None if budget_seconds is None else budget_seconds * 1e9
+    free_at_peak: tuple[int, ...] = ()
+    overhead = 0.0
+    timeline: list[Sample] = []
+    elapsed = start = 0
+    stopped_at: int | None = None
+    every = BUDGET_CHECK_OPS if budget_ns is not None else None
     enabled = gc.isenabled()
     gc.disable()
     try:
-        t0 = time.perf_counter_ns()
-        _run(trace.ops[:split], alg, buf, state)
-        t1 = time.perf_counter_ns()
-        frag = fragmentation(alg)
-        t2 = time.perf_counter_ns()
-        _run(trace.ops[split:], alg, buf, state)
-        t3 = time.perf_counter_ns()
+        for stop in _split_points(len(ops), peak_split, samples, every):
+            t0 = time.perf_counter_ns()
+            _run(ops[start:stop], alg, buf, state)
+            elapsed += time.perf_counter_ns() - t0
+            start = stop
+            if stop == peak_split:
+                free_at_peak = tuple(size for _, size in alg.free_blocks())
+                overhead = _overhead_per_block(alg, state.live)
+            if stop in sample_points:
+                spread = sawicki_spread(size for _, size in alg.free_blocks())
+                timeline.append(Sample(stop, state.live, state.high_water, spread))
+            if budget_ns is not None and elapsed > budget_ns and stop < len(ops):
+                stopped_at = stop
+                break
     finally:
         if enabled:
             gc.enable()
-    ops = len(trace.ops)
-    elapsed = (t1 - t0) + (t3 - t2)
+    count = start
     return ReplayResult(
-        ops=ops,
+        ops=count,
         seconds=elapsed / 1e9,
-        ns_per_op=elapsed / ops if ops else 0.0,
+        ns_per_op=elapsed / count if count else 0.0,
         peak_live=state.peak,
         high_water=state.high_water,
         footprint_ratio=state.high_water / state.peak if state.peak else 0.0,
         failures=state.failures,
-        frag_at_peak=frag,
+        frag_at_peak=largest_free_fraction(free_at_peak),
         first_failure_utilisation=(
             None if state.first_failure_live is None else state.first_failure_live / segment_size
+        ),
+        observations=Observations(
+            live_at_high_water=state.live_at_high_water,
+            blocks_at_high_water=state.blocks_at_high_water,
+            overhead_per_block=overhead,
+            free_sizes_at_peak=free_at_peak,
+            timeline=tuple(timeline),
+            stopped_at=stopped_at,
         ),
     )
 
@@ -174,10 +276,12 @@ def replay_trace(
     segment_size: int | None = None,
     backend: str = "heap",
     make_args: Callable[[int], tuple[Any, ...]] | None = None,
+    samples: int = 0,
+    budget_seconds: float | None = None,
 ) -> ReplayResult:
     """Replay on a new segment of ``backend`` (heap by default) using ``algorithm``."""
     size = segment_size or default_segment_size(trace)
     cls = managed_class(plugins().backend(backend))
     args = make_args(size) if make_args else (size,)
     with cls(*args, algorithm=algorithm) as segment:
-        return replay(trace, segment.algorithm, segment.buffer, size)
+        return replay(trace, segment.algorithm, segment.buffer, size, samples, budget_seconds)

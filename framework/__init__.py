@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.containers import SegmentDict, SegmentList, SegmentString, SegmentVector
 from framework.errors import (
     BadAlloc,
     InvalidPointer,
@@ -26,7 +27,14 @@ from framework.interfaces import Command, MemoryAlgorithm, Mode, Storage, hookim
 from framework.managed import managed_class, managed_classes
 from framework.names import InstanceType
 from framework.plugins import PluginHost, plugins
-from framework.segment import ANONYMOUS, DEFAULT_ALGORITHM, UNIQUE, NamedObject, NamedSegment, Segment
+from framework.segment import (
+    ANONYMOUS,
+    DEFAULT_ALGORITHM,
+    UNIQUE,
+    NamedObject,
+    NamedSegment,
+    Segment,
+)
 
 __all__ = [
     "ANONYMOUS",
@@ -47,6 +55,10 @@ __all__ = [
     "SegallocError",
     "Segment",
     "SegmentCorrupt",
+    "SegmentDict",
+    "SegmentList",
+    "SegmentString",
+    "SegmentVector",
     "Storage",
     "hookimpl",
     "managed_class",

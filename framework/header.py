@@ -19,9 +19,9 @@ Layout (little-endian, 128 bytes; the algorithm's region starts right after it):
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
-import dataclasses
 from dataclasses import dataclass
 
 from framework.errors import InvalidSegment

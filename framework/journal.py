@@ -57,10 +57,10 @@ def word_view(buf: memoryview) -> memoryview:
 
 
 @functools.cache
-def _logging_array(words: int) -> type:
+def _logging_array(words: int) -> Any:
     """A ``c_uint64 * words`` subclass whose stores are logged before they land."""
 
-    class LoggingWords(ctypes.c_uint64 * words):  # type: ignore[misc, valid-type]
+    class LoggingWords(ctypes.c_uint64 * words):  # type: ignore[misc]
         raw: memoryview
         entries: int
         capacity: int

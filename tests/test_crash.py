@@ -172,7 +172,7 @@ def test_sigkill_at_random_moments_loses_nothing(segment_name: tuple[Any, Any],
     cls(Mode.CREATE_ONLY, name, SEGMENT_SIZE, algorithm=algorithm).close()
     model = Model()
     rng = random.Random(f"{algorithm}-{cls.__name__}")
-    for trial in range(TRIALS):
+    for _ in range(TRIALS):
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into pytest
