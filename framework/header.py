@@ -14,7 +14,8 @@ Layout (little-endian, 128 bytes; the algorithm's region starts right after it):
     80  checksum        u32  CRC-32 of bytes [0, 80)
     84  (reserved)      u32
     88  dirty           u64  transaction word, outside the checksum (see framework.journal)
-    96  (reserved)      32 bytes, zero
+    96  index root      32 bytes: the named-object index's root (framework.names), outside
+                         the checksum
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from framework.errors import InvalidSegment
 
-__all__ = ["DIRTY_AT", "HEADER_SIZE", "MAGIC", "SegmentHeader"]
+__all__ = ["DIRTY_AT", "HEADER_SIZE", "INDEX_ROOT_AT", "MAGIC", "SegmentHeader"]
 
 MAGIC = b"SEGALLOC"
 FORMAT_VERSION = 1
@@ -36,6 +37,7 @@ NAME_FIELD = 32
 _FIXED = struct.Struct("<8sII Q 32s II QQ")  # bytes [0, 80): everything the checksum covers
 _CHECKSUM_AT = 80
 DIRTY_AT = 88
+INDEX_ROOT_AT = 96
 assert _FIXED.size == _CHECKSUM_AT
 
 
@@ -85,7 +87,7 @@ class SegmentHeader:
             algorithm = name.rstrip(b"\0").decode()
         except UnicodeDecodeError:
             raise InvalidSegment("the algorithm name in the header is not UTF-8") from None
-        if index and not HEADER_SIZE <= index < total:
+        if index != INDEX_ROOT_AT and not HEADER_SIZE <= index < total:
             raise InvalidSegment(f"named-object index offset {index} lies outside the segment")
         if journal and not HEADER_SIZE <= journal < total:
             raise InvalidSegment(f"journal offset {journal} lies outside the segment")

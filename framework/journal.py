@@ -31,7 +31,7 @@ import functools
 from typing import Any
 
 from framework.errors import InvalidSegment, SegmentCorrupt
-from framework.header import DIRTY_AT, HEADER_SIZE
+from framework.header import DIRTY_AT, INDEX_ROOT_AT
 from framework.interfaces import MemoryAlgorithm
 
 __all__ = ["UNJOURNALED", "Journal", "journal_capacity", "word_view"]
@@ -151,8 +151,8 @@ class Journal:
         journal_words = range(self.offset // 8, entries + ENTRY_WORDS * self.capacity)
         for n in range(count - 1, -1, -1):
             index, old = raw[entries + ENTRY_WORDS * n], raw[entries + ENTRY_WORDS * n + 1]
-            if not HEADER_SIZE // 8 <= index < len(raw) or index in journal_words:
-                raise SegmentCorrupt(f"journal entry {n} names word {index}, outside the heap")
+            if not INDEX_ROOT_AT // 8 <= index < len(raw) or index in journal_words:
+                raise SegmentCorrupt(f"journal entry {n} names word {index}, outside what operations write")
             raw[index] = old
         raw[DIRTY_WORD] = 0
 

@@ -16,13 +16,15 @@ Object block (allocated from the segment's algorithm; ``E`` is the block's offse
     E+48  data       count * elem_size bytes: the object itself (its handle is E+48)
           name, then type identity
 
-Index root (one block; its offset is in the segment header)::
+Index root (four words in the segment header, at ``INDEX_ROOT_AT``; outside its checksum)::
 
-    I+ 0  magic          u64  INDEX_MAGIC
-    I+ 8  bucket_count   u64  a power of two
-    I+16  buckets        u64  offset of bucket_count u64 chain heads
-    I+24  named_count    u64
-    I+32  unique_count   u64
+    R+ 0  bucket_count   u64  a power of two; 0 until the first object is indexed
+    R+ 8  buckets        u64  offset of a block of bucket_count u64 chain heads (0: none)
+    R+16  named_count    u64
+    R+24  unique_count   u64
+
+A new segment spends nothing on the index; the bucket table is allocated with the first named
+or unique object and doubled as objects are added.
 
 Chains are hashed by (kind, name); every walk is bounded by the number of blocks the region
 can hold, so a planted cycle raises ``SegmentCorrupt`` instead of hanging.
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.errors import InvalidPointer, SegmentCorrupt
+from framework.header import INDEX_ROOT_AT
 from framework.interfaces import MemoryAlgorithm
 
 __all__ = ["ENTRY_SIZE", "Entry", "InstanceType", "NameIndex"]
@@ -52,10 +55,9 @@ class InstanceType(enum.IntEnum):
 
 
 ENTRY_MAGIC = 0x4A424F53  # "SOBJ"
-INDEX_MAGIC = 0x31584449454D414E  # "NAMEIDX1"
 ENTRY_SIZE = 48
 _ENTRY = struct.Struct("<QIBBHQQIII4x")
-_ROOT = struct.Struct("<QQQQQ")
+_ROOT = struct.Struct("<QQQQ")
 _FLAG_ARRAY = 1
 _INITIAL_BUCKETS = 8
 assert _ENTRY.size == ENTRY_SIZE
@@ -113,27 +115,21 @@ class NameIndex:
 
     # -- creation ------------------------------------------------------------------------
     @staticmethod
-    def create(buf: memoryview, algorithm: MemoryAlgorithm) -> int | None:
-        """Allocate and initialise an empty index; its root offset (None: no room)."""
-        root = algorithm.allocate(_ROOT.size)
-        buckets = algorithm.allocate(8 * _INITIAL_BUCKETS)
-        if root is None or buckets is None:
-            for block in (root, buckets):
-                if block is not None:
-                    algorithm.deallocate(block)
-            return None
-        buf[buckets : buckets + 8 * _INITIAL_BUCKETS] = bytes(8 * _INITIAL_BUCKETS)
-        _ROOT.pack_into(buf, root, INDEX_MAGIC, _INITIAL_BUCKETS, buckets, 0, 0)
-        return root
+    def create(buf: memoryview) -> int:
+        """Initialise an empty index (no table yet) in the header; its root offset."""
+        _ROOT.pack_into(buf, INDEX_ROOT_AT, 0, 0, 0, 0)
+        return INDEX_ROOT_AT
 
     def _root(self) -> tuple[int, int, int, int]:
         try:
-            magic, count, buckets, named, unique = _ROOT.unpack_from(self.buf, self.root)
+            count, buckets, named, unique = _ROOT.unpack_from(self.buf, self.root)
         except struct.error:
             raise SegmentCorrupt(f"named-object index at {self.root} lies outside the segment") from None
-        if magic != INDEX_MAGIC or self.root % 8:
-            raise SegmentCorrupt(f"named-object index at {self.root} has a bad magic")
-        if count == 0 or count & (count - 1) or buckets + 8 * count > len(self.buf):
+        if count == 0:
+            if buckets or named or unique:
+                raise SegmentCorrupt("named-object index has objects but no bucket table")
+            return 0, 0, 0, 0
+        if count & (count - 1) or not 0 < buckets <= buckets + 8 * count <= len(self.buf):
             raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
         if named + unique > len(self.buf) // ENTRY_SIZE:
             raise SegmentCorrupt(f"named-object index at {self.root} counts more objects than fit")
@@ -196,6 +192,8 @@ class NameIndex:
     def find(self, kind: InstanceType, name: bytes) -> Entry | None:
         """The entry keyed (kind, name), if any."""
         count, buckets, _, _ = self._root()
+        if not count:
+            return None
         hsh = key_hash(kind, name)
         (head,) = struct.unpack_from("<Q", self.buf, self._bucket_at(buckets, count, hsh))
         for entry in self._chain(head):
@@ -203,12 +201,19 @@ class NameIndex:
                 return entry
         return None
 
+    def ensure_table(self) -> bool:
+        """Make sure a bucket table exists (before an object is built); False when no room."""
+        return self._root()[0] > 0 or self.rehash(_INITIAL_BUCKETS)
+
     def link(self, entry_offset: int, kind: InstanceType, name: bytes) -> None:
-        """Put a written entry into its bucket and count it (grows the table when it can)."""
+        """Put a written entry into its bucket and count it (grows the table when it can).
+
+        ``ensure_table`` must have succeeded first."""
         count, buckets, named, unique = self._root()
         if named + unique + 1 > count:
             self.rehash(count * 2)
             count, buckets, named, unique = self._root()
+        assert count, "link() before ensure_table()"
         slot = self._bucket_at(buckets, count, key_hash(kind, name))
         (head,) = struct.unpack_from("<Q", self.buf, slot)
         self.words[entry_offset >> 3] = head
@@ -218,6 +223,8 @@ class NameIndex:
     def unlink(self, entry: Entry) -> None:
         """Take an entry out of its bucket chain."""
         count, buckets, _, _ = self._root()
+        if not count:
+            raise SegmentCorrupt(f"object at {entry.offset} claims a name but the index is empty")
         slot = self._bucket_at(buckets, count, entry.hash)
         (head,) = struct.unpack_from("<Q", self.buf, slot)
         prev_field = slot
@@ -230,7 +237,7 @@ class NameIndex:
         raise SegmentCorrupt(f"object at {entry.offset} is not in its index chain")
 
     def _count(self, kind: InstanceType, delta: int) -> None:
-        field = (self.root + (24 if kind is InstanceType.NAMED else 32)) >> 3
+        field = (self.root + (16 if kind is InstanceType.NAMED else 24)) >> 3
         value = self.words[field] + delta
         if value < 0:
             raise SegmentCorrupt(f"named-object index at {self.root} counts fewer objects than it holds")
@@ -250,7 +257,7 @@ class NameIndex:
 
     def rehash(self, bucket_count: int) -> bool:
         """Move every entry to a table of ``bucket_count`` buckets; False when there is no room."""
-        old_count, old_buckets, named, unique = self._root()
+        old_count, old_buckets, _, _ = self._root()
         if bucket_count <= old_count:
             return True
         new_buckets = self.algorithm.allocate(8 * bucket_count)
@@ -264,7 +271,20 @@ class NameIndex:
             table[slot] = entry.offset
         struct.pack_into(f"<{bucket_count}Q", self.buf, new_buckets, *table)
         root = self.root >> 3
-        self.words[root + 1] = bucket_count
-        self.words[root + 2] = new_buckets
-        self.algorithm.deallocate(old_buckets)
+        self.words[root] = bucket_count
+        self.words[root + 1] = new_buckets
+        if old_buckets:
+            self.algorithm.deallocate(old_buckets)
         return True
+
+    def drop_table(self) -> None:
+        """Free an empty bucket table (undoing ``ensure_table`` when a construct fails)."""
+        count, buckets, named, unique = self._root()
+        if buckets and not named + unique:
+            for word in range(self.root >> 3, (self.root >> 3) + 2):
+                self.words[word] = 0
+            self.algorithm.deallocate(buckets)
+
+    def table_block(self) -> int | None:
+        """The bucket table's block (the index's only allocation), if any."""
+        return self._root()[1] or None

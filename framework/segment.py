@@ -169,9 +169,7 @@ class Segment:
                 f"it needs at least {HEADER_SIZE + cls.MIN_SEGMENT_SIZE} bytes"
             )
         alg = cls.format(buf, HEADER_SIZE, region)
-        root = NameIndex.create(buf, alg)
-        if root is None:
-            raise ValueError(f"segment size {len(buf)} leaves no room for the named-object index")
+        root = NameIndex.create(buf)
         journal = Journal.create(buf, alg) if self._storage.named else 0
         SegmentHeader(len(buf), cls.name, cls.layout_version, root, journal).write(buf)
         self._bind(buf, alg, root, journal)
@@ -197,7 +195,7 @@ class Segment:
             )
         if header.index_offset == 0:
             raise SegmentCorrupt("segment header has no named-object index")
-        journal = Journal(buf, header.journal_offset)
+        journal = Journal(buf, 0 if buf.readonly else header.journal_offset)
         if journal.pending() and not journal.pending() & UNJOURNALED:
             self.recovered = journal.recover(None)
         try:
@@ -225,7 +223,9 @@ class Segment:
     def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int, journal: int) -> None:
         self._buf = buf
         self._alg = alg
-        self._journal = Journal(buf, journal)
+        # a read-only mapping is never written, so it needs no logging view (which ctypes
+        # could not lay over it anyway); an interrupted operation still shows in its dirty word
+        self._journal = Journal(buf, 0 if buf.readonly else journal)
         if self._journal.active:
             alg.words = self._journal.words
         self._index = NameIndex(buf, alg, index_root, self._journal.words)
@@ -489,30 +489,36 @@ class Segment:
     ) -> Any:
         elements = 1 if count is None else count
         elem_size = objects.sizeof(cls)
+        initial = bytes(cls(*args)) if args and objects.is_ctypes_type(cls) else None
         type_id = objects.type_id(cls).encode()
         size = entry_bytes(elements, elem_size, key, type_id)
         alg = self._alg
+        had_table = self._index.table_block() is not None
+        if kind is not InstanceType.ANONYMOUS and not self._index.ensure_table():
+            raise BadAlloc("no room for the named-object index")
         if size > len(self._buf):
             offset = None
         elif objects.alignment(cls) > alg.ALIGNMENT:
             offset = alg.allocate_aligned(size, objects.alignment(cls))
         else:
             offset = alg.allocate(size)
-        if offset is None:
-            raise BadAlloc(f"no room for a {size}-byte object {key.decode(errors='replace')!r}")
-        NameIndex.write_entry(self._buf, offset, kind, count is not None, elements, elem_size,
-                              key, type_id)
-        handle = offset + ENTRY_SIZE
         try:
+            if offset is None:
+                raise BadAlloc(f"no room for a {size}-byte object {key.decode(errors='replace')!r}")
+            NameIndex.write_entry(self._buf, offset, kind, count is not None, elements, elem_size,
+                                  key, type_id)
+            handle = offset + ENTRY_SIZE
+            if initial is not None:
+                self._buf[handle : handle + elem_size * elements] = initial * elements
             if objects.is_ctypes_type(cls):
-                if args:
-                    initial = bytes(cls(*args))
-                    self._buf[handle : handle + elem_size * elements] = initial * elements
                 obj = self._ctypes_at(cls, handle, count)
             else:
                 obj = cls.segment_construct(self, handle, *args)  # type: ignore[attr-defined]
         except BaseException:
-            alg.deallocate(offset)
+            if offset is not None:
+                alg.deallocate(offset)
+            if not had_table:
+                self._index.drop_table()
             raise
         if kind is not InstanceType.ANONYMOUS:
             self._index.link(offset, kind, key)
@@ -692,8 +698,15 @@ class Segment:
             try:
                 self._header()
                 self._alg.verify()
-                for entry in self._index.entries():
-                    self._alg.usable_size(entry.offset)
+                table = self._index.table_block()
+                if table is not None:
+                    self._alg.usable_size(table)
+                kinds = [entry.kind for entry in self._index.entries()
+                         if self._alg.usable_size(entry.offset) >= 0]
+                counted = (kinds.count(InstanceType.NAMED), kinds.count(InstanceType.UNIQUE))
+                if counted != self._index.counts():
+                    raise SegmentCorrupt(f"name index counts {self._index.counts()} objects "
+                                         f"but holds {counted}")
             except InvalidPointer as exc:
                 raise SegmentCorrupt(f"named object outside any live block: {exc}") from exc
             except _DAMAGE as exc:
@@ -710,8 +723,7 @@ class Segment:
     def all_memory_deallocated(self) -> bool:
         """True when only the segment's own bookkeeping (the name index) is allocated."""
         with self._reading:
-            count, buckets, _, _ = self._index._root()
-            own = {self._index.root, buckets}
+            own = {self._index.table_block(), self._journal.offset or None}
             return all(offset in own for offset, _ in self._alg.allocated_blocks())
 
     def zero_free_memory(self) -> None:
