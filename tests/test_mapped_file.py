@@ -1,0 +1,369 @@
+"""Mapped storage (``backends/mapped_file.py``): the modes, read-only and copy-on-write views,
+creation and its undo, class-level resize, on both named backends; scenario 7 on files."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from backends.mapped_file import MappedFileStorage
+from backends.shared_memory import SHM_DIR
+from framework import (
+    InvalidSegment,
+    ManagedMappedFile,
+    ManagedSharedMemory,
+    Mode,
+    NamedSegment,
+    ReadOnlySegment,
+    plugins,
+)
+
+ALGORITHMS = sorted(plugins().algorithms)
+SIZE = 65536
+
+
+class Named:
+    """One named backend under test: its managed class, fresh names, and the file behind a name."""
+
+    def __init__(self, cls: type[NamedSegment], directory: Path | None) -> None:
+        self.cls = cls
+        self._directory = directory
+        self._made: list[str] = []
+
+    def new_name(self) -> str:
+        """A name nobody uses (removed again at teardown)."""
+        if self._directory is not None:
+            return str(self._directory / f"seg-{uuid.uuid4().hex}")
+        name = f"segalloc-test-{uuid.uuid4().hex}"
+        self._made.append(name)
+        return name
+
+    def path(self, name: str) -> str:
+        return name if self._directory is not None else os.path.join(SHM_DIR, name)
+
+    def cleanup(self) -> None:
+        for name in self._made:
+            self.cls.remove(name)
+
+
+@pytest.fixture(params=["shared_memory", "mapped_file"])
+def named(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Named]:
+    if request.param == "shared_memory":
+        backend = Named(ManagedSharedMemory, None)
+    else:
+        backend = Named(ManagedMappedFile, tmp_path)
+    try:
+        yield backend
+    finally:
+        backend.cleanup()
+
+
+@pytest.fixture(params=ALGORITHMS)
+def algorithm(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def file_bytes(named: Named, name: str) -> bytes:
+    with open(named.path(name), "rb") as backing:
+        return backing.read()
+
+
+def make_with_int(named: Named, name: str, algorithm: str | None = None) -> None:
+    with named.cls(Mode.CREATE_ONLY, name, SIZE, algorithm=algorithm) as seg:
+        seg.construct(ctypes.c_int64, "MyInt", 42)
+        seg.flush()
+
+
+# -- modes ----------------------------------------------------------------------------------
+def test_create_only_refuses_an_existing_name(named: Named) -> None:
+    name = named.new_name()
+    make_with_int(named, name)
+    before = file_bytes(named, name)
+    with pytest.raises(FileExistsError):
+        named.cls(Mode.CREATE_ONLY, name, SIZE)
+    assert file_bytes(named, name) == before
+
+
+def test_open_only_refuses_a_missing_name(named: Named) -> None:
+    name = named.new_name()
+    with pytest.raises(FileNotFoundError):
+        named.cls(Mode.OPEN_ONLY, name)
+    assert not os.path.exists(named.path(name))
+
+
+def test_open_or_create_creates_then_opens(named: Named) -> None:
+    name = named.new_name()
+    with named.cls(Mode.OPEN_OR_CREATE, name, SIZE) as first:
+        assert first.storage.created
+        first.construct(ctypes.c_int64, "MyInt", 7)
+    with named.cls(Mode.OPEN_OR_CREATE, name, 2 * SIZE) as second:
+        assert not second.storage.created
+        assert second.get_size() == SIZE
+        obj, count = second.find(ctypes.c_int64, "MyInt")
+        assert (obj.value, count) == (7, 1)
+
+
+def test_reopening_finds_objects_and_allocations(named: Named, algorithm: str) -> None:
+    name = named.new_name()
+    with named.cls(Mode.CREATE_ONLY, name, SIZE, algorithm=algorithm) as seg:
+        handle = seg.allocate(300)
+        seg.view(handle, 300)[:] = bytes(range(256)) + bytes(44)
+        seg.construct(ctypes.c_double, "pi", 3.25, count=3)
+        free = seg.get_free_memory()
+        seg.flush()
+    with named.cls(Mode.OPEN_ONLY, name) as again:
+        assert again.algorithm.name == algorithm
+        assert bytes(again.view(handle, 300)) == bytes(range(256)) + bytes(44)
+        obj, count = again.find(ctypes.c_double, "pi")
+        assert list(obj) == [3.25] * 3 and count == 3
+        assert again.get_free_memory() == free
+        assert again.check_sanity()
+
+
+def test_the_mode_must_be_a_mode_and_size_only_creates(named: Named) -> None:
+    name = named.new_name()
+    with pytest.raises(TypeError, match="mode"):
+        named.cls("create_only", name, SIZE)
+    with pytest.raises(TypeError, match="size"):
+        named.cls(Mode.CREATE_ONLY, name)
+    with pytest.raises(ValueError, match="size"):
+        named.cls(Mode.CREATE_ONLY, name, 0)
+    make_with_int(named, name)
+    with pytest.raises(ValueError, match="size"):
+        named.cls(Mode.OPEN_ONLY, name, SIZE)
+
+
+# -- read-only and copy-on-write -----------------------------------------------------------
+def test_read_only_finds_and_refuses_every_write(named: Named, algorithm: str) -> None:
+    name = named.new_name()
+    make_with_int(named, name, algorithm)
+    before = file_bytes(named, name)
+    with named.cls(Mode.OPEN_READ_ONLY, name) as seg:
+        assert seg.read_only and seg.buffer.readonly
+        obj, count = seg.find(ctypes.c_int64, "MyInt")
+        assert (obj.value, count) == (42, 1)
+        writes: list[Callable[[], object]] = [
+            lambda: seg.allocate(10),
+            lambda: seg.construct(ctypes.c_int64, "other", 1),
+            lambda: seg.destroy(ctypes.c_int64, "MyInt"),
+            lambda: seg.find_or_construct(ctypes.c_int64, "new"),
+            lambda: seg.zero_free_memory(),
+            lambda: seg.reserve_named_objects(64),
+        ]
+        for write in writes:
+            with pytest.raises(ReadOnlySegment):
+                write()
+        with pytest.raises(TypeError):
+            seg.buffer[0] = 0
+        assert seg.check_sanity()
+    assert file_bytes(named, name) == before
+
+
+def test_copy_on_write_sees_its_changes_and_the_object_never_does(
+    named: Named, algorithm: str
+) -> None:
+    name = named.new_name()
+    make_with_int(named, name, algorithm)
+    before = file_bytes(named, name)
+    with named.cls(Mode.OPEN_COPY_ON_WRITE, name) as copy:
+        assert not copy.read_only
+        assert copy.destroy(ctypes.c_int64, "MyInt")
+        copy.construct(ctypes.c_int64, "MyInt2", 9)
+        copy.allocate(1000)
+        copy.flush()
+        assert copy.find(ctypes.c_int64, "MyInt") == (None, 0)
+        assert copy.find(ctypes.c_int64, "MyInt2")[0].value == 9
+        with named.cls(Mode.OPEN_ONLY, name) as original:
+            assert original.find(ctypes.c_int64, "MyInt")[0].value == 42
+            assert original.find(ctypes.c_int64, "MyInt2") == (None, 0)
+    assert file_bytes(named, name) == before
+
+
+# -- creation, its undo, and the lock ------------------------------------------------------
+def test_a_failed_constructor_leaves_no_object(named: Named) -> None:
+    name = named.new_name()
+    with pytest.raises(ValueError, match="too small"):
+        named.cls(Mode.CREATE_ONLY, name, 64)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        named.cls(Mode.OPEN_OR_CREATE, name, SIZE, algorithm="no-such-algorithm")
+    assert not os.path.exists(named.path(name))
+    make_with_int(named, name)  # the name is free to use
+
+
+def test_a_full_device_is_an_os_error_at_creation(named: Named) -> None:
+    name = named.new_name()
+    with pytest.raises(OSError) as caught:
+        named.cls(Mode.CREATE_ONLY, name, 1 << 60)
+    assert not isinstance(caught.value, FileExistsError)
+    assert not os.path.exists(named.path(name))
+
+
+def test_a_created_object_has_exactly_the_permissions_asked(named: Named) -> None:
+    name, other = named.new_name(), named.new_name()
+    old_umask = os.umask(0o077)
+    try:
+        named.cls(Mode.CREATE_ONLY, name, SIZE).close()
+        named.cls(Mode.CREATE_ONLY, other, SIZE, permissions=0o640).close()
+    finally:
+        os.umask(old_umask)
+    assert os.stat(named.path(name)).st_mode & 0o777 == 0o600
+    assert os.stat(named.path(other)).st_mode & 0o777 == 0o640
+    with pytest.raises(ValueError, match="permissions"):
+        named.cls(Mode.CREATE_ONLY, named.new_name(), SIZE, permissions=0o1000)
+
+
+def test_the_creator_holds_the_lock_until_the_segment_is_formatted(named: Named) -> None:
+    name = named.new_name()
+    storage = named.cls.storage_class.open(Mode.CREATE_ONLY, name, SIZE)
+    other = os.open(named.path(name), os.O_RDONLY)  # another open file description: a process
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with named.cls.from_storage(storage) as seg:
+            assert seg.check_sanity()
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+
+
+def test_an_empty_object_is_not_a_segment(named: Named, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = named.new_name()
+    with open(named.path(name), "wb") as backing:
+        backing.write(bytes(4096))
+    monkeypatch.setattr("backends.mapped_file.FORMAT_WAIT", 0.01)
+    with pytest.raises(InvalidSegment, match="not formatted"):
+        named.cls(Mode.OPEN_ONLY, name)
+
+
+def test_bytes_that_are_not_a_segment_give_invalid_segment(named: Named) -> None:
+    name = named.new_name()
+    with open(named.path(name), "wb") as backing:
+        backing.write(b"not a segment at all" * 100)
+    with pytest.raises(InvalidSegment, match="magic"):
+        named.cls(Mode.OPEN_ONLY, name)
+    assert os.path.exists(named.path(name))  # opening never removes
+
+
+def test_two_segments_on_one_object_share_one_reentrant_lock(named: Named) -> None:
+    name = named.new_name()
+    with named.cls(Mode.CREATE_ONLY, name, SIZE) as first, named.cls(Mode.OPEN_ONLY, name) as second:
+        assert first.storage.lock() is second.storage.lock()
+        with first.storage.lock():  # a second open file description would deadlock here
+            handle = second.allocate(64)
+            with second.storage.lock():
+                first.deallocate(handle)
+        assert first.check_sanity()
+
+
+def test_close_is_idempotent_and_tolerates_live_objects(named: Named) -> None:
+    name = named.new_name()
+    seg = named.cls(Mode.CREATE_ONLY, name, SIZE)
+    obj = seg.construct(ctypes.c_int64, "MyInt", 5)
+    storage = seg.storage
+    seg.close()
+    seg.close()
+    assert "closed" in repr(storage)
+    assert obj.value == 5  # the mapping lives while objects view it
+    with pytest.raises(ValueError, match="closed"):
+        storage.flush()
+
+
+def test_repr_says_what_it_is(named: Named) -> None:
+    name = named.new_name()
+    with named.cls(Mode.CREATE_ONLY, name, SIZE) as seg:
+        text = repr(seg.storage)
+        assert type(seg.storage).__name__ in text
+        assert repr(name) in text and f"size={SIZE}" in text and "CREATE_ONLY" in text
+
+
+# -- class-level remove and resize ---------------------------------------------------------
+def test_remove_says_whether_there_was_an_object(named: Named) -> None:
+    name = named.new_name()
+    assert not named.cls.remove(name)
+    make_with_int(named, name)
+    assert named.cls.remove(name)
+    assert not os.path.exists(named.path(name))
+
+
+def test_resize_refuses_an_object_this_process_maps(named: Named) -> None:
+    name = named.new_name()
+    with named.cls(Mode.CREATE_ONLY, name, SIZE) as seg:
+        before = bytes(seg.buffer)
+        for change in (lambda: named.cls.grow(name, 4096), lambda: named.cls.shrink_to_fit(name)):
+            with pytest.raises(BufferError, match="still mapped"):
+                change()
+        assert os.stat(named.path(name)).st_size == SIZE
+        assert bytes(seg.buffer) == before
+    named.cls.grow(name, 4096)
+    with named.cls(Mode.OPEN_ONLY, name) as seg:
+        assert seg.get_size() == SIZE + 4096 and seg.check_sanity()
+
+
+def test_grow_and_shrink_on_every_algorithm(named: Named, algorithm: str) -> None:
+    name = named.new_name()
+    make_with_int(named, name, algorithm)
+    named.cls.grow(name, SIZE)
+    with named.cls(Mode.OPEN_ONLY, name) as seg:
+        assert seg.get_size() == 2 * SIZE
+        assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
+        assert seg.check_sanity()
+    new_size = named.cls.shrink_to_fit(name)
+    assert new_size < SIZE and os.stat(named.path(name)).st_size == new_size
+    with named.cls(Mode.OPEN_ONLY, name) as seg:
+        assert seg.get_size() == new_size
+        assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
+        assert seg.check_sanity()
+
+
+# -- files only ----------------------------------------------------------------------------
+def test_a_path_object_names_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "segment.bin"
+    with ManagedMappedFile(Mode.CREATE_ONLY, path, SIZE) as seg:
+        seg.construct(ctypes.c_int64, "MyInt", 1)
+    ManagedMappedFile.grow(path, 4096)
+    assert path.stat().st_size == SIZE + 4096
+    with pytest.raises(TypeError, match="path"):
+        MappedFileStorage.open(Mode.OPEN_ONLY, 17)
+    with pytest.raises(ValueError, match="non-empty"):
+        MappedFileStorage.open(Mode.OPEN_ONLY, "")
+
+
+def test_scenario_7_copy_on_write(tmp_path: Path, algorithm: str) -> None:
+    """A copy-on-write view changes only itself; its bytes dumped to a file are a segment
+    showing the change; the original opened read-only is untouched and refuses writes."""
+    original, dumped = tmp_path / "original.bin", tmp_path / "dumped.bin"
+    with ManagedMappedFile(Mode.CREATE_ONLY, original, SIZE, algorithm=algorithm) as seg:
+        seg.construct(ctypes.c_int, "MyInt", 0)
+        seg.flush()
+    with ManagedMappedFile(Mode.OPEN_COPY_ON_WRITE, original) as copy:
+        assert copy.destroy(ctypes.c_int, "MyInt")
+        copy.construct(ctypes.c_int, "MyInt2", 0)
+        assert copy.find(ctypes.c_int, "MyInt") == (None, 0)
+        assert copy.find(ctypes.c_int, "MyInt2")[1] == 1
+        with ManagedMappedFile(Mode.OPEN_ONLY, original) as untouched:
+            assert untouched.find(ctypes.c_int, "MyInt")[1] == 1
+            assert untouched.find(ctypes.c_int, "MyInt2") == (None, 0)
+        dumped.write_bytes(bytes(copy.buffer))
+    with ManagedMappedFile(Mode.OPEN_ONLY, dumped) as reopened:
+        assert reopened.find(ctypes.c_int, "MyInt") == (None, 0)
+        assert reopened.find(ctypes.c_int, "MyInt2")[1] == 1
+        assert reopened.check_sanity()
+    before = original.read_bytes()
+    with ManagedMappedFile(Mode.OPEN_READ_ONLY, original) as read_only:
+        assert read_only.find(ctypes.c_int, "MyInt")[1] == 1
+        assert read_only.num_named_objects() == 1
+        assert read_only.num_unique_objects() == 0
+        with pytest.raises(ReadOnlySegment):
+            read_only.construct(ctypes.c_int, "MyInt3", 0)
+        with pytest.raises(ReadOnlySegment):
+            read_only.destroy(ctypes.c_int, "MyInt")
+        with pytest.raises(ReadOnlySegment):
+            read_only.allocate(16)
+    assert original.read_bytes() == before

@@ -1,0 +1,109 @@
+"""Shared-memory storage (``backends/shared_memory.py``): names, the POSIX object behind a
+name, and scenario 3 (a segment grows and shrinks while unmapped) on every algorithm."""
+
+from __future__ import annotations
+
+import _posixshmem
+import ctypes
+import mmap
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from backends.shared_memory import SHM_DIR, SharedMemoryStorage
+from framework import ManagedSharedMemory, Mode, plugins
+
+ALGORITHMS = sorted(plugins().algorithms)
+
+
+@pytest.fixture
+def shm_name() -> Iterator[str]:
+    name = f"segalloc-test-{uuid.uuid4().hex}"
+    try:
+        yield name
+    finally:
+        ManagedSharedMemory.remove(name)
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ("", ValueError),
+        ("a/b", ValueError),
+        ("/leading-slash", ValueError),
+        (".", ValueError),
+        ("..", ValueError),
+        ("nul\0byte", ValueError),
+        ("x" * 256, ValueError),
+        ("é" * 128, ValueError),
+        (b"bytes", TypeError),
+        (17, TypeError),
+    ],
+)
+def test_names_are_validated(bad: object, error: type[Exception]) -> None:
+    for call in (
+        lambda: SharedMemoryStorage.open(Mode.CREATE_ONLY, bad, 4096),
+        lambda: SharedMemoryStorage.open(Mode.OPEN_ONLY, bad),
+        lambda: ManagedSharedMemory.remove(bad),
+        lambda: SharedMemoryStorage.resize(bad, 4096),
+    ):
+        with pytest.raises(error, match="name"):
+            call()
+
+
+def test_the_longest_name_works(shm_name: str) -> None:
+    name = (shm_name + "x" * 255)[:255]
+    try:
+        with ManagedSharedMemory(Mode.CREATE_ONLY, name, 4096) as seg:
+            assert seg.get_size() == 4096
+    finally:
+        ManagedSharedMemory.remove(name)
+
+
+def test_the_segment_is_the_posix_object_of_that_name(shm_name: str) -> None:
+    with ManagedSharedMemory(Mode.CREATE_ONLY, shm_name, 8192) as seg:
+        seg.construct(ctypes.c_int64, "MyInt", 99)
+        assert os.path.exists(os.path.join(SHM_DIR, shm_name))
+        fd = _posixshmem.shm_open("/" + shm_name, os.O_RDONLY)
+        try:
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as other:
+                assert other[:8] == b"SEGALLOC" and len(other) == 8192
+                assert other[:] == bytes(seg.buffer)
+        finally:
+            os.close(fd)
+        assert seg.storage.base_alignment == mmap.PAGESIZE
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_scenario_3_a_segment_can_grow(shm_name: str, algorithm: str) -> None:
+    """1000 bytes holding a named object; unmapped, it grows by 500 and is found at 1500
+    bytes; shrunk to fit, it is smaller than 1000 bytes and the object is still there."""
+    with ManagedSharedMemory(Mode.CREATE_ONLY, shm_name, 1000, algorithm=algorithm) as seg:
+        seg.construct(ctypes.c_int, "MyInt", 7)
+    ManagedSharedMemory.grow(shm_name, 500)
+    with ManagedSharedMemory(Mode.OPEN_ONLY, shm_name) as seg:
+        assert seg.get_size() == 1500
+        obj, count = seg.find(ctypes.c_int, "MyInt")
+        assert (obj.value, count) == (7, 1)
+        assert seg.check_sanity()
+    new_size = ManagedSharedMemory.shrink_to_fit(shm_name)
+    with ManagedSharedMemory(Mode.OPEN_ONLY, shm_name) as seg:
+        assert seg.get_size() == new_size < 1000
+        obj, count = seg.find(ctypes.c_int, "MyInt")
+        assert (obj.value, count) == (7, 1)
+        assert seg.check_sanity()
+
+
+def test_class_level_grow_needs_a_name(shm_name: str) -> None:
+    with ManagedSharedMemory(Mode.CREATE_ONLY, shm_name, 4096) as seg:
+        with pytest.raises(TypeError, match="class-level"):
+            type(seg).grow(seg, 100)
+        with pytest.raises(TypeError, match="class-level"):
+            type(seg).shrink_to_fit(seg)
+
+
+def test_the_managed_class_documents_its_arguments() -> None:
+    assert ManagedSharedMemory.storage_class is SharedMemoryStorage
+    assert "permissions" in (ManagedSharedMemory.__doc__ or "")
