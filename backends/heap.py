@@ -93,7 +93,7 @@ class HeapStorage(Storage):
             pass
 
     def __repr__(self) -> str:
-        return f"<HeapStorage size={len(self._map)}>"
+        return "<HeapStorage closed>" if self._map.closed else f"<HeapStorage size={len(self._map)}>"
 
 
 @hookimpl

@@ -97,6 +97,8 @@ class _Access:
 
     def __enter__(self) -> None:
         segment = self._segment
+        if segment._closed:
+            raise ValueError(f"{type(segment).__name__} is closed")
         lock = segment._storage.lock()
         lock.__enter__()
         self._held.append(lock)
@@ -143,6 +145,7 @@ class Segment:
         #: what recovery did when this segment was opened after a crash (None: nothing)
         self.recovered: str | None = None
         self._depth = 0
+        self._closed = False
         self._reading = _Access(self, write=False)
         self._writing = _Access(self, write=True)
         try:
@@ -740,8 +743,19 @@ class Segment:
         """Write changes through to the backing object (files); a no-op in memory."""
         self._storage.flush()
 
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
     def close(self) -> None:
         """Unmap the segment; idempotent. Objects taken from it must not be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        # drop every view of the mapping so the storage can unmap it now
+        self._buf = memoryview(b"")
+        self._alg = self._index = self._journal = None  # type: ignore[assignment]
         self._storage.close()
 
     def __enter__(self) -> Segment:
@@ -751,6 +765,8 @@ class Segment:
         self.close()
 
     def __repr__(self) -> str:
+        if self._closed:
+            return f"<{type(self).__name__} {self._storage!r} closed>"
         return (
             f"<{type(self).__name__} {self._storage!r} algorithm={self._alg.name!r} "
             f"size={len(self._buf)}>"

@@ -356,3 +356,13 @@ def test_external_buffers_of_any_kind(algorithm: str) -> None:
         ManagedExternalBuffer(Mode.CREATE_ONLY, [0] * 100, algorithm=algorithm)
     with pytest.raises(TypeError, match="cannot grow"):
         ManagedExternalBuffer(Mode.CREATE_ONLY, bytearray(8192), algorithm=algorithm).grow(10)
+
+
+def test_a_closed_segment_says_so(algorithm: str) -> None:
+    seg = ManagedHeapMemory(4096, algorithm=algorithm)
+    handle = seg.allocate(10)
+    seg.close()
+    seg.close()
+    assert seg.closed and "closed" in repr(seg)
+    with pytest.raises(ValueError, match="closed"):
+        seg.deallocate(handle)
