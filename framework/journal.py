@@ -140,6 +140,27 @@ class Journal:
         """Make the operation's writes permanent (one 8-byte store)."""
         self.raw[DIRTY_WORD] = 0
 
+    def preserve(self, start: int, end: int) -> None:
+        """Log the words covering bytes ``[start, end)`` before the segment overwrites them with
+        user-visible bytes inside an operation (an object's header, a moved block): a rollback
+        must give the algorithm back whatever it kept there while the block was free."""
+        if not self.capacity:
+            return
+        raw = self.raw
+        first, last = start >> 3, (end + 7) >> 3
+        count = raw[DIRTY_WORD]
+        if count & UNJOURNALED:
+            return
+        if count + last - first > self.capacity:
+            raw[DIRTY_WORD] = count | UNJOURNALED
+            return
+        at = (self.offset + BLOCK_HEADER) // 8 + ENTRY_WORDS * count
+        for index in range(first, last):
+            raw[at] = index
+            raw[at + 1] = raw[index]
+            at += ENTRY_WORDS
+        raw[DIRTY_WORD] = count + last - first
+
     def rollback(self) -> None:
         """Write back every logged old value, newest first; then the operation never happened."""
         raw = self.raw

@@ -159,19 +159,17 @@ class NameIndex:
                      name, type_id, hsh)
 
     @staticmethod
-    def write_entry(
-        buf: memoryview, offset: int, kind: InstanceType, is_array: bool, count: int,
-        elem_size: int, name: bytes, type_id: bytes,
-    ) -> None:
-        """Write a fresh (unlinked) object header, its zeroed data, name and type identity."""
-        data = (count * elem_size + 7) & ~7
-        _ENTRY.pack_into(buf, offset, 0, ENTRY_MAGIC, int(kind), _FLAG_ARRAY if is_array else 0, 0,
-                         count, elem_size, len(name), len(type_id), key_hash(kind, name))
-        start = offset + ENTRY_SIZE
-        buf[start : start + data] = bytes(data)
-        buf[start + data : start + data + len(name)] = name
-        at = start + data + len(name)
-        buf[at : at + len(type_id)] = type_id
+    def entry_image(
+        kind: InstanceType, is_array: bool, count: int, elem_size: int, name: bytes,
+        type_id: bytes, element: bytes | None = None,
+    ) -> bytes:
+        """The bytes of a fresh (unlinked) object block: header, data (every element a copy of
+        ``element``, zeros by default), name and type identity."""
+        header = _ENTRY.pack(0, ENTRY_MAGIC, int(kind), _FLAG_ARRAY if is_array else 0, 0,
+                             count, elem_size, len(name), len(type_id), key_hash(kind, name))
+        data = element * count if element is not None else bytes(count * elem_size)
+        padding = bytes(-len(data) % 8)
+        return b"".join((header, data, padding, name, type_id))
 
     def _chain(self, head: int) -> Iterator[Entry]:
         offset = head

@@ -267,6 +267,33 @@ class Segment:
         """True when the segment refuses changes."""
         return self._storage.read_only
 
+    def locked(self) -> _Access:
+        """``with seg.locked():`` holds the segment's lock (threads and processes) across
+        several reads, so they see one consistent state."""
+        return self._reading
+
+    def transaction(self) -> _Access:
+        """``with seg.transaction():`` makes several operations one: in a segment with a
+        journal (shared memory, mapped files) they all take effect, or, if the block raises or
+        the process dies inside it, none does. Also holds the lock throughout."""
+        return self._writing
+
+    @property
+    def words(self) -> Any:
+        """The segment's 64-bit word view for in-segment structures built on top of it
+        (containers): writes through it inside a transaction are journaled."""
+        return self._journal.words
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` as part of the current transaction: on rollback the
+        bytes it covered come back (use it for bytes of blocks allocated in the same
+        transaction)."""
+        _check_handle(offset)
+        if not 0 <= offset <= offset + len(data) <= len(self._buf):
+            raise InvalidPointer(f"bytes [{offset}, {offset + len(data)}) are not inside the segment")
+        with self._writing:
+            self._store(offset, data)
+
     def get_size(self) -> int:
         """Bytes in the segment, header included (Boost's ``get_size``)."""
         return len(self._buf)
@@ -321,8 +348,8 @@ class Segment:
         """Boost's ``allocation_command``; returns ``(handle, received_size)``.
 
         Backwards expansion moves the old contents to the new start, so the caller always finds
-        its data at the returned handle. Failure raises ``BadAlloc`` unless ``NOTHROW`` is set,
-        which returns ``(None, 0)``.
+        its data at the returned handle; ``ZERO_MEMORY`` zeroes every byte it did not have.
+        Failure raises ``BadAlloc`` unless ``NOTHROW`` is set, which returns ``(None, 0)``.
         """
         command = Command(command)
         _check_size(limit_size, "limit_size")
@@ -349,10 +376,16 @@ class Segment:
             else:
                 preferred_size = min(preferred_size, len(self._buf))
                 offset, received = self._alg.allocation_command(
-                    command, limit_size, preferred_size, reuse
+                    command & ~Command.ZERO_MEMORY, limit_size, preferred_size, reuse
                 )
-            if offset is not None and reuse is not None and offset < reuse < offset + received:
-                self._buf[offset : offset + old_size] = self._buf[reuse : reuse + old_size]
+            if offset is not None:
+                moved_from = offset if reuse is None else reuse
+                in_place = offset <= moved_from < offset + received
+                if offset < moved_from < offset + received:  # expanded backwards: move the data
+                    self._store(offset, bytes(self._buf[moved_from : moved_from + old_size]))
+                if command & Command.ZERO_MEMORY and not shrinks:
+                    kept = old_size if in_place else 0  # the caller's bytes, now at the start
+                    self._store(offset + kept, bytes(received - kept))
         if offset is None and not command & Command.NOTHROW:
             raise BadAlloc(f"allocation_command {command!r} for {limit_size} bytes failed")
         return offset, received
@@ -508,11 +541,9 @@ class Segment:
         try:
             if offset is None:
                 raise BadAlloc(f"no room for a {size}-byte object {key.decode(errors='replace')!r}")
-            NameIndex.write_entry(self._buf, offset, kind, count is not None, elements, elem_size,
-                                  key, type_id)
+            self._store(offset, NameIndex.entry_image(kind, count is not None, elements, elem_size,
+                                                      key, type_id, initial))
             handle = offset + ENTRY_SIZE
-            if initial is not None:
-                self._buf[handle : handle + elem_size * elements] = initial * elements
             if objects.is_ctypes_type(cls):
                 obj = self._ctypes_at(cls, handle, count)
             else:
@@ -526,6 +557,11 @@ class Segment:
         if kind is not InstanceType.ANONYMOUS:
             self._index.link(offset, kind, key)
         return obj
+
+    def _store(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` inside an operation, journaling the words it covers."""
+        self._journal.preserve(offset, offset + len(data))
+        self._buf[offset : offset + len(data)] = data
 
     def _ctypes_at(self, cls: type, handle: int, count: int | None = None) -> Any:
         target: Any = cls if count is None else cls * count  # type: ignore[operator]

@@ -169,8 +169,9 @@ def test_lock_holders_recover_what_a_dead_holder_left(segment: Any, tmp_path: Pa
     other.close()
 
 
-def test_an_operation_larger_than_the_journal_is_kept_when_consistent(tmp_path: Path) -> None:
-    algorithm = ALGORITHMS[0]
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_an_operation_larger_than_the_journal_is_kept_when_consistent(tmp_path: Path,
+                                                                      algorithm: str) -> None:
     seg = ManagedMappedFile(Mode.CREATE_ONLY, tmp_path / "small", 1 << 16, algorithm=algorithm)
     capacity = seg._journal.capacity
     assert capacity == journal_capacity(1 << 16)

@@ -366,3 +366,18 @@ def test_a_closed_segment_says_so(algorithm: str) -> None:
     assert seg.closed and "closed" in repr(seg)
     with pytest.raises(ValueError, match="closed"):
         seg.deallocate(handle)
+
+
+def test_zero_memory_zeroes_only_what_the_caller_did_not_have(seg: ManagedHeapMemory) -> None:
+    dirty = seg.allocate(4000)
+    seg.view(dirty, 4000)[:] = b"\xab" * 4000
+    seg.deallocate(dirty)
+    handle, received = seg.allocation_command(Command.ALLOCATE_NEW | Command.ZERO_MEMORY, 64, 64)
+    assert bytes(seg.view(handle, received)) == bytes(received)
+    seg.view(handle, received)[:] = b"\x11" * received
+    got, grown = seg.allocation_command(
+        Command.EXPAND_FWD | Command.ZERO_MEMORY | Command.NOTHROW, 1000, 1000, handle)
+    if got is not None:
+        assert got == handle
+        assert bytes(seg.view(handle, received)) == b"\x11" * received
+        assert bytes(seg.view(handle + received, grown - received)) == bytes(grown - received)
