@@ -187,16 +187,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     segment = _open_for_examination(args)
     if segment is None:
         return 1
+    name = args.shm if args.shm is not None else args.path
     with segment:
         problem = check(segment)
     if args.json:
-        _emit_json({"name": args.shm if args.shm is not None else args.path,
-                    "backend": segment.storage.name, "sane": problem is None, "problem": problem})
+        _emit_json({"name": name, "backend": segment.storage.name, "sane": problem is None,
+                    "problem": problem})
     if problem is not None:
-        print(f"segalloc: {segment.storage!r}: {problem}", file=sys.stderr)
+        print(f"segalloc: {name}: {problem}", file=sys.stderr)
         return 1
     if not args.json:
-        print(f"{segment.storage!r}: sane")
+        print(f"{name}: sane")
     return 0
 
 
@@ -240,6 +241,165 @@ def _add_inspect_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
+# -- segalloc bench / report / compare ----------------------------------------------------
+def _bench_parameters(args: argparse.Namespace) -> Any:
+    from bench.runner import BenchParameters, available_cores
+
+    return BenchParameters(
+        profile=args.profile,
+        algorithms=tuple(args.algorithms or ()),
+        backends=tuple(args.backends or ("heap",)),
+        workloads=tuple(args.workloads or ()),
+        traces=tuple(args.traces or ()),
+        seed=args.seed,
+        jobs=args.jobs or available_cores(),
+        executor=args.executor,
+        scheduler=args.scheduler,
+        scenarios=not args.no_scenarios,
+        boost=not args.no_boost,
+        scale=args.scale,
+        trace_limit=args.trace_limit,
+        cell_seconds=args.cell_seconds,
+        shipped_traces=not args.no_shipped_traces,
+    )
+
+
+def _print_report_summary(document: dict[str, Any]) -> None:
+    from bench.report import HEADLINES, boost_rows, headline_rows, unfinished_cells
+
+    for figure, title in HEADLINES:
+        print(f"{title}\n{format_table(*headline_rows(document, figure))}\n")
+    for line in unfinished_cells(document):
+        print(line)
+    ratios = boost_rows(document)
+    if ratios[1]:
+        print("\nBoost reference (ratios: ours / Boost's)")
+        print(format_table(*ratios))
+    elif not document["boost"].get("available"):
+        print(f"\nBoost reference absent: {document['boost'].get('reason')}")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the scenarios, the stress loads and the traces on every algorithm x backend, with
+    Boost's reference when it can be built; print a summary and write report.json, report.md
+    and report.html. Exit 1 when a cell errs or a scenario fails (the reports are written)."""
+    from bench.report import write_reports
+    from bench.runner import run_bench
+
+    document = run_bench(_bench_parameters(args), progress_stream=sys.stderr)
+    paths = write_reports(document, args.out)
+    if args.json:
+        _emit_json(document)
+    else:
+        _print_report_summary(document)
+        print(f"\nwrote {', '.join(str(path) for path in paths)} "
+              f"in {document['wall_seconds']:.1f} s")
+    failed = [cell for cell in document["cells"] if cell["status"] == "error"]
+    failed += [cell for cell in document["scenarios"]["cells"] if cell["status"] == "failed"]
+    return 1 if failed else 0
+
+
+def _profile_help(profile: Any) -> str:
+    traces = ("whole traces" if profile.trace_limit is None
+              else f"traces cut to {profile.trace_limit:,} operations")
+    return (f"{profile.name}: loads of {profile.scale:,} operations, {traces}, a cell stopped "
+            f"after {profile.cell_seconds:g} s")
+
+
+def _add_bench_parser(sub: Any) -> None:
+    from bench.runner import PROFILES
+    from bench.workloads import WORKLOADS
+
+    p = sub.add_parser("bench", help="run the benchmark sweep and write the reports",
+                       description=cmd_bench.__doc__)
+    p.add_argument("--profile", choices=list(PROFILES), default="quick",
+                   help="quick: under 2 minutes on 2 cores, full: under 30 minutes. "
+                        + "; ".join(map(_profile_help, PROFILES.values()))
+                        + ". Default quick")
+    p.add_argument("--algorithm", action="append", dest="algorithms", metavar="NAME",
+                   help="registered algorithm (repeatable; default: every one)")
+    p.add_argument("--backend", action="append", dest="backends", metavar="NAME",
+                   help="registered backend (repeatable; default: heap)")
+    p.add_argument("--workload", action="append", dest="workloads", metavar="NAME",
+                   help=f"synthetic load (repeatable; default: every one): {', '.join(WORKLOADS)}")
+    p.add_argument("--trace", action="append", dest="traces", metavar="FILE",
+                   help="a trace file to replay besides the shipped ones (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic loads (default 0)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="cells run at once, one process each, at most one a core "
+                        "(default: every core)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local process pool (default) or an existing Dask cluster "
+                        "(needs the [dask] extra and --scheduler)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--out", default="bench-out", metavar="DIR",
+                   help="directory for report.json, report.md, report.html (default bench-out)")
+    p.add_argument("--json", action="store_true", help="print the report document on stdout")
+    tuning = p.add_argument_group("overrides of the profile (experiments and tests)")
+    tuning.add_argument("--scale", type=int, default=None, metavar="OPS",
+                        help="operations a synthetic load emits")
+    tuning.add_argument("--trace-limit", type=int, default=None, metavar="OPS",
+                        help="cut every trace to its first OPS operations")
+    tuning.add_argument("--cell-seconds", type=float, default=None, metavar="S",
+                        help="stop a cell after S timed seconds and report a timeout")
+    tuning.add_argument("--no-scenarios", action="store_true", help="skip the nine scenarios")
+    tuning.add_argument("--no-boost", action="store_true", help="skip Boost's reference")
+    tuning.add_argument("--no-shipped-traces", action="store_true",
+                        help="replay only the --trace files, not bench/data's")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild report.md and report.html (and a normalised report.json) from a run's JSON."""
+    from pathlib import Path
+
+    from bench.report import load_report, write_reports
+
+    document = load_report(args.run)
+    paths = write_reports(document, args.out or Path(args.run).parent)
+    print(f"wrote {', '.join(str(path) for path in paths)}")
+    return 0
+
+
+def _add_report_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="rebuild the reports of a bench run",
+                       description=cmd_report.__doc__)
+    p.add_argument("run", metavar="RUN.json", help="a report.json written by segalloc bench")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: beside RUN.json)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Show what changed between two runs beyond noise: ns/op as '1.23x faster / slower / not
+    significant' (threshold 10 %), space figures whenever they differ."""
+    from bench.compare import compare_reports, comparison_rows
+    from bench.report import load_report
+
+    result = compare_reports(load_report(args.old), load_report(args.new))
+    if args.json:
+        _emit_json(result)
+        return 0
+    print(format_table(*comparison_rows(result)))
+    for label in ("only_old", "only_new"):
+        for load, algorithm, backend in result[label]:
+            print(f"{label.replace('_', ' ')}: {load} {algorithm} {backend}")
+    for entry in result["not_comparable"]:
+        print(f"not comparable: {' '.join(entry['cell'])} "
+              f"({entry['old_status']} -> {entry['new_status']})")
+    if result["note"]:
+        print(f"note: {result['note']}")
+    return 0
+
+
+def _add_compare_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="compare two bench runs", description=cmd_compare.__doc__)
+    p.add_argument("old", metavar="OLD.json", help="the earlier report.json")
+    p.add_argument("new", metavar="NEW.json", help="the later report.json")
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    p.set_defaults(func=cmd_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every option documented for ``--help``)."""
     from framework import DEFAULT_ALGORITHM
@@ -271,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenarios_parser(sub)
     _add_check_parser(sub)
     _add_inspect_parser(sub)
+    _add_bench_parser(sub)
+    _add_report_parser(sub)
+    _add_compare_parser(sub)
     return parser
 
 

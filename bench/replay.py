@@ -59,7 +59,8 @@ class Observations:
     #: live requested bytes and live blocks when the high-water mark was last raised
     live_at_high_water: int
     blocks_at_high_water: int
-    #: mean bytes a live block costs beyond its request (header + rounding), at the peak
+    #: mean bytes a live block costs beyond its request (header + rounding), measured at the
+    #: first census (peak or sample point) after the high-water mark last rose
     overhead_per_block: float
     #: sizes of the free blocks at the peak, in address order
     free_sizes_at_peak: tuple[int, ...]
@@ -216,6 +217,7 @@ def replay(
     budget_ns = None if budget_seconds is None else budget_seconds * 1e9
     free_at_peak: tuple[int, ...] = ()
     overhead = 0.0
+    censused_high_water = -1
     timeline: list[Sample] = []
     elapsed = start = 0
     stopped_at: int | None = None
@@ -230,7 +232,10 @@ def replay(
             start = stop
             if stop == peak_split:
                 free_at_peak = tuple(size for _, size in alg.free_blocks())
+            if (stop == peak_split or stop in sample_points) and (
+                    state.high_water != censused_high_water):
                 overhead = _overhead_per_block(alg, state.live)
+                censused_high_water = state.high_water
             if stop in sample_points:
                 spread = sawicki_spread(size for _, size in alg.free_blocks())
                 timeline.append(Sample(stop, state.live, state.high_water, spread))

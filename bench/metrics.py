@@ -1,0 +1,81 @@
+"""Fragmentation and utilisation figures, computed from what a replay observed.
+
+Pure functions of numbers and free-block sizes (no replay, no segment), so each is tested on
+hand-made values. The figures beyond DESIGN.md's ``footprint_ratio`` and ``frag_at_peak``:
+
+- Johnstone & Wilson (1998), "The memory fragmentation problem: solved?": the heap is the
+  high-water mark (memory the allocator has touched, counted from the segment start, as a
+  ``sbrk`` heap that never shrinks).
+  #3 = max heap / live bytes at the moment of max heap - 1;
+  #4 = max heap / max live bytes - 1 (the headline: ``footprint_ratio - 1``).
+  Each comes as ``total`` and ``policy``: the policy figure takes the per-block overhead
+  (header bytes and size rounding, measured on the blocks live just after the heap last grew,
+  at the replay's next census point) out of the heap, so it estimates what the placement
+  policy alone costs, as Johnstone & Wilson separate them. A replay whose segment ran out
+  has a capped heap, where the estimate means nothing: the harness leaves it out (null).
+- CS:APP's peak utilisation U = max payload / heap size (Bryant & O'Hallaron, 9.9.7).
+- Sawicki's free-space spread F = 1 - sqrt(sum of squared free sizes) / sum of free sizes:
+  0 for one free block, near 1 for many small ones (sampled over time by the replay).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "fragmentation_3",
+    "fragmentation_4",
+    "largest_free_fraction",
+    "peak_utilisation",
+    "policy_heap",
+    "sawicki_spread",
+    "size_histogram",
+]
+
+
+def largest_free_fraction(free_sizes: Iterable[int]) -> float:
+    """DESIGN.md's frag: 1 - largest free block / total free (0 when nothing is free)."""
+    largest = total = 0
+    for size in free_sizes:
+        total += size
+        largest = max(largest, size)
+    return 1.0 - largest / total if total else 0.0
+
+
+def sawicki_spread(free_sizes: Iterable[int]) -> float:
+    """1 - sqrt(sum of squares) / sum of free block sizes (0 when nothing is free)."""
+    total = squares = 0
+    for size in free_sizes:
+        total += size
+        squares += size * size
+    return 1.0 - math.sqrt(squares) / total if total else 0.0
+
+
+def fragmentation_3(heap: float, live_at_max_heap: int) -> float:
+    """Johnstone & Wilson #3: max heap over the live bytes at that moment, minus one."""
+    return heap / live_at_max_heap - 1.0 if live_at_max_heap else 0.0
+
+
+def fragmentation_4(heap: float, peak_live: int) -> float:
+    """Johnstone & Wilson #4: max heap over max live bytes, minus one (the headline)."""
+    return heap / peak_live - 1.0 if peak_live else 0.0
+
+
+def policy_heap(high_water: int, blocks_at_max_heap: int, overhead_per_block: float) -> float:
+    """The heap with the per-block overhead of the blocks live at max heap taken out."""
+    return high_water - blocks_at_max_heap * overhead_per_block
+
+
+def peak_utilisation(peak_live: int, high_water: int) -> float:
+    """CS:APP's U: max payload over the heap's size (1 is perfect; 1 / footprint_ratio)."""
+    return peak_live / high_water if high_water else 0.0
+
+
+def size_histogram(sizes: Sequence[int]) -> dict[str, int]:
+    """Counts by power-of-two bucket: key ``"2^k"`` holds sizes in ``[2^k, 2^(k+1))``."""
+    counts: dict[int, int] = {}
+    for size in sizes:
+        bucket = max(size, 1).bit_length() - 1
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return {f"2^{bucket}": counts[bucket] for bucket in sorted(counts)}

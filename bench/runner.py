@@ -1,0 +1,472 @@
+"""The sweep: algorithm x backend x load cells, each replayed in a process of its own.
+
+A cell replays one load (a synthetic workload or a trace file) on one algorithm and backend and
+returns its figures as plain JSON-ready data. Timings are taken one cell per process and never
+two timed cells on one core: the local executor is a process pool of at most one worker a core,
+each worker replaced after one cell (``max_tasks_per_child=1``), so no cell inherits another's
+heap, caches or garbage. The Dask executor sends the same cells to an existing cluster; run its
+workers with one thread each (``dask worker --nthreads 1``) for the same guarantee there.
+
+The document this module assembles (``run_bench``) is what ``report.json`` holds; rendering it
+is ``bench.report``'s job.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from bench import metrics
+from bench.replay import ReplayResult, default_segment_size, replay_trace
+from bench.traces import Trace, read_trace, write_trace
+from bench.workloads import WORKLOADS, trace_from_ops, workload_trace
+from framework import Mode, plugins
+
+__all__ = [
+    "DATA_DIR",
+    "PROFILES",
+    "BenchParameters",
+    "CellSpec",
+    "Load",
+    "Profile",
+    "Progress",
+    "available_cores",
+    "cell_figures",
+    "execute",
+    "plan_cells",
+    "plan_loads",
+    "run_bench",
+    "run_cell",
+    "shipped_traces",
+]
+
+#: the real traces shipped with the project (copies of ../shared/traces/)
+DATA_DIR = Path(__file__).with_name("data")
+
+
+# -- profiles and parameters ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is."""
+
+    name: str
+    #: operations a synthetic load emits (about)
+    scale: int
+    #: live-bytes / high-water / spread samples a cell records over its run
+    samples: int
+    #: real traces are cut to their first ``trace_limit`` operations (None: whole)
+    trace_limit: int | None
+    #: timed seconds a cell may take before it is stopped and reported as a timeout
+    cell_seconds: float
+
+
+PROFILES: dict[str, Profile] = {
+    # 2 minutes on 2 cores, scenarios and Boost included: perl is cut just past its peak (op 120,070), before
+    # the halving of its hash makes sequential_fit's first-fit scan take minutes (136 s whole);
+    # the budget stops plugins that walk every block (the example implicit_fit: ms per op)
+    "quick": Profile("quick", scale=10_000, samples=32, trace_limit=122_000, cell_seconds=3.0),
+    "full": Profile("full", scale=100_000, samples=64, trace_limit=None, cell_seconds=150.0),
+}
+
+
+@dataclass(frozen=True)
+class BenchParameters:
+    """Everything that decides what a run measures (recorded in the report)."""
+
+    profile: str = "quick"
+    algorithms: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ("heap",)
+    workloads: tuple[str, ...] = ()
+    traces: tuple[str, ...] = ()
+    seed: int = 0
+    jobs: int = 1
+    executor: str = "local"
+    scheduler: str | None = None
+    scenarios: bool = True
+    boost: bool = True
+    #: override the profile's figures (tests and experiments)
+    scale: int | None = None
+    samples: int | None = None
+    trace_limit: int | None = None
+    cell_seconds: float | None = None
+    shipped_traces: bool = True
+
+    def resolved(self) -> BenchParameters:
+        """Defaults filled in and names checked (``ValueError`` listing the known ones)."""
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        profile = PROFILES[self.profile]
+        host = plugins()
+        algorithms = self.algorithms or tuple(host.algorithms)
+        for name in algorithms:
+            host.algorithm(name)
+        for name in self.backends:
+            host.backend(name)
+        workloads = self.workloads or tuple(WORKLOADS)
+        for name in workloads:
+            if name not in WORKLOADS:
+                raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+        if self.executor not in ("local", "dask"):
+            raise ValueError(f"unknown executor {self.executor!r}; known: local, dask")
+        if self.executor == "dask" and not self.scheduler:
+            raise ValueError("--executor dask needs --scheduler ADDRESS")
+        cores = available_cores()
+        if not 1 <= self.jobs <= cores:
+            raise ValueError(f"jobs must be between 1 and the {cores} cores here, got {self.jobs}")
+        return replace(
+            self,
+            algorithms=algorithms,
+            workloads=workloads,
+            scale=self.scale or profile.scale,
+            samples=profile.samples if self.samples is None else self.samples,
+            trace_limit=self.trace_limit or profile.trace_limit,
+            cell_seconds=self.cell_seconds or profile.cell_seconds,
+        )
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+# -- loads and cells -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Load:
+    """One load: a synthetic workload (made in the worker) or a parsed trace (shipped to it)."""
+
+    name: str
+    kind: str  # "workload" or "trace"
+    seed: int = 0
+    scale: int = 0
+    trace: Trace | None = field(default=None, repr=False)
+    #: the trace file Boost replays (a cut copy when the profile truncates)
+    path: str | None = None
+    segment_size: int | None = None
+
+    def build(self) -> Trace:
+        """The operations to replay."""
+        if self.trace is not None:
+            return self.trace
+        return workload_trace(self.name, self.seed, self.scale)
+
+
+def shipped_traces() -> list[Path]:
+    """The real traces in ``bench/data`` (sorted)."""
+    return sorted(DATA_DIR.glob("*.trace.gz"))
+
+
+def _truncated(trace: Trace, path: Path, limit: int | None, scratch: Path) -> tuple[Trace, Path]:
+    """The trace cut to its first ``limit`` operations, written to ``scratch`` for Boost."""
+    if limit is None or len(trace.ops) <= limit:
+        return trace, path
+    stem = path.name.split(".")[0]
+    cut_path = scratch / f"{stem}.first-{limit}.trace.gz"
+    write_trace(trace.ops[:limit], cut_path)
+    return trace_from_ops(cut_path.name, trace.ops[:limit]), cut_path
+
+
+def plan_loads(params: BenchParameters, scratch: Path) -> list[Load]:
+    """The workloads and the traces (shipped and given) of a resolved run; traces are parsed
+    here so a missing or malformed file fails before anything runs."""
+    loads = [
+        Load(name, "workload", seed=params.seed, scale=params.scale or 0,
+             segment_size=WORKLOADS[name].segment_size)
+        for name in params.workloads
+    ]
+    paths = [*(shipped_traces() if params.shipped_traces else []), *map(Path, params.traces)]
+    seen: set[str] = set()
+    for path in paths:
+        trace, replayed = _truncated(read_trace(path), path, params.trace_limit, scratch)
+        if trace.name in seen:
+            raise ValueError(f"two traces named {trace.name!r}: {path}")
+        seen.add(trace.name)
+        loads.append(Load(trace.name, "trace", trace=trace, path=str(replayed)))
+    return loads
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What one process measures."""
+
+    algorithm: str
+    backend: str
+    load: Load
+    samples: int
+    scratch: str
+    budget_seconds: float | None = None
+
+
+def plan_cells(params: BenchParameters, loads: Sequence[Load], scratch: Path) -> list[CellSpec]:
+    """Every algorithm x backend x load, load-major (so a report reads load by load)."""
+    return [
+        CellSpec(algorithm, backend, load, params.samples or 0, str(scratch),
+                 params.cell_seconds)
+        for load, algorithm, backend in itertools.product(
+            loads, params.algorithms, params.backends)
+    ]
+
+
+_unique = itertools.count()
+
+
+def _segment_arguments(backend: str, size: int, scratch: Path) -> tuple[tuple[Any, ...], str | None]:
+    """Arguments making a new segment of ``size`` bytes in ``backend``, and the name to remove
+    afterwards (named backends)."""
+    from bench.scenarios import BackendKind, backend_kind
+
+    storage = plugins().backend(backend)
+    kind = backend_kind(storage, scratch)
+    if kind is BackendKind.HEAP:
+        return (size,), None
+    if kind is BackendKind.EXTERNAL:
+        return (Mode.CREATE_ONLY, bytearray(size)), None
+    name = f"segalloc-bench-{os.getpid()}-{next(_unique)}"
+    if kind is BackendKind.FILE:
+        name = str(scratch / name)
+    return (Mode.CREATE_ONLY, name, size), name
+
+
+def cell_figures(result: ReplayResult) -> dict[str, Any]:
+    """DESIGN.md's figures plus ``bench.metrics``'s, flat (the report's ``figures``)."""
+    figures = result.as_dict()
+    seen = result.observations
+    assert seen is not None, "replay always records observations"
+    policy = metrics.policy_heap(result.high_water, seen.blocks_at_high_water,
+                                 seen.overhead_per_block)
+    spreads = [sample.spread for sample in seen.timeline]
+    # a segment that ran out capped the heap: the policy estimate, which assumes the heap grows
+    # as the policy asks (Johnstone & Wilson's unbounded heap), is then not defined
+    capped = result.failures > 0
+    figures.update(
+        overhead_per_block=seen.overhead_per_block,
+        live_at_high_water=seen.live_at_high_water,
+        fragmentation_3=metrics.fragmentation_3(result.high_water, seen.live_at_high_water),
+        fragmentation_4=metrics.fragmentation_4(result.high_water, result.peak_live),
+        fragmentation_3_policy=None if capped else metrics.fragmentation_3(
+            policy, seen.live_at_high_water),
+        fragmentation_4_policy=None if capped else metrics.fragmentation_4(
+            policy, result.peak_live),
+        peak_utilisation=metrics.peak_utilisation(result.peak_live, result.high_water),
+        spread_at_peak=metrics.sawicki_spread(seen.free_sizes_at_peak),
+        spread_mean=sum(spreads) / len(spreads) if spreads else None,
+        free_blocks_at_peak=len(seen.free_sizes_at_peak),
+    )
+    return figures
+
+
+def run_cell(spec: CellSpec) -> dict[str, Any]:
+    """Replay one cell; errors of the algorithm are reported in the cell, never raised."""
+    cell: dict[str, Any] = {"algorithm": spec.algorithm, "backend": spec.backend,
+                            "load": spec.load.name, "kind": spec.load.kind}
+    try:
+        trace = spec.load.build()
+        size = spec.load.segment_size or default_segment_size(trace)
+        args, name = _segment_arguments(spec.backend, size, Path(spec.scratch))
+        try:
+            result = replay_trace(trace, spec.algorithm, size, spec.backend,
+                                  make_args=lambda _: args, samples=spec.samples,
+                                  budget_seconds=spec.budget_seconds)
+        finally:
+            if name is not None:
+                plugins().backend(spec.backend).remove(name)
+    except Exception as exc:  # a failing algorithm is a finding of the run, not a crash of it
+        cell.update(status="error", error=f"{type(exc).__name__}: {exc}", segment_size=None,
+                    figures={}, timeline={}, free_histogram_at_peak={})
+        return cell
+    seen = result.observations
+    assert seen is not None
+    stopped = seen.stopped_at is not None
+    cell.update(
+        status="timeout" if stopped else "ok",
+        error=f"stopped after {seen.stopped_at:,} of {len(trace.ops):,} operations: over the "
+              f"{spec.budget_seconds:g} s budget of a cell" if stopped else None,
+        segment_size=size,
+        figures=cell_figures(result),
+        timeline={
+            "op": [s.op for s in seen.timeline],
+            "live": [s.live for s in seen.timeline],
+            "high_water": [s.high_water for s in seen.timeline],
+            "spread": [s.spread for s in seen.timeline],
+        },
+        free_histogram_at_peak=metrics.size_histogram(seen.free_sizes_at_peak),
+    )
+    return cell
+
+
+# -- progress ------------------------------------------------------------------------------
+class Progress:
+    """A one-line progress bar on a terminal; silent when the stream is not one."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: IO[str] | None = None, enabled: bool | None = None):
+        self.total, self.done = total, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+
+    def advance(self, label: str) -> None:
+        """One more step finished; ``label`` says which."""
+        self.done += 1
+        if not self.enabled:
+            return
+        filled = self.WIDTH * self.done // max(self.total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:<40}")
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# -- executors -----------------------------------------------------------------------------
+def _execute_local(specs: Sequence[CellSpec], jobs: int,
+                   done: Callable[[int, dict[str, Any]], None]) -> None:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench.runner"])
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                             max_tasks_per_child=1) as pool:
+        futures = {pool.submit(run_cell, spec): index for index, spec in enumerate(specs)}
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+
+
+def _execute_dask(specs: Sequence[CellSpec], scheduler: str,
+                  done: Callable[[int, dict[str, Any]], None]) -> None:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise ValueError("--executor dask needs the [dask] extra: "
+                         "pip install 'segalloc[dask]'") from None
+    with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
+        futures = client.map(run_cell, list(specs), pure=False)
+        index = {future.key: position for position, future in enumerate(futures)}
+        for future in dask_completed(futures):  # type: ignore[no-untyped-call]
+            done(index[future.key], future.result())
+
+
+def execute(specs: Sequence[CellSpec], params: BenchParameters,
+            progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Run every cell on the chosen executor; the cells come back in ``specs`` order."""
+    cells: list[dict[str, Any] | None] = [None] * len(specs)
+
+    def done(index: int, cell: dict[str, Any]) -> None:
+        cells[index] = cell
+        if progress is not None:
+            progress.advance(f"{cell['load']} {cell['algorithm']}")
+
+    if params.executor == "dask":
+        assert params.scheduler is not None, "resolved() checks the scheduler"
+        _execute_dask(specs, params.scheduler, done)
+    else:
+        _execute_local(specs, params.jobs, done)
+    assert all(cell is not None for cell in cells), "every cell reports back"
+    return [cell for cell in cells if cell is not None]
+
+
+# -- the run's document --------------------------------------------------------------------
+def _git_commit() -> str | None:
+    try:
+        run = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10, check=False)
+    except OSError:
+        return None
+    if run.returncode != 0:
+        return None
+    return run.stdout.strip() or None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict[str, Any]:
+    """The machine, the Python and the code a run measured."""
+    return {
+        "machine": {"system": platform.system(), "release": platform.release(),
+                    "architecture": platform.machine(), "cpu": _cpu_model(),
+                    "cores": available_cores()},
+        "python": {"implementation": platform.python_implementation(),
+                   "version": platform.python_version()},
+        "git_commit": _git_commit(),
+    }
+
+
+def _scenarios(params: BenchParameters, scratch: Path) -> dict[str, Any]:
+    try:
+        from bench.scenarios import run_scenarios
+    except ImportError as exc:
+        return {"ran": False, "reason": f"bench.scenarios is not importable: {exc}", "cells": []}
+    cells = run_scenarios(list(params.algorithms), list(params.backends), scratch)
+    return {"ran": True, "reason": None, "cells": cells}
+
+
+def _boost(loads: Iterable[Load]) -> dict[str, Any]:
+    paths = [Path(load.path) for load in loads if load.path is not None]
+    try:
+        from bench.boost_reference import BOOST_COUNTERPART, boost_reference
+    except ImportError as exc:
+        return {"available": False, "reason": f"bench.boost_reference is not importable: {exc}"}
+    reference = boost_reference(paths)
+    reference["counterparts"] = dict(BOOST_COUNTERPART)
+    return reference
+
+
+def run_bench(params: BenchParameters, progress_stream: IO[str] | None = None,
+              progress: bool | None = None) -> dict[str, Any]:
+    """Scenarios, Boost's reference and every cell, one after the other (so nothing else runs
+    beside the timed cells); returns the report document (``bench.report`` renders it)."""
+    from bench.report import REPORT_VERSION
+
+    params = params.resolved()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="segalloc-bench-") as tmp:
+        scratch = Path(tmp)
+        loads = plan_loads(params, scratch)
+        specs = plan_cells(params, loads, scratch)
+        steps = Progress(len(specs) + params.scenarios + params.boost, progress_stream, progress)
+        scenarios: dict[str, Any] = {"ran": False, "reason": "not asked for", "cells": []}
+        if params.scenarios:
+            scenarios = _scenarios(params, scratch)
+            steps.advance("scenarios")
+        boost: dict[str, Any] = {"available": False, "reason": "not asked for"}
+        if params.boost:
+            boost = _boost(loads)
+            steps.advance("Boost reference")
+        cells = execute(specs, params, steps)
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "version": REPORT_VERSION,
+        "kind": "segalloc-bench",
+        "started": started.isoformat(timespec="seconds"),
+        "wall_seconds": round((finished - started).total_seconds(), 3),
+        "environment": environment(),
+        "parameters": {key: list(value) if isinstance(value, tuple) else value
+                       for key, value in asdict(params).items()},
+        "loads": [{"name": load.name, "kind": load.kind,
+                   "description": WORKLOADS[load.name].description if load.kind == "workload"
+                   else f"trace {Path(load.path or load.name).name}",
+                   "ops": None if load.trace is None else len(load.trace.ops)}
+                  for load in loads],
+        "cells": cells,
+        "scenarios": scenarios,
+        "boost": boost,
+    }

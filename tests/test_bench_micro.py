@@ -1,0 +1,58 @@
+"""Micro-benchmarks of allocate/free per registered algorithm (pytest-benchmark).
+
+Kept out of the default run by ``--benchmark-skip`` in the pytest configuration; run them with
+``pytest tests/test_bench_micro.py --benchmark-only``. Each benchmark works on an algorithm
+bound to a plain buffer, with a few hundred blocks already live and holes between them, so the
+free structures are not trivially empty.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from framework import MemoryAlgorithm, plugins
+
+ALGORITHMS = sorted(plugins().algorithms)
+REGION = 1 << 22
+START = 128
+
+
+def _fragmented(name: str) -> MemoryAlgorithm:
+    """An algorithm with 400 live blocks of mixed sizes and every third one freed."""
+    buffer = memoryview(bytearray(START + REGION))
+    algorithm = plugins().algorithm(name).format(buffer, START, REGION)
+    rng = random.Random(0)
+    offsets = [algorithm.allocate(rng.randint(16, 512)) for _ in range(400)]
+    for offset in offsets[::3]:
+        assert offset is not None
+        algorithm.deallocate(offset)
+    return algorithm
+
+
+@pytest.mark.benchmark(group="allocate+free 64 B")
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_allocate_free_small(benchmark, name: str) -> None:  # type: ignore[no-untyped-def]
+    algorithm = _fragmented(name)
+
+    def allocate_free() -> None:
+        algorithm.deallocate(algorithm.allocate(64))  # type: ignore[arg-type]
+
+    benchmark(allocate_free)
+    assert algorithm.check_sanity()
+
+
+@pytest.mark.benchmark(group="allocate+free mixed sizes")
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_allocate_free_mixed(benchmark, name: str) -> None:  # type: ignore[no-untyped-def]
+    algorithm = _fragmented(name)
+    sizes = [24, 200, 1000, 48, 4000, 96]
+
+    def allocate_free() -> None:
+        offsets = [algorithm.allocate(size) for size in sizes]
+        for offset in reversed(offsets):
+            algorithm.deallocate(offset)  # type: ignore[arg-type]
+
+    benchmark(allocate_free)
+    assert algorithm.check_sanity()

@@ -1,0 +1,201 @@
+"""The harness's metrics on a hand-made trace whose every figure is worked out by hand.
+
+The replay runs on ``ToyFirstFit``, a test double with no headers and 16-byte rounding whose
+placements are easy to follow, so each expected figure below is plain arithmetic (the
+comments show it). Real algorithms are checked for invariants that hold whatever their layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from bench import metrics
+from bench.replay import replay, replay_trace
+from bench.runner import cell_figures
+from bench.traces import parse_lines
+from bench.workloads import workload_trace
+from framework import Command, plugins
+
+SEGMENT = 1024
+
+
+class ToyFirstFit:
+    """First fit over ``[0, SEGMENT)`` in 16-byte units, no headers (a test double: it keeps
+    its lists in Python, which a real algorithm may not)."""
+
+    PAYLOAD_PER_ALLOCATION = 0
+
+    def __init__(self) -> None:
+        self.free: list[list[int]] = [[0, SEGMENT]]  # [offset, size], address order
+        self.used: dict[int, int] = {}
+
+    def allocate(self, size: int) -> int | None:
+        need = -(-max(size, 1) // 16) * 16
+        for block in self.free:
+            if block[1] >= need:
+                offset = block[0]
+                block[0] += need
+                block[1] -= need
+                self.free = [b for b in self.free if b[1]]
+                self.used[offset] = need
+                return offset
+        return None
+
+    def allocate_aligned(self, size: int, alignment: int) -> int | None:
+        raise AssertionError("not used by these traces")
+
+    def allocation_command(self, command: Command, limit: int, preferred: int,
+                           reuse: int) -> tuple[int | None, int]:
+        return None, 0
+
+    def deallocate(self, offset: int) -> None:
+        self.free.append([offset, self.used.pop(offset)])
+        self.free.sort()
+        merged: list[list[int]] = []
+        for block in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == block[0]:
+                merged[-1][1] += block[1]
+            else:
+                merged.append(block)
+        self.free = merged
+
+    def free_blocks(self) -> Iterator[tuple[int, int]]:
+        return iter([(offset, size) for offset, size in self.free])
+
+    def allocated_blocks(self) -> Iterator[tuple[int, int]]:
+        return iter(sorted(self.used.items()))
+
+
+#: placements on ToyFirstFit (block = request rounded up to 16), live bytes after each op
+HAND_MADE = [
+    "a 0 300",  # [0, 304)                                   live 300
+    "a 5 48",   # [304, 352)                                 live 348
+    "a 1 16",   # [352, 368)                                 live 364
+    "f 5",      # hole [304, 352): 48 bytes                  live 316
+    "a 2 300",  # 48 too small -> [368, 672); high water 668 live 616  <- the peak
+    "f 0",      # free [0, 352) (coalesced)                  live 316
+    "f 2",      # free [368, 1024)                           live 16
+    "a 3 390",  # [0, 352) too small -> [368, 768); hw 758   live 406
+    "f 1",      #                                            live 390
+    "f 3",      #                                            live 0
+]
+
+
+@pytest.fixture
+def toy_result():  # type: ignore[no-untyped-def]
+    trace = parse_lines(HAND_MADE, "hand-made")
+    return replay(trace, ToyFirstFit(), memoryview(bytearray(SEGMENT)), SEGMENT,
+                  samples=len(HAND_MADE))
+
+
+def test_design_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ignore[no-untyped-def]
+    r = toy_result
+    assert (r.ops, r.peak_live, r.high_water, r.failures) == (10, 616, 758, 0)
+    assert r.footprint_ratio == pytest.approx(758 / 616)
+    # at the peak the free blocks are the 48-byte hole and the 352-byte tail
+    assert r.frag_at_peak == pytest.approx(1 - 352 / 400)
+    assert r.first_failure_utilisation is None
+
+
+def test_first_failure_utilisation_is_live_bytes_over_the_segment() -> None:
+    trace = parse_lines([
+        "a 0 500",  # [0, 512)                     live 500
+        "a 1 400",  # [512, 912)                   live 900
+        "a 2 200",  # 112 bytes free: fails        live 900  <- first failure
+        "f 0",      #                              live 400
+        "a 3 200",  # [0, 208)                     live 600
+        "a 4 900",  # fails again: not counted in the utilisation
+        "f 3",      # 2 is unbound: its free is skipped
+        "f 2",
+    ], "failing")
+    r = replay(trace, ToyFirstFit(), memoryview(bytearray(SEGMENT)), SEGMENT)
+    assert r.failures == 2
+    assert r.first_failure_utilisation == pytest.approx(900 / SEGMENT)
+    assert (r.peak_live, r.high_water) == (900, 912)
+
+
+def test_observations_on_the_hand_made_trace(toy_result) -> None:  # type: ignore[no-untyped-def]
+    seen = toy_result.observations
+    assert seen.free_sizes_at_peak == (48, 352)
+    # the high water was last raised by "a 3 390" with blocks 1 and 3 live, 406 bytes
+    assert (seen.live_at_high_water, seen.blocks_at_high_water) == (406, 2)
+    # the census right after: 16 + 400 usable bytes for 406 requested in two blocks
+    assert seen.overhead_per_block == pytest.approx(5)
+    assert [s.live for s in seen.timeline] == [300, 348, 364, 316, 616, 316, 16, 406, 390, 0]
+    assert [s.high_water for s in seen.timeline] == [300, 352, 368, 368, 668, 668, 668, 758,
+                                                     758, 758]
+    assert seen.timeline[4].spread == pytest.approx(1 - math.sqrt(48**2 + 352**2) / 400)
+    assert seen.timeline[-1].spread == 0.0  # everything free: one block
+    assert seen.stopped_at is None
+
+
+def test_cell_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ignore[no-untyped-def]
+    f = cell_figures(toy_result)
+    assert f["fragmentation_4"] == pytest.approx(758 / 616 - 1)
+    assert f["fragmentation_3"] == pytest.approx(758 / 406 - 1)
+    policy = 758 - 2 * 5
+    assert f["fragmentation_4_policy"] == pytest.approx(policy / 616 - 1)
+    assert f["fragmentation_3_policy"] == pytest.approx(policy / 406 - 1)
+    assert f["peak_utilisation"] == pytest.approx(616 / 758)
+    assert f["spread_at_peak"] == pytest.approx(1 - math.sqrt(48**2 + 352**2) / 400)
+    assert f["free_blocks_at_peak"] == 2
+
+
+@pytest.mark.parametrize(
+    ("sizes", "spread", "largest"),
+    [([], 0.0, 0.0), ([100], 0.0, 0.0), ([10, 10, 10, 10], 0.5, 0.75),
+     ([3, 4], 1 - 5 / 7, 1 - 4 / 7)],
+)
+def test_free_space_figures(sizes: list[int], spread: float, largest: float) -> None:
+    assert metrics.sawicki_spread(sizes) == pytest.approx(spread)
+    assert metrics.largest_free_fraction(sizes) == pytest.approx(largest)
+
+
+def test_johnstone_wilson_and_utilisation() -> None:
+    assert metrics.fragmentation_4(1300, 1000) == pytest.approx(0.3)
+    assert metrics.fragmentation_3(1300, 650) == pytest.approx(1.0)
+    assert metrics.fragmentation_4(0, 0) == 0.0 and metrics.fragmentation_3(5, 0) == 0.0
+    assert metrics.policy_heap(1300, 10, 16) == 1140
+    assert metrics.peak_utilisation(1000, 1250) == pytest.approx(0.8)
+    assert metrics.peak_utilisation(0, 0) == 0.0
+
+
+def test_size_histogram_buckets_by_power_of_two() -> None:
+    assert metrics.size_histogram([1, 2, 3, 4, 7, 8, 1000]) == {
+        "2^0": 1, "2^1": 2, "2^2": 2, "2^3": 1, "2^9": 1}
+    assert metrics.size_histogram([]) == {}
+
+
+def test_budget_stops_a_replay_where_it_says() -> None:
+    trace = workload_trace("uniform", 1, 3000)
+    result = replay(trace, _bound("sequential_fit"), _BUFFERS[-1], 1 << 22, budget_seconds=0.0)
+    assert result.observations is not None
+    stopped = result.observations.stopped_at
+    assert stopped is not None and 0 < stopped < len(trace.ops)
+    assert result.ops == stopped
+
+
+_BUFFERS: list[memoryview] = []
+
+
+def _bound(name: str):  # type: ignore[no-untyped-def]
+    buf = memoryview(bytearray(1 << 22))
+    _BUFFERS.append(buf)
+    return plugins().algorithm(name).format(buf, 128, (1 << 22) - 128)
+
+
+@pytest.mark.parametrize("algorithm", sorted(plugins().algorithms))
+def test_figures_agree_with_each_other_on_every_algorithm(algorithm: str) -> None:
+    trace = workload_trace("adversarial", 3, 1200)
+    result = replay_trace(trace, algorithm, samples=8)
+    f = cell_figures(result)
+    assert result.peak_live == trace.peak_live and result.failures == 0
+    assert f["fragmentation_4"] == pytest.approx(result.footprint_ratio - 1)
+    assert f["peak_utilisation"] == pytest.approx(1 / result.footprint_ratio)
+    assert f["fragmentation_4_policy"] <= f["fragmentation_4"]
+    assert f["fragmentation_3"] >= f["fragmentation_4"]  # live at max heap <= max live
+    assert 0.0 <= f["spread_at_peak"] <= 1.0 and 0.0 <= result.frag_at_peak <= 1.0
+    assert len(result.observations.timeline) == 8

@@ -1,0 +1,145 @@
+"""report.json's structure (pinned by a golden file), report.md and the self-contained HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.dom.minidom
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.report import (
+    REPORT_VERSION,
+    bar_chart,
+    boost_rows,
+    dump_report,
+    load_report,
+    render_html,
+    render_markdown,
+    summary_rows,
+    write_reports,
+)
+from bench.runner import BenchParameters, run_bench
+from bench.traces import write_trace
+from bench.workloads import generate
+
+GOLDEN = Path(__file__).with_name("golden") / "report_keys.json"
+#: parts of the document whose inner keys belong to other modules (scenario figures, Boost)
+OPAQUE = {"boost", "scenarios.cells[].figures", "scenarios.cells[].boost",
+          "cells[].free_histogram_at_peak"}
+
+
+def key_structure(value: Any, path: str = "") -> Any:
+    """The document's shape: objects keep their keys, lists the shape of their first item,
+    every scalar becomes "value"."""
+    if path in OPAQUE:
+        return "object"
+    if isinstance(value, dict):
+        return {key: key_structure(item, f"{path}.{key}" if path else key)
+                for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [key_structure(value[0], f"{path}[]")] if value else []
+    return "value"
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    scratch = tmp_path_factory.mktemp("run")
+    trace_file = scratch / "tiny.trace.gz"
+    write_trace(generate("peaks", 0, 600), trace_file)
+    params = BenchParameters(algorithms=("sequential_fit",), workloads=("uniform", "ramp"),
+                             traces=(str(trace_file),), scale=500, samples=6, jobs=1,
+                             shipped_traces=False, boost=False)
+    return run_bench(params, progress=False)
+
+
+def test_report_keys_match_the_golden_file(document: dict[str, Any]) -> None:
+    shape = key_structure(json.loads(dump_report(document)))
+    expected = json.loads(GOLDEN.read_text())
+    assert shape == expected, (
+        "report.json's structure changed: bump REPORT_VERSION, write its history in "
+        f"bench/report.py and update {GOLDEN} to:\n{json.dumps(shape, indent=1, sort_keys=True)}")
+
+
+def test_document_records_the_run(document: dict[str, Any]) -> None:
+    assert document["version"] == REPORT_VERSION and document["kind"] == "segalloc-bench"
+    env = document["environment"]
+    assert env["python"]["version"].count(".") == 2 and env["machine"]["cores"] >= 1
+    assert document["parameters"]["algorithms"] == ["sequential_fit"]
+    assert [c["load"] for c in document["cells"]] == ["uniform", "ramp", "tiny.trace.gz"]
+    assert all(c["status"] == "ok" for c in document["cells"])
+    assert document["scenarios"]["ran"] and len(document["scenarios"]["cells"]) == 9
+    assert document["boost"] == {"available": False, "reason": "not asked for"}
+
+
+def test_json_is_sorted_and_loads_back(document: dict[str, Any], tmp_path: Path) -> None:
+    text = dump_report(document)
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    (tmp_path / "run.json").write_text(text)
+    assert load_report(tmp_path / "run.json") == document
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{", "not a JSON report"), ('{"kind": "other"}', "not a segalloc bench report"),
+     ('{"kind": "segalloc-bench", "version": 99}', "version 99 is not one")],
+)
+def test_load_report_refuses_what_it_cannot_read(content: str, message: str,
+                                                 tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_report(path)
+    with pytest.raises(FileNotFoundError):
+        load_report(tmp_path / "missing.json")
+
+
+def test_reports_are_written(document: dict[str, Any], tmp_path: Path) -> None:
+    paths = write_reports(document, tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["report.html", "report.json", "report.md"]
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_markdown_has_the_tables(document: dict[str, Any]) -> None:
+    text = render_markdown(document)
+    assert "| load | algorithm | backend | ops | ns/op | footprint |" in text
+    assert "| uniform | sequential_fit | heap |" in text
+    assert "Boost reference absent: not asked for" in text
+    assert "## Scenarios" in text and "| 1 |" in text
+
+
+def test_html_is_self_contained_with_svg_plots(document: dict[str, Any]) -> None:
+    page = render_html(document)
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:|//|[^"'#]*\.(js|css|png|svg))""",
+                         page), "the page must not load anything"
+    svgs = re.findall(r"<svg.*?</svg>", page, re.S)
+    # footprint + ns/op, then per load: timeline and free-block histogram
+    assert len(svgs) == 2 + 2 * 3
+    for svg in svgs:
+        xml.dom.minidom.parseString(svg)  # well-formed
+    assert "live bytes (dashed) and high-water" in page and "free-block sizes at peak" in page
+    assert page.count("<table>") >= 2
+
+
+def test_rows_of_unfinished_cells_and_boost_ratios(document: dict[str, Any]) -> None:
+    changed = json.loads(json.dumps(document))
+    changed["cells"][0].update(status="timeout", error="stopped after 500 of 1,000 operations")
+    changed["boost"] = {"available": True, "counterparts": {"sequential_fit": "simple_seq_fit"},
+                        "ramp": {"simple_seq_fit": {"ns_per_op": 10.0, "footprint_ratio": 1.0}}}
+    headers, rows = summary_rows(changed)
+    assert rows[0][3] == "timeout" and rows[0][4] is None
+    headers, rows = boost_rows(changed)
+    ramp = next(c for c in changed["cells"] if c["load"] == "ramp")["figures"]
+    assert rows == [["ramp", "sequential_fit", "simple_seq_fit", round(ramp["ns_per_op"]), 10,
+                     ramp["ns_per_op"] / 10.0, ramp["footprint_ratio"], 1.0,
+                     ramp["footprint_ratio"]]]
+    assert "timeout: uniform sequential_fit heap: stopped after 500" in render_markdown(changed)
+    assert "simple_seq_fit" in render_html(changed)
+
+
+def test_bar_chart_draws_a_bar_per_value_and_gaps_for_missing() -> None:
+    svg = bar_chart("t", ["a", "b"], {"x": [1.0, None], "y": [2.0, 3.0]}, "v")
+    assert svg.count("<rect") == 3 + 2  # three bars, two legend keys
+    xml.dom.minidom.parseString(svg)

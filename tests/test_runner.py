@@ -1,0 +1,158 @@
+"""The sweep: planning, one process per cell, the local pool and a Dask cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.runner import (
+    PROFILES,
+    BenchParameters,
+    CellSpec,
+    Load,
+    Progress,
+    available_cores,
+    execute,
+    plan_cells,
+    plan_loads,
+    run_cell,
+    shipped_traces,
+)
+from bench.traces import write_trace
+from bench.workloads import generate
+from framework import plugins
+
+ALGORITHMS = sorted(plugins().algorithms)
+TINY = BenchParameters(algorithms=("sequential_fit",), workloads=("uniform", "adversarial"),
+                       scale=400, samples=4, shipped_traces=False, scenarios=False, boost=False)
+
+
+def test_the_real_traces_are_shipped() -> None:
+    assert [path.name for path in shipped_traces()] == ["perl.trace.gz", "sqlite.trace.gz"]
+
+
+def test_defaults_are_every_algorithm_the_heap_and_every_workload() -> None:
+    params = BenchParameters().resolved()
+    assert params.algorithms == tuple(ALGORITHMS)
+    assert params.backends == ("heap",)
+    assert "fill_to_failure" in params.workloads and "cv_hyperexponential" in params.workloads
+    assert (params.scale, params.trace_limit) == (PROFILES["quick"].scale,
+                                                  PROFILES["quick"].trace_limit)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"algorithms": ("nope",)}, "unknown algorithm 'nope'; registered: .*sequential_fit"),
+     ({"backends": ("nope",)}, "unknown backend 'nope'; registered: .*heap"),
+     ({"workloads": ("nope",)}, "unknown workload 'nope'; known: uniform"),
+     ({"profile": "huge"}, "unknown profile 'huge'; known: quick, full"),
+     ({"jobs": 0}, "jobs must be between 1 and"),
+     ({"jobs": 10_000}, "jobs must be between 1 and"),
+     ({"executor": "dask"}, "needs --scheduler")],
+)
+def test_bad_parameters_are_refused_by_name(change: dict[str, object], message: str) -> None:
+    fields = {**TINY.__dict__, **change}
+    with pytest.raises(ValueError, match=message):
+        BenchParameters(**fields).resolved()
+
+
+def test_traces_are_cut_to_the_limit_and_written_for_boost(tmp_path: Path) -> None:
+    trace_file = tmp_path / "mine.trace"
+    write_trace(generate("peaks", 0, 2000), trace_file)
+    params = BenchParameters(**{**TINY.__dict__, "traces": (str(trace_file),),
+                                "trace_limit": 500}).resolved()
+    loads = plan_loads(params, tmp_path)
+    assert [load.name for load in loads] == ["uniform", "adversarial", "mine.first-500.trace.gz"]
+    cut = loads[-1]
+    assert cut.trace is not None and len(cut.trace.ops) == 500
+    assert cut.path is not None and Path(cut.path).is_file()
+    cells = plan_cells(params, loads, tmp_path)
+    assert [(c.load.name, c.algorithm) for c in cells][:2] == [("uniform", "sequential_fit"),
+                                                               ("adversarial", "sequential_fit")]
+
+
+def test_a_missing_trace_fails_before_anything_runs(tmp_path: Path) -> None:
+    params = BenchParameters(**{**TINY.__dict__, "traces": (str(tmp_path / "none.gz"),)})
+    with pytest.raises(FileNotFoundError, match="none.gz"):
+        plan_loads(params.resolved(), tmp_path)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_run_cell_reports_the_figures(algorithm: str, tmp_path: Path) -> None:
+    load = Load("adversarial", "workload", seed=1, scale=600)
+    cell = run_cell(CellSpec(algorithm, "heap", load, 4, str(tmp_path)))
+    assert (cell["status"], cell["error"]) == ("ok", None)
+    assert cell["figures"]["ops"] > 0 and cell["figures"]["footprint_ratio"] >= 1.0
+    assert len(cell["timeline"]["op"]) == 4
+    assert sum(cell["free_histogram_at_peak"].values()) == cell["figures"]["free_blocks_at_peak"]
+
+
+@pytest.mark.parametrize("backend", sorted(plugins().backends))
+def test_run_cell_on_every_backend(backend: str, tmp_path: Path) -> None:
+    load = Load("uniform", "workload", seed=1, scale=300)
+    cell = run_cell(CellSpec("sequential_fit", backend, load, 2, str(tmp_path)))
+    assert cell["status"] == "ok", cell["error"]
+    assert list(tmp_path.iterdir()) == []  # a named backend's segment is removed
+    if os.path.isdir("/dev/shm"):
+        assert not [n for n in os.listdir("/dev/shm") if f"segalloc-bench-{os.getpid()}-" in n]
+
+
+def test_a_failing_algorithm_is_an_error_cell_not_a_crash(tmp_path: Path) -> None:
+    load = Load("uniform", "workload", seed=1, scale=300, segment_size=16)
+    cell = run_cell(CellSpec("sequential_fit", "heap", load, 2, str(tmp_path)))
+    assert cell["status"] == "error" and cell["error"]
+    assert cell["figures"] == {}
+
+
+def test_a_cell_over_its_budget_is_a_timeout(tmp_path: Path) -> None:
+    load = Load("uniform", "workload", seed=1, scale=3000)
+    cell = run_cell(CellSpec("sequential_fit", "heap", load, 2, str(tmp_path), 0.0))
+    assert cell["status"] == "timeout"
+    assert "stopped after 500 of" in cell["error"]
+
+
+def test_local_pool_runs_each_cell_in_a_process_of_its_own(tmp_path: Path) -> None:
+    params = BenchParameters(**{**TINY.__dict__, "jobs": min(2, available_cores())}).resolved()
+    specs = plan_cells(params, plan_loads(params, tmp_path), tmp_path)
+    cells = execute(specs, params)
+    assert [(c["load"], c["status"]) for c in cells] == [("uniform", "ok"), ("adversarial", "ok")]
+    assert all(c["figures"]["ops"] > 0 for c in cells)
+
+
+def test_dask_executor_on_a_local_cluster(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        params = BenchParameters(**{**TINY.__dict__, "executor": "dask",
+                                    "scheduler": cluster.scheduler_address}).resolved()
+        specs = plan_cells(params, plan_loads(params, tmp_path), tmp_path)
+        cells = execute(specs, params)
+    local = execute(specs, BenchParameters(**{**TINY.__dict__}).resolved())
+    assert [c["figures"]["high_water"] for c in cells] == [
+        c["figures"]["high_water"] for c in local]
+
+
+def test_progress_bar_draws_on_a_terminal_only(tmp_path: Path) -> None:
+    class Terminal:
+        def __init__(self, tty: bool) -> None:
+            self.text, self.tty = "", tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+        def write(self, text: str) -> int:
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    shown, hidden = Terminal(True), Terminal(False)
+    for stream in (shown, hidden):
+        bar = Progress(2, stream)  # type: ignore[arg-type]
+        bar.advance("first")
+        bar.advance("second")
+    assert "1/2 first" in shown.text and shown.text.endswith("\n") and "#" * 30 in shown.text
+    assert hidden.text == ""
