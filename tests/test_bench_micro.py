@@ -56,3 +56,27 @@ def test_allocate_free_mixed(benchmark, name: str) -> None:  # type: ignore[no-u
 
     benchmark(allocate_free)
     assert algorithm.check_sanity()
+
+
+@pytest.mark.benchmark(group="segment allocate+free 64 B: cost of the lock and journal")
+@pytest.mark.parametrize("backend", ["heap", "mapped_file"])
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_segment_allocate_free(benchmark, name: str, backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through the segment manager: heap (thread lock, no journal) beside a mapped file (flock
+    and the undo journal), so the price of crash consistency per operation shows."""
+    from framework import Mode
+    from framework.managed import managed_class
+
+    cls = managed_class(plugins().backend(backend))
+    args = (REGION,) if backend == "heap" else (Mode.CREATE_ONLY, tmp_path / "seg", REGION)
+    segment = cls(*args, algorithm=name)
+    rng = random.Random(0)
+    handles = [segment.allocate(rng.randint(16, 512)) for _ in range(400)]
+    segment.deallocate_many(handles[::3])
+
+    def allocate_free() -> None:
+        segment.deallocate(segment.allocate(64))  # type: ignore[arg-type]
+
+    benchmark(allocate_free)
+    assert segment.check_sanity()
+    segment.close()
