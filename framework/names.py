@@ -267,7 +267,9 @@ class NameIndex:
             slot = entry.hash & (bucket_count - 1)
             self.words[entry.offset >> 3] = table[slot]
             table[slot] = entry.offset
-        struct.pack_into(f"<{bucket_count}Q", self.buf, new_buckets, *table)
+        first = new_buckets >> 3
+        for slot, head in enumerate(table):  # word by word: journaled like every other write
+            self.words[first + slot] = head
         root = self.root >> 3
         self.words[root] = bucket_count
         self.words[root + 1] = new_buckets
