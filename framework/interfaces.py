@@ -11,16 +11,27 @@ import abc
 import enum
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import pluggy
 
 from framework.errors import InvalidPointer, SegmentCorrupt
 
-__all__ = ["Command", "MemoryAlgorithm", "Mode", "Storage", "hookimpl"]
+__all__ = ["Command", "MemoryAlgorithm", "Mode", "Storage", "WordView", "hookimpl"]
 
 #: marks a plugin module's ``segalloc_register_algorithms`` / ``segalloc_register_backends``
 hookimpl = pluggy.HookimplMarker("segalloc")
+
+
+class WordView(Protocol):
+    """A view of a buffer as 64-bit unsigned words (``memoryview.cast("Q")`` or a journaling
+    stand-in for one)."""
+
+    def __getitem__(self, index: int, /) -> int: ...
+
+    def __setitem__(self, index: int, value: int, /) -> None: ...
+
+    def __len__(self) -> int: ...
 
 
 class Mode(enum.Enum):
@@ -158,7 +169,7 @@ class MemoryAlgorithm(abc.ABC):
     #: A segment shared by processes replaces it with a journaling view of the same memory
     #: (``framework.journal``), so methods must read it from ``self`` on each call and must
     #: not write metadata any other way; user bytes (zeroing) may be written through a byte view.
-    words: Any
+    words: WordView
 
     # -- binding -------------------------------------------------------------------------
     @classmethod
