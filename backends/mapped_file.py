@@ -283,6 +283,20 @@ class MappedStorage(Storage):
             return False
         return True
 
+    @staticmethod
+    def _refuse_if_mapped(path: str, stat: os.stat_result) -> None:
+        if process_locks.holds(stat):
+            raise BufferError(
+                f"{path} is still mapped by this process: close every segment on it "
+                "before growing or shrinking it"
+            )
+
+    @classmethod
+    def check_unmapped(cls, name: Any) -> None:
+        """``BufferError`` if a segment of this process maps ``name``."""
+        _, path = cls._path_of(name)
+        cls._refuse_if_mapped(path, os.stat(path))
+
     @classmethod
     def resize(cls, name: Any, new_size: int) -> None:
         """Set the size of the object ``name``, which no segment of this process may map
@@ -291,11 +305,7 @@ class MappedStorage(Storage):
         _check_size(new_size, "new_size")
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         try:
-            if process_locks.holds(os.fstat(fd)):
-                raise BufferError(
-                    f"{path} is still mapped by this process: close every segment on it "
-                    "before growing or shrinking it"
-                )
+            cls._refuse_if_mapped(path, os.fstat(fd))
             lock = cls.lock_factory(os.dup(fd))
             try:
                 with lock:

@@ -222,7 +222,6 @@ def replay(
     elapsed = start = 0
     stopped_at: int | None = None
     every = BUDGET_CHECK_OPS if budget_ns is not None else None
-    alg.zero_free_memory()  # touch every page now, so page faults stay out of the timing
     enabled = gc.isenabled()
     gc.disable()
     try:

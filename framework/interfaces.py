@@ -127,6 +127,12 @@ class Storage(abc.ABC):
         raise NotImplementedError(f"{cls.__name__} has no named backing object")
 
     @classmethod
+    def check_unmapped(cls, name: str) -> None:
+        """``BufferError`` if this process maps ``name`` (so it cannot be resized). Named
+        backends only."""
+        raise NotImplementedError(f"{cls.__name__} has no named backing object")
+
+    @classmethod
     def resize(cls, name: str, new_size: int) -> None:
         """Set the named backing object's size while it is not mapped. Named backends only."""
         raise NotImplementedError(f"{cls.__name__} has no named backing object")

@@ -829,6 +829,7 @@ class NamedSegment(Segment):
         """Add ``extra`` bytes to the unmapped segment ``name`` (class-level, as in Boost)."""
         cls._check_name(name, "grow(name, extra)")
         _check_size(extra, "extra")
+        cls.storage_class.check_unmapped(name)
         with cls(Mode.OPEN_ONLY, name) as segment:
             old = segment.get_size()
         cls.storage_class.resize(name, old + extra)
@@ -851,6 +852,7 @@ class NamedSegment(Segment):
     def shrink_to_fit(cls, name: Any) -> int:  # type: ignore[override]
         """Give the free tail of the unmapped segment ``name`` back; returns its new size."""
         cls._check_name(name, "shrink_to_fit(name)")
+        cls.storage_class.check_unmapped(name)
         with cls(Mode.OPEN_ONLY, name) as segment:
             old = segment.get_size()
             with segment._writing:
