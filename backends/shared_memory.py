@@ -14,7 +14,7 @@ import errno
 import os
 from typing import Any
 
-from backends.mapped_file import MappedStorage
+from backends.mapping import MappedStorage
 from framework.interfaces import hookimpl
 
 __all__ = ["SHM_DIR", "SharedMemoryStorage"]

@@ -1,4 +1,4 @@
-"""Mapped storage (``backends/mapped_file.py``): the modes, read-only and copy-on-write views,
+"""Mapped storage (``backends/mapping.py``): the modes, read-only and copy-on-write views,
 creation and its undo, class-level resize, on both named backends; scenario 7 on files."""
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def test_an_empty_object_is_not_a_segment(named: Named, monkeypatch: pytest.Monk
     name = named.new_name()
     with open(named.path(name), "wb") as backing:
         backing.write(bytes(4096))
-    monkeypatch.setattr("backends.mapped_file.FORMAT_WAIT", 0.01)
+    monkeypatch.setattr("backends.mapping.FORMAT_WAIT", 0.01)
     with pytest.raises(InvalidSegment, match="not formatted"):
         named.cls(Mode.OPEN_ONLY, name)
 
