@@ -69,10 +69,6 @@ class ExternalStorage(Storage):
         return self._view
 
     @property
-    def size(self) -> int:
-        return len(self._view)
-
-    @property
     def base_alignment(self) -> int:
         if self._view.readonly:
             return 8

@@ -53,10 +53,6 @@ class HeapStorage(Storage):
         return self._view
 
     @property
-    def size(self) -> int:
-        return len(self._view)
-
-    @property
     def base_alignment(self) -> int:
         return mmap.PAGESIZE
 

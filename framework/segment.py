@@ -507,16 +507,27 @@ class Segment:
                 raise NameExists(f"the segment already holds an object named {name!r}")
             return self._construct(cls, kind, key, args, count)
 
-    def find_or_construct(self, cls: type, name: Any, *args: Any, count: int | None = None) -> Any:
-        """The object named ``name`` if it exists (type-checked), else a new one, atomically."""
+    def _indexed_key(self, cls: type, name: Any, call: str) -> tuple[InstanceType, bytes]:
+        """The index key of a named or unique object (anonymous ones are not indexed)."""
         objects.check_type(cls)
         kind, key = self._key(cls, name)
         if kind is InstanceType.ANONYMOUS:
-            raise ValueError("find_or_construct needs a name or UNIQUE, not ANONYMOUS")
+            raise ValueError(f"{call} needs a name or UNIQUE: anonymous objects are not indexed")
+        return kind, key
+
+    def _lookup(self, cls: type, kind: InstanceType, key: bytes) -> Entry | None:
+        """The indexed entry, type-checked against ``cls`` (``TypeError`` on a mismatch)."""
+        entry = self._index.find(kind, key)
+        if entry is not None:
+            self._check_entry_type(entry, cls)
+        return entry
+
+    def find_or_construct(self, cls: type, name: Any, *args: Any, count: int | None = None) -> Any:
+        """The object named ``name`` if it exists (type-checked), else a new one, atomically."""
+        kind, key = self._indexed_key(cls, name, "find_or_construct")
         with self._writing:
-            entry = self._index.find(kind, key)
+            entry = self._lookup(cls, kind, key)
             if entry is not None:
-                self._check_entry_type(entry, cls)
                 return self._attach(cls, entry)
             return self._construct(cls, kind, key, args, count)
 
@@ -587,28 +598,20 @@ class Segment:
 
         ``TypeError`` when the object exists with another type.
         """
-        objects.check_type(cls)
-        kind, key = self._key(cls, name)
-        if kind is InstanceType.ANONYMOUS:
-            raise ValueError("anonymous objects cannot be found by name")
+        kind, key = self._indexed_key(cls, name, "find")
         with self._reading:
-            entry = self._index.find(kind, key)
+            entry = self._lookup(cls, kind, key)
             if entry is None:
                 return None, 0
-            self._check_entry_type(entry, cls)
             return self._attach(cls, entry), entry.count
 
     def destroy(self, cls: type, name: Any) -> bool:
         """Destroy the object named ``name``; False when there is none."""
-        objects.check_type(cls)
-        kind, key = self._key(cls, name)
-        if kind is InstanceType.ANONYMOUS:
-            raise ValueError("anonymous objects are destroyed with destroy_ptr")
+        kind, key = self._indexed_key(cls, name, "destroy (use destroy_ptr for anonymous ones)")
         with self._writing:
-            entry = self._index.find(kind, key)
+            entry = self._lookup(cls, kind, key)
             if entry is None:
                 return False
-            self._check_entry_type(entry, cls)
             self._destroy(cls, entry)
             return True
 
