@@ -80,3 +80,28 @@ def test_segment_allocate_free(benchmark, name: str, backend: str, tmp_path) -> 
     benchmark(allocate_free)
     assert segment.check_sanity()
     segment.close()
+
+
+@pytest.mark.benchmark(group="worst case stays flat: allocate+free with N live blocks")
+@pytest.mark.parametrize("live", [1_000, 100_000])
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_cost_with_many_live_blocks(benchmark, name: str, live: int) -> None:  # type: ignore[no-untyped-def]
+    """Random frees and allocations among ``live`` blocks of random sizes: a good-fit
+    algorithm costs the same per operation at 1,000 and at 100,000 live blocks."""
+    region = 64 << 20
+    buffer = memoryview(bytearray(START + region))
+    algorithm = plugins().algorithm(name).format(buffer, START, region)
+    rng = random.Random(live)
+    blocks = [algorithm.allocate(rng.randint(16, 256)) for _ in range(live)]
+    sizes = [rng.randint(16, 256) for _ in range(1024)]
+    picks = [rng.randrange(live) for _ in range(1024)]
+    state = {"round": 0}
+
+    def free_one_allocate_one() -> None:
+        k = state["round"] = (state["round"] + 1) & 1023
+        slot = picks[k]
+        algorithm.deallocate(blocks[slot])  # type: ignore[arg-type]
+        blocks[slot] = algorithm.allocate(sizes[k])
+
+    benchmark(free_one_allocate_one)
+    assert algorithm.check_sanity()
