@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from framework.errors import InvalidPointer, SegmentCorrupt
+from framework.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from framework.interfaces import Command, MemoryAlgorithm, hookimpl
 
 __all__ = ["BestFit"]
@@ -184,6 +184,13 @@ _ZERO_MEMORY = int(Command.ZERO_MEMORY)
 
 def _fault(message: str) -> SegmentCorrupt:
     return SegmentCorrupt(f"best_fit: {message}")
+
+
+#: what a damaged word provokes in code that trusts it (an index outside the word view, a value
+#: no word holds, a negative shift count): the public methods report it as SegmentCorrupt. A try
+#: costs nothing until it catches, so the hot paths stay as fast; segalloc's own errors (an
+#: InvalidPointer is a ValueError) pass through first.
+_DAMAGE = (IndexError, ValueError, OverflowError)
 
 
 class BestFit(MemoryAlgorithm):
@@ -602,8 +609,8 @@ class BestFit(MemoryAlgorithm):
         try:
             b = self._take(MIN_BLOCK if size <= MIN_BLOCK_REQUEST
                            else (size + BORROWED + FLAGS) & -ALIGNMENT)
-        except IndexError as exc:
-            raise _fault("a link points outside the buffer") from exc
+        except _DAMAGE as exc:
+            raise _fault(f"a damaged link or size: {exc}") from exc
         return (b + 2) << 3 if b else None
 
     def deallocate(self, offset: int) -> None:
@@ -650,8 +657,10 @@ class BestFit(MemoryAlgorithm):
                     return
             if n != end or units < self._small_units:
                 self._link(b, size)
-        except IndexError as exc:
-            raise _fault("a link points outside the buffer") from exc
+        except SegallocError:
+            raise
+        except _DAMAGE as exc:
+            raise _fault(f"a damaged link or size: {exc}") from exc
 
     def usable_size(self, offset: int) -> int:
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""
@@ -664,12 +673,15 @@ class BestFit(MemoryAlgorithm):
         if alignment <= ALIGNMENT:
             return self.allocate(size)
         nb = _block_bytes(size)
-        b = self._take(nb + alignment + 2 * ALIGNMENT)
-        if not b:
-            b = self._take_aligned_anywhere(nb, alignment)
+        try:
+            b = self._take(nb + alignment + 2 * ALIGNMENT)
             if not b:
-                return None
-        return self._trim_aligned(b, nb, alignment)
+                b = self._take_aligned_anywhere(nb, alignment)
+                if not b:
+                    return None
+            return self._trim_aligned(b, nb, alignment)
+        except _DAMAGE as exc:
+            raise _fault(f"a damaged link or size: {exc}") from exc
 
     def _front_gap(self, b: int, alignment: int) -> int:
         """Bytes from block ``b`` to the aligned block inside it: 0 or a splittable front."""
@@ -749,16 +761,18 @@ class BestFit(MemoryAlgorithm):
         block when that holds ``limit``.
         """
         cmd = int(command)
+        if cmd & _SHRINK:
+            if reuse is None:
+                raise ValueError("reuse=None: shrinking needs the block to shrink")
+            if preferred_size > limit_size:
+                raise ValueError(f"preferred_size={preferred_size} > limit_size={limit_size}")
+        elif preferred_size < limit_size:
+            raise ValueError(f"preferred_size={preferred_size} < limit_size={limit_size}")
         try:
             if cmd & _SHRINK:
-                if reuse is None:
-                    raise ValueError("reuse=None: shrinking needs the block to shrink")
-                if preferred_size > limit_size:
-                    raise ValueError(f"preferred_size={preferred_size} > limit_size={limit_size}")
+                assert reuse is not None
                 return self._shrink(reuse, limit_size, preferred_size,
                                     bool(cmd & _TRY_SHRINK))
-            if preferred_size < limit_size:
-                raise ValueError(f"preferred_size={preferred_size} < limit_size={limit_size}")
             if reuse is not None and cmd & _EXPAND:
                 old = self.usable_size(reuse) if cmd & _ZERO_MEMORY else 0
                 got = self._expand(reuse, cmd, limit_size, preferred_size)
@@ -775,8 +789,10 @@ class BestFit(MemoryAlgorithm):
                         self._buf[offset: offset + received] = bytes(received)
                     return offset, received
             return None, 0
-        except IndexError as exc:
-            raise _fault("a link points outside the buffer") from exc
+        except SegallocError:
+            raise
+        except _DAMAGE as exc:
+            raise _fault(f"a damaged link or size: {exc}") from exc
 
     def _zero_new(self, got: tuple[int, int], old_offset: int, old_usable: int) -> None:
         """Zero what an expansion added: the front taken backwards and the new tail."""
@@ -971,8 +987,8 @@ class BestFit(MemoryAlgorithm):
         """Walk the block chain, then every bin and trie, and check that they agree."""
         try:
             self._verify()
-        except IndexError as exc:
-            raise _fault("a link or size points outside the buffer") from exc
+        except _DAMAGE as exc:
+            raise _fault(f"a link or size points outside the buffer: {exc}") from exc
 
     def _verify(self) -> None:
         w = self.words

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from framework.errors import InvalidPointer, SegmentCorrupt
+from framework.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from framework.interfaces import Command, MemoryAlgorithm, hookimpl
 
 __all__ = ["SequentialFit"]
@@ -105,6 +105,16 @@ _EXPAND_BWD = int(Command.EXPAND_BWD)
 _SHRINK_IN_PLACE = int(Command.SHRINK_IN_PLACE)
 _SHRINKS = int(Command.SHRINK_IN_PLACE | Command.TRY_SHRINK_IN_PLACE)
 _ZERO_MEMORY = int(Command.ZERO_MEMORY)
+
+
+#: what a damaged word provokes in code that trusts it (an index outside the word view, a size
+#: no word holds): the public methods that write report it as SegmentCorrupt. A try costs
+#: nothing until it catches; segalloc's own errors (InvalidPointer is a ValueError) pass first.
+_DAMAGE = (IndexError, ValueError, OverflowError)
+
+
+def _corrupt(exc: Exception) -> SegmentCorrupt:
+    return SegmentCorrupt(f"sequential_fit: a damaged link or size ({exc})")
 
 
 def _round_up(value: int, unit: int) -> int:
@@ -313,9 +323,14 @@ class SequentialFit(MemoryAlgorithm):
 
     def deallocate(self, offset: int) -> None:
         """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
-        blk, size, link, prev, nxt = self._live_block(offset)
-        self.words[self._h + HDR_ALLOCATED] -= size
-        self._release(blk, size, link, prev, nxt)
+        try:
+            blk, size, link, prev, nxt = self._live_block(offset)
+            self.words[self._h + HDR_ALLOCATED] -= size
+            self._release(blk, size, link, prev, nxt)
+        except SegallocError:
+            raise
+        except _DAMAGE as exc:
+            raise _corrupt(exc) from exc
 
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """First fit for an aligned payload; the unused front of the block stays free."""
@@ -323,18 +338,21 @@ class SequentialFit(MemoryAlgorithm):
             return self.allocate(size)
         need = _round_up(size + BLOCK_HEADER, UNIT)
         w = self.words
-        for link, blk, free in self._walk_free():
-            hdr = _round_up(blk + BLOCK_HEADER, alignment) - BLOCK_HEADER
-            if hdr + need > blk + free:
-                continue
-            if hdr == blk:
-                return self._take(link, blk, free, need)
-            # the front (a whole number of units) stays a free block, just shorter
-            w[(hdr >> 3) + BLK_SIZE] = blk + free - hdr
-            w[(hdr >> 3) + BLK_NEXT] = w[(blk >> 3) + BLK_NEXT]
-            w[(blk >> 3) + BLK_NEXT] = hdr
-            w[(blk >> 3) + BLK_SIZE] = hdr - blk
-            return self._take((blk >> 3) + BLK_NEXT, hdr, blk + free - hdr, need)
+        try:
+            for link, blk, free in self._walk_free():
+                hdr = _round_up(blk + BLOCK_HEADER, alignment) - BLOCK_HEADER
+                if hdr + need > blk + free:
+                    continue
+                if hdr == blk:
+                    return self._take(link, blk, free, need)
+                # the front (a whole number of units) stays a free block, just shorter
+                w[(hdr >> 3) + BLK_SIZE] = blk + free - hdr
+                w[(hdr >> 3) + BLK_NEXT] = w[(blk >> 3) + BLK_NEXT]
+                w[(blk >> 3) + BLK_NEXT] = hdr
+                w[(blk >> 3) + BLK_SIZE] = hdr - blk
+                return self._take((blk >> 3) + BLK_NEXT, hdr, blk + free - hdr, need)
+        except _DAMAGE as exc:
+            raise _corrupt(exc) from exc
         return None
 
     def allocation_command(
@@ -343,32 +361,37 @@ class SequentialFit(MemoryAlgorithm):
         """Boost's command. Backward expansion is not offered: EXPAND_BWD alone gives
         ``(None, 0)``, and with ALLOCATE_NEW a new block is allocated."""
         flags = int(command)  # IntFlag operators cost a microsecond each
-        if flags & _SHRINKS:
-            if reuse is None:
+        try:
+            if flags & _SHRINKS:
+                if reuse is None:
+                    return None, 0
+                received = self._shrink(reuse, limit_size, preferred_size)
+                if received is not None:
+                    return reuse, received
+                if flags & _SHRINK_IN_PLACE:
+                    return None, 0
+                return reuse, self.usable_size(reuse)
+            if limit_size > preferred_size:
                 return None, 0
-            received = self._shrink(reuse, limit_size, preferred_size)
-            if received is not None:
-                return reuse, received
-            if flags & _SHRINK_IN_PLACE:
+            if reuse is not None and flags & _EXPAND_FWD:
+                received = self._expand_fwd(reuse, limit_size, preferred_size, flags)
+                if received is not None:
+                    return reuse, received
+            elif reuse is not None and flags & _EXPAND_BWD:
+                self._live_block(reuse)
+            if not flags & _ALLOCATE_NEW:
                 return None, 0
-            return reuse, self.usable_size(reuse)
-        if limit_size > preferred_size:
-            return None, 0
-        if reuse is not None and flags & _EXPAND_FWD:
-            received = self._expand_fwd(reuse, limit_size, preferred_size, flags)
-            if received is not None:
-                return reuse, received
-        elif reuse is not None and flags & _EXPAND_BWD:
-            self._live_block(reuse)
-        if not flags & _ALLOCATE_NEW:
-            return None, 0
-        offset = self._allocate_between(limit_size, preferred_size)
-        if offset is None:
-            return None, 0
-        received = self.usable_size(offset)
-        if flags & _ZERO_MEMORY:
-            self._buf[offset : offset + received] = bytes(received)
-        return offset, received
+            offset = self._allocate_between(limit_size, preferred_size)
+            if offset is None:
+                return None, 0
+            received = self.usable_size(offset)
+            if flags & _ZERO_MEMORY:
+                self._buf[offset : offset + received] = bytes(received)
+            return offset, received
+        except SegallocError:
+            raise
+        except _DAMAGE as exc:
+            raise _corrupt(exc) from exc
 
     def _allocate_between(self, limit_size: int, preferred_size: int) -> int | None:
         """First fit for ``preferred_size``, else the biggest free block if it holds

@@ -314,6 +314,13 @@ class _Proxy:
     def _corrupt(self, why: str) -> SegmentCorrupt:
         return SegmentCorrupt(f"{type(self).__name__} at {self.segment_handle}: {why}")
 
+    def _stored_length(self, length: int) -> int:
+        """A length read from the segment, refused when no segment of this size could hold
+        that many elements (``len`` must not hand a damaged word to ``list``)."""
+        if length > len(self._buf):
+            raise self._corrupt(f"length {length} exceeds what the segment can hold")
+        return length
+
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -437,7 +444,7 @@ class _Sequence(_Proxy):
     # -- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
         with self.segment.locked():
-            return self._length(self._words())
+            return self._stored_length(self._length(self._words()))
 
     def __getitem__(self, index: int | slice) -> Any:
         with self.segment.locked():
@@ -918,7 +925,7 @@ class SegmentString(_Proxy):
 
     def __len__(self) -> int:
         with self.segment.locked():
-            return int(self._words()[(self.segment_handle >> 3) + S_CHARS])
+            return self._stored_length(int(self._words()[(self.segment_handle >> 3) + S_CHARS]))
 
     def __getitem__(self, index: int | slice) -> str:
         return str(self)[index]
@@ -1100,11 +1107,21 @@ class SegmentDict(_Proxy, Generic[K, V]):
     def _value_at(self, w: Words, node: int) -> Any:
         klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
         vlen = int(w[(node >> 3) + N_VLEN])
-        return self._value.decode(self._buf, node + NODE_KEY + _round_up(klen), vlen)
+        return self._decoded(self._value, node + NODE_KEY + _round_up(klen), vlen)
 
     def _key_at(self, w: Words, node: int) -> Any:
         klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
-        return self._key.decode(self._buf, node + NODE_KEY, klen)
+        return self._decoded(self._key, node + NODE_KEY, klen)
+
+    def _decoded(self, codec: _Codec, at: int, length: int) -> Any:
+        """A stored key or value, refused when damaged lengths put it past the segment's end
+        or its text is not UTF-8."""
+        if at + (codec.size or length) > len(self._buf):
+            raise self._corrupt(f"a key or value at {at} runs past the segment's end")
+        try:
+            return codec.decode(self._buf, at, length)
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(f"a stored text is not UTF-8: {exc}") from None
 
     def _lookup(self, key: Any) -> tuple[bytes, int] | None:
         """``(raw_key, tag)``, or None for a key this dict cannot hold (so it is absent)."""
@@ -1224,7 +1241,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
         with self.segment.locked():
-            return int(self._words()[(self.segment_handle >> 3) + D_LENGTH])
+            return self._stored_length(int(self._words()[(self.segment_handle >> 3) + D_LENGTH]))
 
     def __getitem__(self, key: Any) -> Any:
         found = self._lookup(key)

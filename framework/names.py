@@ -129,7 +129,7 @@ class NameIndex:
             if buckets or named or unique:
                 raise SegmentCorrupt("named-object index has objects but no bucket table")
             return 0, 0, 0, 0
-        if count & (count - 1) or not 0 < buckets <= buckets + 8 * count <= len(self.buf):
+        if count & (count - 1) or buckets % 8 or not 0 < buckets <= buckets + 8 * count <= len(self.buf):
             raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
         if named + unique > len(self.buf) // ENTRY_SIZE:
             raise SegmentCorrupt(f"named-object index at {self.root} counts more objects than fit")
