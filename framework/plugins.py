@@ -49,13 +49,18 @@ def _check_name(plugin: str, cls: type, kind: str) -> str:
     return name
 
 
-def _validate_algorithm(plugin: str, cls: object) -> str:
-    if not (isinstance(cls, type) and issubclass(cls, MemoryAlgorithm)):
-        raise TypeError(f"plugin {plugin!r} registered {cls!r}, which is not a MemoryAlgorithm subclass")
+def _check_class(plugin: str, cls: object, base: type, kind: str) -> str:
+    """A concrete subclass of ``base`` with a valid name; returns the name."""
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise TypeError(f"plugin {plugin!r} registered {cls!r}, which is not a {base.__name__} subclass")
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
-        raise TypeError(f"plugin {plugin!r}: algorithm {cls.__qualname__} does not implement {missing}")
-    name = _check_name(plugin, cls, "algorithm")
+        raise TypeError(f"plugin {plugin!r}: {kind} {cls.__qualname__} does not implement {missing}")
+    return _check_name(plugin, cls, kind)
+
+
+def _validate_algorithm(plugin: str, cls: Any) -> str:
+    name = _check_class(plugin, cls, MemoryAlgorithm, "algorithm")
     for constant in ("layout_version", "ALIGNMENT", "PAYLOAD_PER_ALLOCATION", "MIN_SEGMENT_SIZE"):
         value = getattr(cls, constant, None)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -70,13 +75,8 @@ def _validate_algorithm(plugin: str, cls: object) -> str:
     return name
 
 
-def _validate_backend(plugin: str, cls: object) -> str:
-    if not (isinstance(cls, type) and issubclass(cls, Storage)):
-        raise TypeError(f"plugin {plugin!r} registered {cls!r}, which is not a Storage subclass")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
-        raise TypeError(f"plugin {plugin!r}: backend {cls.__qualname__} does not implement {missing}")
-    name = _check_name(plugin, cls, "backend")
+def _validate_backend(plugin: str, cls: Any) -> str:
+    name = _check_class(plugin, cls, Storage, "backend")
     managed = getattr(cls, "managed_class_name", None)
     if not isinstance(managed, str) or not managed.isidentifier():
         raise TypeError(f"plugin {plugin!r}: backend {name!r} needs an identifier 'managed_class_name'")
