@@ -271,6 +271,10 @@ def _print_report_summary(document: dict[str, Any]) -> None:
         print(f"{title}\n{format_table(*headline_rows(document, figure))}\n")
     for line in unfinished_cells(document):
         print(line)
+    statuses = [cell["status"] for cell in document["scenarios"].get("cells", [])]
+    if statuses:
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("passed", "failed", "not_applicable"))
+        print(f"Documented scenarios: {counts}")
     ratios = boost_rows(document)
     if ratios[1]:
         print("\nBoost reference (ratios: ours / Boost's)")
