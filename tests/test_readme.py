@@ -22,8 +22,10 @@ def test_python_examples_run(capsys: object) -> None:
 def test_the_set_up_commands_are_the_ones_ci_runs() -> None:
     commands = [line.strip() for block in _blocks("sh") for line in block.splitlines()]
     assert "pip install -e . && segalloc bench" in commands
-    test_command = "pip install -e '.[test]' ./tests/example_plugin && pytest"
+    test_command = ("apt-get update -q && apt-get install -y -q libboost-dev && "
+                    "pip install -e '.[test]' ./tests/example_plugin && pytest")
     assert test_command in commands
     ci = (README.parent / ".ci" / "run").read_text()
+    assert "apt-get install -y -qq libboost-dev" in ci
     assert "pip install -q -e '.[test,dask]' ./tests/example_plugin" in ci
     assert "python -m pytest" in ci
