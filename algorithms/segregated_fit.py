@@ -621,6 +621,8 @@ class SegregatedFit(MemoryAlgorithm):
         if reuse is None and not flags & _NEW:
             raise ValueError("allocation_command: reuse is required without ALLOCATE_NEW")
         try:
+            if flags == _FWD:
+                return self._expand_forward(reuse, limit_size, preferred_size)  # type: ignore[arg-type]
             return self._command(flags, limit_size, preferred_size, reuse)
         except (IndexError, ValueError, OverflowError) as exc:
             if isinstance(exc, SegallocError):
@@ -649,6 +651,35 @@ class SegregatedFit(MemoryAlgorithm):
         if flags & _ZERO:
             self._zero(offset, offset + received)
         return offset, received
+
+    def _expand_forward(self, offset: int, limit_size: int, preferred_size: int) -> tuple[int | None, int]:
+        """Plain ``EXPAND_FWD``, the command reallocation issues (perl's traces: 1 op in 5), with
+        ``_expand``'s forward half inlined: one call instead of five on this path."""
+        h, header = self._live_header(offset)
+        w = self.words
+        span = header & -ALIGN
+        least = (limit_size + WORD + ALIGN - 1) & -ALIGN
+        if least < MIN_SPAN:
+            least = MIN_SPAN
+        wanted = (preferred_size + WORD + ALIGN - 1) & -ALIGN
+        if wanted < least:
+            wanted = least
+        if span < wanted:
+            n = h + (span >> 3)
+            next_header = w[n]
+            next_span = next_header & -ALIGN if next_header & FREE_BIT else 0
+            if span + next_span < least:
+                return None, 0
+            taken = min(wanted - span, next_span)
+            if next_span - taken >= MIN_SPAN:
+                self._give_front(n, taken)
+                span += taken
+                w[h] = span | (header & FLAG_BITS)
+            elif next_span:
+                self._unlink(n)
+                span += next_span
+                self._mark_allocated(h, span, header & PREV_FREE_BIT)
+        return offset, span - WORD
 
     def _shrink(
         self, flags: int, h: int, header: int, limit_size: int, preferred_size: int
