@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -23,3 +26,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def shm_name() -> Iterator[str]:
+    """A fresh shared-memory name, removed afterwards whatever the test left."""
+    from framework import ManagedSharedMemory
+
+    name = f"segalloc-test-{uuid.uuid4().hex}"
+    try:
+        yield name
+    finally:
+        ManagedSharedMemory.remove(name)

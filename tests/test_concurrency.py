@@ -16,8 +16,6 @@ import queue
 import random
 import struct
 import traceback
-import uuid
-from collections.abc import Iterator
 from ctypes import c_int64
 from typing import Any
 
@@ -130,14 +128,6 @@ def run_load(name: str, operations: int) -> list[dict[str, Any]]:
     assert [process.exitcode for process in processes] == [0] * WORKERS
     return sorted((detail for _, detail in outcomes), key=lambda result: result["worker"])
 
-
-@pytest.fixture
-def shm_name() -> Iterator[str]:
-    name = f"segalloc-concurrency-{uuid.uuid4().hex}"
-    try:
-        yield name
-    finally:
-        framework.ManagedSharedMemory.remove(name)
 
 
 def check_nothing_lost_or_overlapping(seg: Any, results: list[dict[str, Any]]) -> None:

@@ -7,8 +7,6 @@ import _posixshmem
 import ctypes
 import mmap
 import os
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,14 +15,6 @@ from framework import ManagedSharedMemory, Mode, plugins
 
 ALGORITHMS = sorted(plugins().algorithms)
 
-
-@pytest.fixture
-def shm_name() -> Iterator[str]:
-    name = f"segalloc-test-{uuid.uuid4().hex}"
-    try:
-        yield name
-    finally:
-        ManagedSharedMemory.remove(name)
 
 
 @pytest.mark.parametrize(
