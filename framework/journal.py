@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from framework.errors import InvalidSegment, SegmentCorrupt
@@ -185,11 +186,12 @@ class Journal:
         else:
             self.commit()
 
-    def recover(self, verify: Any) -> str | None:
+    def recover(self, verify: Callable[[], None] | None) -> str | None:
         """Undo what a dead process left half done; what was done, or None when nothing was.
 
         ``verify`` checks the whole segment (used when the interrupted operation was not
-        logged). ``InvalidSegment`` when the bytes are read-only and need repair.
+        logged; None before an algorithm is attached, when only a logged operation can be
+        undone). ``InvalidSegment`` when the bytes are read-only and need repair.
         """
         word = self.pending()
         if not word:
@@ -198,6 +200,9 @@ class Journal:
             raise InvalidSegment("an operation was interrupted by a crash; open the segment "
                                  "writable once to roll it back")
         if word & UNJOURNALED:
+            if verify is None:
+                raise SegmentCorrupt("an interrupted operation outgrew the journal; "
+                                     "it can be checked only once the algorithm is attached")
             try:
                 verify()
             except InvalidSegment as exc:

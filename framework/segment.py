@@ -743,8 +743,10 @@ class Segment:
                 table = self._index.table_block()
                 if table is not None:
                     self._alg.usable_size(table)
-                kinds = [entry.kind for entry in self._index.entries()
-                         if self._alg.usable_size(entry.offset) >= 0]
+                kinds = []
+                for entry in self._index.entries():
+                    self._alg.usable_size(entry.offset)  # InvalidPointer unless a live block
+                    kinds.append(entry.kind)
                 counted = (kinds.count(InstanceType.NAMED), kinds.count(InstanceType.UNIQUE))
                 if counted != self._index.counts():
                     raise SegmentCorrupt(f"name index counts {self._index.counts()} objects "
