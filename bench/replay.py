@@ -5,8 +5,12 @@ operations on it are skipped); ``r`` to a smaller size tries ``SHRINK_IN_PLACE``
 block if that fails; ``r`` to a larger size tries ``EXPAND_FWD``, then allocates anew, copies
 and frees the old block (a failure there is counted and the old block kept).
 
-The timed loop calls the algorithm's bound methods directly (no segment-manager checks), so
-``ns_per_op`` measures the algorithm plus a lean driver. The free-block census for
+The timed loop calls the algorithm's bound methods directly (no segment-manager checks) and does
+only what the rules need: it keeps each ID's offset and size, copies on a moved reallocation,
+raises the high-water mark and notes which operations failed. So ``ns_per_op`` measures the
+algorithm plus a lean driver (about 85 ns an operation on this kind of machine, the same for
+every algorithm). Live bytes, their peak and the live blocks are accounted after each timed
+chunk, untimed, from the trace and the noted failures. The free-block census for
 ``frag_at_peak`` is taken, untimed, after the operation at which the trace's live bytes peak.
 With ``samples`` the trace runs in that many timed chunks and, untimed between them, the replay
 records live bytes, high-water and Sawicki's free-space spread (``Observations.timeline``), so
@@ -97,51 +101,49 @@ def fragmentation(algorithm: MemoryAlgorithm) -> float:
 
 
 class _State:
-    """The replay's running figures, shared by the two halves of the timed loop."""
+    """The replay's running figures: the timed loop's (offsets, sizes, high water, failed
+    operations) and those ``_account`` derives from them between chunks."""
 
     def __init__(self, ids: int) -> None:
         self.offsets: list[int | None] = [None] * ids
         self.sizes = [0] * ids
-        self.live = self.peak = self.high_water = self.failures = 0
-        self.blocks = self.live_at_high_water = self.blocks_at_high_water = 0
+        self.high_water = 0
+        #: index of the operation that last raised the high-water mark (-1: none yet)
+        self.raised_at = -1
+        #: indexes of the failed operations of the chunk being timed
+        self.failed: list[int] = []
+        self.live_sizes: list[int | None] = [None] * ids  # None: the ID holds no block
+        self.live = self.peak = self.blocks = self.failures = 0
+        self.live_at_high_water = self.blocks_at_high_water = 0
         self.first_failure_live: int | None = None
 
 
-def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) -> None:
-    """The hot loop: everything read once into locals."""
+def _run(ops: list[Op], first: int, alg: MemoryAlgorithm, buf: memoryview, state: _State) -> None:
+    """The timed loop over ``ops`` (trace indexes from ``first``): everything read once into
+    locals, nothing done that the replay rules do not need."""
     allocate = alg.allocate
     allocate_aligned = alg.allocate_aligned
     deallocate = alg.deallocate
     command = alg.allocation_command
     offsets, sizes = state.offsets, state.sizes
-    live, peak, high_water, failures = state.live, state.peak, state.high_water, state.failures
-    blocks, live_at_hw, blocks_at_hw = state.blocks, state.live_at_high_water, state.blocks_at_high_water
-    first_failure_live = state.first_failure_live
-    for code, ident, size, align in ops:
+    failed = state.failed
+    high_water, raised_at = state.high_water, state.raised_at
+    for index, (code, ident, size, align) in enumerate(ops, first):
         if code == ALLOC:
             off = allocate_aligned(size, align) if align else allocate(size)
             if off is None:
-                failures += 1
-                if first_failure_live is None:
-                    first_failure_live = live
+                failed.append(index)
                 continue
             offsets[ident] = off
             sizes[ident] = size
-            live += size
-            blocks += 1
-            if live > peak:
-                peak = live
             if off + size > high_water:
-                high_water = off + size
-                live_at_hw, blocks_at_hw = live, blocks
+                high_water, raised_at = off + size, index
         elif code == FREE:
             off = offsets[ident]
             if off is None:
                 continue
             deallocate(off)
             offsets[ident] = None
-            live -= sizes[ident]
-            blocks -= 1
         else:
             off = offsets[ident]
             if off is None:
@@ -149,28 +151,55 @@ def _run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, state: _State) ->
             old = sizes[ident]
             if size <= old:
                 command(_SHRINK, old, size, off)
-                live += size - old
             else:
                 new, _ = command(_EXPAND, size, size, off)
                 if new is None:
                     new = allocate(size)
                     if new is None:
-                        failures += 1
-                        if first_failure_live is None:
-                            first_failure_live = live
+                        failed.append(index)
                         continue
                     buf[new : new + old] = buf[off : off + old]
                     deallocate(off)
                     offsets[ident] = new
-                live += size - old
                 if new + size > high_water:
-                    high_water = new + size
-                    live_at_hw, blocks_at_hw = live, blocks
-                if live > peak:
-                    peak = live
+                    high_water, raised_at = new + size, index
             sizes[ident] = size
-    state.live, state.peak, state.high_water, state.failures = live, peak, high_water, failures
-    state.blocks, state.live_at_high_water, state.blocks_at_high_water = blocks, live_at_hw, blocks_at_hw
+    state.high_water, state.raised_at = high_water, raised_at
+
+
+def _account(ops: list[Op], first: int, state: _State) -> None:
+    """Live bytes, their peak, live blocks and failures over the chunk just timed, untimed:
+    the same rules as ``_run``, with its outcomes (which operations failed)."""
+    failed = set(state.failed)
+    state.failed.clear()
+    live_sizes = state.live_sizes
+    live, peak, blocks, failures = state.live, state.peak, state.blocks, state.failures
+    first_failure_live = state.first_failure_live
+    for index, (code, ident, size, _) in enumerate(ops, first):
+        held = live_sizes[ident]
+        if index in failed:
+            failures += 1
+            if first_failure_live is None:
+                first_failure_live = live
+            continue
+        if code == ALLOC:
+            live_sizes[ident] = size
+            live += size
+            blocks += 1
+        elif held is None:
+            continue
+        elif code == FREE:
+            live_sizes[ident] = None
+            live -= held
+            blocks -= 1
+        else:
+            live_sizes[ident] = size
+            live += size - held
+        if live > peak:
+            peak = live
+        if index == state.raised_at:
+            state.live_at_high_water, state.blocks_at_high_water = live, blocks
+    state.live, state.peak, state.blocks, state.failures = live, peak, blocks, failures
     state.first_failure_live = first_failure_live
 
 
@@ -226,9 +255,11 @@ def replay(
     gc.disable()
     try:
         for stop in _split_points(len(ops), peak_split, samples, every):
+            chunk = ops[start:stop]
             t0 = time.perf_counter_ns()
-            _run(ops[start:stop], alg, buf, state)
+            _run(chunk, start, alg, buf, state)
             elapsed += time.perf_counter_ns() - t0
+            _account(chunk, start, state)
             start = stop
             if stop == peak_split:
                 free_at_peak = tuple(size for _, size in alg.free_blocks())

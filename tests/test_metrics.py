@@ -11,11 +11,13 @@ import math
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench import metrics
 from bench.replay import replay, replay_trace
 from bench.runner import cell_figures
-from bench.traces import parse_lines
+from bench.traces import ALLOC, FREE, parse_lines
 from bench.workloads import workload_trace
 from framework import Command, plugins
 
@@ -98,6 +100,69 @@ def test_design_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ign
     # at the peak the free blocks are the 48-byte hole and the 352-byte tail
     assert r.frag_at_peak == pytest.approx(1 - 352 / 400)
     assert r.first_failure_utilisation is None
+
+
+def _reference_figures(lines: list[str]) -> tuple[int, int, int, int | None, int, int]:
+    """DESIGN.md's rules in one plain pass, bookkeeping beside every call: (peak, high water,
+    failures, live at the first failure, live and blocks when the high water last rose). An
+    ``a`` of a live ID leaks its old block: it stays live, counted, never freed."""
+    alg, trace = ToyFirstFit(), parse_lines(lines)
+    offsets: dict[int, int] = {}
+    sizes: dict[int, int] = {}
+    live = peak = high_water = failures = blocks = 0
+    first_failure = None
+    at_high_water = (0, 0)
+    for code, ident, size, _ in trace.ops:
+        if code != ALLOC and ident not in offsets:
+            continue
+        if code == FREE:
+            alg.deallocate(offsets.pop(ident))
+            live -= sizes.pop(ident)
+            blocks -= 1
+            continue
+        old = sizes.get(ident, 0) if code != ALLOC else 0
+        if code != ALLOC and size <= old:
+            live += size - old
+            sizes[ident] = size
+            continue
+        offset = alg.allocate(size)
+        if offset is None:
+            failures += 1
+            first_failure = live if first_failure is None else first_failure
+            continue
+        if code != ALLOC:
+            alg.deallocate(offsets[ident])
+        else:
+            blocks += 1
+        offsets[ident], sizes[ident] = offset, size
+        live += size - old
+        peak = max(peak, live)
+        if offset + size > high_water:
+            high_water, at_high_water = offset + size, (live, blocks)
+    return peak, high_water, failures, first_failure, *at_high_water
+
+
+_OPERATION = st.one_of(
+    st.tuples(st.just("a"), st.integers(0, 7), st.integers(0, 400)),
+    st.tuples(st.just("f"), st.integers(0, 7)),
+    st.tuples(st.just("r"), st.integers(0, 7), st.integers(0, 600)),
+)
+
+
+@given(st.lists(_OPERATION, min_size=1, max_size=60), st.integers(0, 6))
+def test_timed_loop_and_untimed_accounting_agree_with_the_plain_rules(
+        operations: list[tuple[object, ...]], samples: int) -> None:
+    """The replay accounts live bytes after each timed chunk from the failures it noted; a
+    single plain pass must give the same figures (reused IDs, unknown IDs, failures, moves)."""
+    lines = [" ".join(map(str, operation)) for operation in operations]
+    r = replay(parse_lines(lines), ToyFirstFit(), memoryview(bytearray(SEGMENT)), SEGMENT,
+               samples=samples)
+    assert r.observations is not None
+    peak, high_water, failures, first_failure, live_at_hw, blocks_at_hw = _reference_figures(lines)
+    assert (r.peak_live, r.high_water, r.failures) == (peak, high_water, failures)
+    assert r.first_failure_utilisation == (None if first_failure is None else first_failure / SEGMENT)
+    assert (r.observations.live_at_high_water, r.observations.blocks_at_high_water) == (
+        live_at_hw, blocks_at_hw)
 
 
 def test_first_failure_utilisation_is_live_bytes_over_the_segment() -> None:
