@@ -65,7 +65,7 @@ assert 4 <= SL_LOG2 <= 5, "16 or 32 second-level lists a row"
 #   c+2  FREE_BYTES     sum of the spans of the free blocks (``free_memory``)
 #   c+3  END            word index of the end sentinel's header
 #   c+4  ROWS           first-level rows of the list table (fixed at format)
-#   c+5  (reserved, 0)
+#   c+5  TOP            word index of the wilderness header (0: the last block is live)
 #   c+6  FL_BITMAP      bit fl set <=> SL_BITMAP[fl] is not zero
 #   c+7 ...             SL_BITMAP[fl], ROWS words: bit sl set <=> list fl * SL_COUNT + sl not empty
 #   c+7+ROWS ...        HEAD[index], ROWS * SL_COUNT words: first block of each list (0: empty)
@@ -91,6 +91,10 @@ assert 4 <= SL_LOG2 <= 5, "16 or 32 second-level lists a row"
 # Free block:       h: header = span | F      h+1: NEXT      h+2: PREV      ...
 #                   h+span/8-1: FOOTER = span (the prev-size tag the next block reads)
 #                   NEXT / PREV: the next and previous blocks of the list (0: none).
+# Wilderness:       the free block just before the end sentinel, if any (dlmalloc's "top"),
+#                   at TOP. It is in no list (NEXT / PREV unused): allocate takes from its
+#                   front only when no list can serve, and a block before it grows into it
+#                   without list work.
 # Allocated block:  h: header = span | L | P  h+1 ... h+span/8-1: payload. The footer word is
 #                   payload while the block is live (borrowed, as in tlsf.c): 8 bytes a block.
 # End sentinel:     END: header = E | P (P when the last block is free)
@@ -100,11 +104,13 @@ assert 4 <= SL_LOG2 <= 5, "16 or 32 second-level lists a row"
 # left inside a block grown backward is zeroed. So a double free is refused whatever happened
 # to the memory since, unless the caller's own data wrote a live-looking header over it.
 #
-# Invariants: no two free blocks are neighbours; each free block is in the list its span maps
-# to; the bitmaps mark exactly the non-empty lists; FREE_BYTES is the sum of the free spans.
+# Invariants: no two free blocks are neighbours; each free block but the wilderness is in the
+# list its span maps to; TOP is the wilderness (0 when the sentinel's P bit is clear); the
+# bitmaps mark exactly the non-empty lists; FREE_BYTES is the sum of the free spans (the
+# wilderness included).
 MAGIC = int.from_bytes(b"TLSF\0\0\0\0", "little")
-LAYOUT_VERSION = 1
-C_MAGIC, C_SIZE, C_FREE, C_END, C_ROWS, C_RESERVED, C_FL_BITMAP = range(7)
+LAYOUT_VERSION = 2
+C_MAGIC, C_SIZE, C_FREE, C_END, C_ROWS, C_TOP, C_FL_BITMAP = range(7)
 CONTROL_WORDS = 7
 NEXT, PREV = 1, 2
 FREE_BIT, PREV_FREE_BIT, LIVE_BIT, END_BIT = 1, 2, 4, 8
@@ -112,6 +118,13 @@ FLAG_BITS = 15
 SENTINEL = END_BIT
 #: of these, a live block's header has LIVE_BIT only
 LIVE_MASK = FREE_BIT | LIVE_BIT | END_BIT
+
+# The hot paths' compound constants, folded once (CPython folds literals, not module names)
+SPAN_ROUNDING = WORD + ALIGN - 1  #: span = (size + SPAN_ROUNDING) & SPAN_MASK
+SPAN_MASK = -ALIGN
+ALIGN_MASK = ALIGN - 1
+ROW_BIAS = ALIGN_LOG2 << SL_LOG2  #: list index = (shift << SL_LOG2) - ROW_BIAS + top bits
+NOT_PREV_FREE = ~PREV_FREE_BIT
 
 # Command flags as plain ints (an IntFlag operation costs a microsecond on the realloc path)
 _NEW = int(Command.ALLOCATE_NEW)
@@ -206,7 +219,9 @@ class SegregatedFit(MemoryAlgorithm):
         self._c = control
         self._end_word = control + C_END
         self._free_word = control + C_FREE
+        self._top_word = control + C_TOP
         self._bitmaps = control + C_FL_BITMAP
+        self._row_maps = self._bitmaps + 1
         rows = self.words[control + C_ROWS] if control + C_ROWS < len(self.words) else 0
         self._rows = rows
         self._heads = control + CONTROL_WORDS + rows
@@ -250,12 +265,16 @@ class SegregatedFit(MemoryAlgorithm):
 
     # -- free lists (cold paths; allocate and deallocate inline the same steps) ----------
     def _link(self, h: int, span: int) -> None:
-        """Make ``[h, h+span)`` a free block at the head of its list (neighbours not free)."""
+        """Make ``[h, h+span)`` a free block: at the head of its list, or the wilderness when
+        it touches the end sentinel (its neighbours are not free)."""
         w = self.words
         w[h] = span | FREE_BIT
         w[h + (span >> 3) - 1] = span
         w[self._free_word] += span
-        self._push(h, min(list_index(span), self._max_index))
+        if h + (span >> 3) == w[self._end_word]:
+            w[self._top_word] = h
+        else:
+            self._push(h, min(list_index(span), self._max_index))
 
     def _push(self, h: int, index: int) -> None:
         """Put free block ``h`` at the head of list ``index``, setting the bitmaps' bits."""
@@ -274,45 +293,53 @@ class SegregatedFit(MemoryAlgorithm):
     def _give_front(self, h: int, taken: int) -> None:
         """Hand the first ``taken`` bytes of free block ``h`` to the live block before it.
 
-        The rest (at least MIN_SPAN) stays free; when it maps to the same list it simply takes
-        ``h``'s place there, which is the common case of a block growing into the wilderness.
+        The rest (at least MIN_SPAN) stays free: the wilderness stays the wilderness, and a
+        rest that maps to the same list simply takes ``h``'s place there.
         """
         w = self.words
         span = w[h] - FREE_BIT
         rest = span - taken
         r = h + (taken >> 3)
-        index = min(list_index(rest), self._max_index)
-        if index == min(list_index(span), self._max_index):
-            nxt = w[h + NEXT]
-            prv = w[h + PREV]
-            w[prv + NEXT if prv else self._heads + index] = r
-            if nxt:
-                w[nxt + PREV] = r
-            w[r + NEXT] = nxt  # (r may overlap h's links: they were read first)
-            w[r + PREV] = prv
+        if h == w[self._top_word]:
+            w[self._top_word] = r
         else:
-            self._unlink_links(h)
-            self._push(r, index)
+            index = min(list_index(rest), self._max_index)
+            if index == min(list_index(span), self._max_index):
+                nxt = w[h + NEXT]
+                prv = w[h + PREV]
+                w[prv + NEXT if prv else self._heads + index] = r
+                if nxt:
+                    w[nxt + PREV] = r
+                w[r + NEXT] = nxt  # (r may overlap h's links: they were read first)
+                w[r + PREV] = prv
+            else:
+                self._unlink_links(h, span)
+                self._push(r, index)
         w[r] = rest | FREE_BIT
         w[r + (rest >> 3) - 1] = rest
         w[self._free_word] -= taken
 
     def _unlink(self, h: int) -> int:
-        """Take free block ``h`` out of its list; return its span."""
-        self._unlink_links(h)
-        span: int = self.words[h] & -ALIGN
-        self.words[self._free_word] -= span
+        """Take free block ``h`` out of its list (the wilderness is in none); return its span."""
+        w = self.words
+        span: int = w[h] & -ALIGN
+        if h == w[self._top_word]:
+            w[self._top_word] = 0
+        else:
+            self._unlink_links(h, span)
+        w[self._free_word] -= span
         return span
 
-    def _unlink_links(self, h: int) -> None:
-        """Bypass free block ``h`` in its list (the bitmaps follow when the list empties)."""
+    def _unlink_links(self, h: int, span: int) -> None:
+        """Bypass free block ``h`` of ``span`` bytes in its list (the bitmaps follow when the
+        list empties)."""
         w = self.words
         nxt = w[h + NEXT]
         prv = w[h + PREV]
         if prv:
             w[prv + NEXT] = nxt
         else:
-            index = min(list_index(w[h] & -ALIGN), self._max_index)
+            index = min(list_index(span), self._max_index)
             w[self._heads + index] = nxt
             if not nxt:
                 self._clear_list_bit(index)
@@ -367,37 +394,38 @@ class SegregatedFit(MemoryAlgorithm):
     def _live_header(self, offset: int) -> tuple[int, int]:
         """``(h, header)`` of the live block at ``offset``; ``InvalidPointer`` otherwise.
 
-        The checks ``deallocate`` inlines, all made before any write: the header is a live
-        block's, its span stays in the region, the next block does not think it free, and a
-        free previous block agrees with the footer before ``h``.
+        All checks come before any write, so a bad offset changes nothing and a block freed
+        twice already reads "free": the header is a live block's, its span stays in the region,
+        the next block does not think it free, and a free previous block agrees with the
+        footer before ``h``. (``deallocate`` and ``allocation_command`` inline them.)
         """
         w = self.words
         h = (offset >> 3) - 1
-        try:
-            end = w[self._end_word]
-            if offset & (ALIGN - 1) or h < self._first or h >= end:
-                raise InvalidPointer(f"offset {offset} is not a block of this segment")
-            header = w[h]
-            span = header & -ALIGN
-            n = h + (span >> 3)
-            if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end or w[n] & PREV_FREE_BIT:
+        end = w[self._end_word]
+        if offset & ALIGN_MASK or h < self._first or h >= end:
+            raise InvalidPointer(f"offset {offset} is not a block of this segment")
+        header = w[h]
+        span = header & SPAN_MASK
+        n = h + (span >> 3)
+        if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end or w[n] & PREV_FREE_BIT:
+            raise InvalidPointer(f"offset {offset} is not a live block")
+        if header & PREV_FREE_BIT:
+            prev_span = w[h - 1]
+            p = h - (prev_span >> 3)
+            if p < self._first or w[p] != prev_span | FREE_BIT:
                 raise InvalidPointer(f"offset {offset} is not a live block")
-            if header & PREV_FREE_BIT:
-                prev_span = w[h - 1]
-                p = h - (prev_span >> 3)
-                if p < self._first or w[p] != prev_span | FREE_BIT:
-                    raise InvalidPointer(f"offset {offset} is not a live block")
-        except IndexError as exc:
-            raise SegmentCorrupt("the control block's end word leaves the buffer") from exc
         return h, header
 
     def _take_oversized(self, span: int) -> int | None:
-        """First fit in the last list, for spans beyond the table's range (grown segments)."""
+        """First fit in the last list, then the wilderness, for spans beyond the table's range
+        (grown segments)."""
         w = self.words
         h = w[self._heads + self._max_index]
         for _ in range(self._block_bound()):
             if not h:
-                return None
+                h = w[self._top_word]
+                if not h or w[h] & -ALIGN < span:
+                    return None
             found = w[h] & -ALIGN
             if found >= span:
                 self._unlink(h)
@@ -413,83 +441,93 @@ class SegregatedFit(MemoryAlgorithm):
 
     # -- hot paths -----------------------------------------------------------------------
     def allocate(self, size: int) -> int | None:
-        """Good fit in O(1): round up to the next list, take its head, split off the rest."""
+        """Good fit in O(1): round up to the next list, take its head, split off the rest;
+        the wilderness's front when no list serves."""
         w = self.words
         try:
-            span = (size + WORD + ALIGN - 1) & -ALIGN
+            span = (size + SPAN_ROUNDING) & SPAN_MASK
             if span < SMALL_SPAN:
                 if span < MIN_SPAN:
                     span = MIN_SPAN
                 index = span >> ALIGN_LOG2
             else:
                 shift = span.bit_length() - MAP_BITS
-                index = ((shift - ALIGN_LOG2) << SL_LOG2) + ((span + (1 << shift) - 1) >> shift)
+                index = (shift << SL_LOG2) - ROW_BIAS + ((span + (1 << shift) - 1) >> shift)
                 if index > self._max_index:
                     return self._take_oversized(span)
-            bitmaps = self._bitmaps
-            row = bitmaps + 1 + (index >> SL_LOG2)
-            row_map = w[row] >> (index & SL_MASK)
+            fl = index >> SL_LOG2
+            row_map = w[self._row_maps + fl] >> (index & SL_MASK)
             if row_map:
-                index += (row_map & -row_map).bit_length() - 1
+                if not row_map & 1:
+                    index += (row_map & -row_map).bit_length() - 1
             else:
-                fl_map = w[bitmaps] >> (index >> SL_LOG2) + 1
+                fl_map = w[self._bitmaps] >> fl >> 1
                 if not fl_map:
-                    return None
-                row += (fl_map & -fl_map).bit_length()
-                row_map = w[row]
-                index = ((row - bitmaps - 1) << SL_LOG2) + (row_map & -row_map).bit_length() - 1
+                    # no list serves: carve the front of the wilderness
+                    h = w[self._top_word]
+                    if not h:
+                        return None
+                    found = w[h] - FREE_BIT
+                    if found & FLAG_BITS:
+                        raise SegmentCorrupt(f"TOP (word {h}) is not a free block")
+                    rest = found - span
+                    if rest < MIN_SPAN:
+                        if rest < 0:
+                            return None
+                        span = found
+                        w[h + (found >> 3)] = SENTINEL  # (no longer after a free block)
+                        w[self._top_word] = 0
+                    else:
+                        h_rest = h + (span >> 3)
+                        w[h_rest] = rest | FREE_BIT
+                        w[h_rest + (rest >> 3) - 1] = rest
+                        w[self._top_word] = h_rest
+                    w[h] = span | LIVE_BIT
+                    w[self._free_word] -= span
+                    return (h << 3) + WORD
+                fl += (fl_map & -fl_map).bit_length()
+                row_map = w[self._row_maps + fl]
+                index = (fl << SL_LOG2) + (row_map & -row_map).bit_length() - 1
             slot = self._heads + index
             h = w[slot]
             found = w[h] - FREE_BIT  # a free block's header is exactly span | F
             rest = found - span
-            if rest >= MIN_SPAN:
+            nxt = w[h + NEXT]
+            if rest < MIN_SPAN:
+                w[h] = found | LIVE_BIT
+                w[h + (found >> 3)] &= NOT_PREV_FREE
+                w[self._free_word] -= found
+            else:
                 h_rest = h + (span >> 3)
-                if rest < SMALL_SPAN:
-                    rest_index = rest >> ALIGN_LOG2
-                else:
-                    shift = rest.bit_length() - MAP_BITS
-                    rest_index = ((shift - ALIGN_LOG2) << SL_LOG2) + (rest >> shift)
-                    if rest_index > self._max_index:
-                        rest_index = self._max_index
                 w[h] = span | LIVE_BIT
                 w[h_rest] = rest | FREE_BIT
                 w[h_rest + (rest >> 3) - 1] = rest
                 w[self._free_word] -= span
-                nxt = w[h + NEXT]
-                if rest_index == index:
-                    # the rest keeps the found block's place at the head of the list
+                if rest < SMALL_SPAN:
+                    rest_index = rest >> ALIGN_LOG2
+                else:
+                    shift = rest.bit_length() - MAP_BITS
+                    rest_index = (shift << SL_LOG2) - ROW_BIAS + (rest >> shift)
+                    if rest_index > self._max_index:
+                        rest_index = self._max_index
+                if rest_index == index:  # the rest takes the found block's place
                     w[slot] = h_rest
                     w[h_rest + NEXT] = nxt
                     w[h_rest + PREV] = 0
                     if nxt:
                         w[nxt + PREV] = h_rest
                     return (h << 3) + WORD
-            else:
-                w[h] = found | LIVE_BIT
-                w[h + (found >> 3)] &= ~PREV_FREE_BIT
-                w[self._free_word] -= found
-                nxt = w[h + NEXT]
-            # pop the found block off its list
+                self._push(h_rest, rest_index)
+            # pop the found block off its list (the bitmaps follow when it empties)
             w[slot] = nxt
             if nxt:
                 w[nxt + PREV] = 0
             else:
+                row = self._row_maps + fl
                 row_map = w[row] ^ (1 << (index & SL_MASK))
                 w[row] = row_map
                 if not row_map:
-                    w[bitmaps] ^= 1 << (index >> SL_LOG2)
-            if rest >= MIN_SPAN:
-                # push the rest on its list (_link without the header and the counter)
-                slot = self._heads + rest_index
-                first = w[slot]
-                w[h_rest + NEXT] = first
-                w[h_rest + PREV] = 0
-                if first:
-                    w[first + PREV] = h_rest
-                else:
-                    w[bitmaps + 1 + (rest_index >> SL_LOG2)] |= 1 << (rest_index & SL_MASK)
-                    w[bitmaps] |= 1 << (rest_index >> SL_LOG2)
-                w[slot] = h_rest
+                    w[self._bitmaps] ^= 1 << fl
             return (h << 3) + WORD
         except (IndexError, ValueError) as exc:
             raise SegmentCorrupt(f"allocate({size}): free lists point outside the region") from exc
@@ -498,15 +536,13 @@ class SegregatedFit(MemoryAlgorithm):
         """Free a live block and merge it with its free neighbours through the boundary tags."""
         w = self.words
         h = (offset >> 3) - 1
-        first_block = self._first
         try:
-            # the checks of _live_header, all before the first write: a bad offset changes
-            # nothing, and a block freed twice already reads "free"
+            # the checks of _live_header, inlined (a call costs as much as four word reads)
             end = w[self._end_word]
-            if offset & (ALIGN - 1) or h < first_block or h >= end:
+            if offset & ALIGN_MASK or h < self._first or h >= end:
                 raise InvalidPointer(f"offset {offset} is not a block of this segment")
             header = w[h]
-            span = header & -ALIGN
+            span = header & SPAN_MASK
             n = h + (span >> 3)
             if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end:
                 raise InvalidPointer(f"offset {offset} is not a live block")
@@ -516,55 +552,65 @@ class SegregatedFit(MemoryAlgorithm):
             if header & PREV_FREE_BIT:
                 prev_span = w[h - 1]
                 p = h - (prev_span >> 3)
-                if p < first_block or w[p] != prev_span | FREE_BIT:
+                if p < self._first or w[p] != prev_span | FREE_BIT:
                     raise InvalidPointer(f"offset {offset} is not a live block")
             w[self._free_word] += span
-            # merge; ``neighbour`` is the free block whose list place the result may keep
+            if next_header & FREE_BIT:
+                next_span = next_header - FREE_BIT
+                n_end = n + (next_span >> 3)
+                span += next_span
+            else:
+                n_end = n
+                w[n] = next_header | PREV_FREE_BIT
+            # ``neighbour``: the listed free block whose list place the merged block may take;
+            # a merged block that ends at the sentinel is the wilderness, in no list
             if header & PREV_FREE_BIT:
-                if next_header & FREE_BIT:
-                    self._unlink_links(n)
-                    span += next_header - FREE_BIT
-                else:
-                    w[n] = next_header | PREV_FREE_BIT
+                if n_end != n and n_end != end:
+                    self._unlink_links(n, next_span)
                 w[h] = header | FREE_BIT  # the old header inside p reads "free": no double free
                 h = neighbour = p
-                neighbour_span = prev_span
                 span += prev_span
-            elif next_header & FREE_BIT:
+                if n_end == end:
+                    self._unlink_links(p, prev_span)
+                    neighbour_span = 0
+                else:
+                    neighbour_span = prev_span
+            elif n_end != n and n_end != end:
                 neighbour = n
-                neighbour_span = next_header - FREE_BIT
-                span += neighbour_span
+                neighbour_span = next_span
             else:
-                w[n] = next_header | PREV_FREE_BIT
                 neighbour_span = 0
             w[h] = span | FREE_BIT
             w[h + (span >> 3) - 1] = span
+            if n_end == end:
+                w[self._top_word] = h
+                return
             if span < SMALL_SPAN:
                 index = span >> ALIGN_LOG2
             else:
                 shift = span.bit_length() - MAP_BITS
-                index = ((shift - ALIGN_LOG2) << SL_LOG2) + (span >> shift)
+                index = (shift << SL_LOG2) - ROW_BIAS + (span >> shift)
                 if index > self._max_index:
                     index = self._max_index
             if neighbour_span:
-                nxt = w[neighbour + NEXT]
-                prv = w[neighbour + PREV]
                 if neighbour_span < SMALL_SPAN:
                     old_index = neighbour_span >> ALIGN_LOG2  # (never index: spans differ)
                 else:
                     shift = neighbour_span.bit_length() - MAP_BITS
-                    old_index = ((shift - ALIGN_LOG2) << SL_LOG2) + (neighbour_span >> shift)
+                    old_index = (shift << SL_LOG2) - ROW_BIAS + (neighbour_span >> shift)
                     if old_index > self._max_index:
                         old_index = self._max_index
-                    if old_index == index:
-                        # same list: the merged block takes the neighbour's place in it
-                        if neighbour != h:
-                            w[prv + NEXT if prv else self._heads + index] = h
-                            if nxt:
-                                w[nxt + PREV] = h
-                            w[h + NEXT] = nxt
-                            w[h + PREV] = prv
-                        return
+                nxt = w[neighbour + NEXT]
+                prv = w[neighbour + PREV]
+                if old_index == index:
+                    # same list: the merged block takes the neighbour's place in it
+                    if neighbour != h:
+                        w[prv + NEXT if prv else self._heads + index] = h
+                        if nxt:
+                            w[nxt + PREV] = h
+                        w[h + NEXT] = nxt
+                        w[h + PREV] = prv
+                    return
                 # unlink the neighbour (_unlink_links inlined)
                 if prv:
                     w[prv + NEXT] = nxt
@@ -574,8 +620,7 @@ class SegregatedFit(MemoryAlgorithm):
                         self._clear_list_bit(old_index)
                 if nxt:
                     w[nxt + PREV] = prv
-            # push the merged block on its list (_link without the header and the counter)
-            bitmaps = self._bitmaps
+            # push the merged block on its list (_push inlined)
             slot = self._heads + index
             first = w[slot]
             w[h + NEXT] = first
@@ -583,8 +628,8 @@ class SegregatedFit(MemoryAlgorithm):
             if first:
                 w[first + PREV] = h
             else:
-                w[bitmaps + 1 + (index >> SL_LOG2)] |= 1 << (index & SL_MASK)
-                w[bitmaps] |= 1 << (index >> SL_LOG2)
+                w[self._row_maps + (index >> SL_LOG2)] |= 1 << (index & SL_MASK)
+                w[self._bitmaps] |= 1 << (index >> SL_LOG2)
             w[slot] = h
         except (IndexError, ValueError) as exc:
             if isinstance(exc, SegallocError):
@@ -616,14 +661,57 @@ class SegregatedFit(MemoryAlgorithm):
     def allocation_command(
         self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
     ) -> tuple[int | None, int]:
-        """Boost's command: expand forward/backward or shrink in place, else allocate new."""
-        flags = int(command)
-        if reuse is None and not flags & _NEW:
+        """Boost's command: expand forward/backward or shrink in place, else allocate new.
+
+        Plain ``EXPAND_FWD`` is what reallocation issues (perl's trace: one operation in five),
+        so it runs here inline; every other command goes through ``_command``.
+        """
+        if reuse is None and not int(command) & _NEW:
             raise ValueError("allocation_command: reuse is required without ALLOCATE_NEW")
         try:
-            if flags == _FWD:
-                return self._expand_forward(reuse, limit_size, preferred_size)  # type: ignore[arg-type]
-            return self._command(flags, limit_size, preferred_size, reuse)
+            if command == _FWD and reuse is not None:
+                w = self.words
+                h = (reuse >> 3) - 1
+                # the checks of _live_header, inlined
+                end = w[self._end_word]
+                if reuse & ALIGN_MASK or h < self._first or h >= end:
+                    raise InvalidPointer(f"offset {reuse} is not a block of this segment")
+                header = w[h]
+                span = header & SPAN_MASK
+                if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or h + (span >> 3) > end:
+                    raise InvalidPointer(f"offset {reuse} is not a live block")
+                next_header = w[h + (span >> 3)]
+                if next_header & PREV_FREE_BIT:
+                    raise InvalidPointer(f"offset {reuse} is not a live block")
+                if header & PREV_FREE_BIT:
+                    prev_span = w[h - 1]
+                    p = h - (prev_span >> 3)
+                    if p < self._first or w[p] != prev_span | FREE_BIT:
+                        raise InvalidPointer(f"offset {reuse} is not a live block")
+                wanted = (preferred_size + SPAN_ROUNDING) & SPAN_MASK
+                least = (limit_size + SPAN_ROUNDING) & SPAN_MASK
+                if wanted < least:
+                    wanted = least
+                if span >= wanted:
+                    return reuse, span - WORD
+                if not next_header & FREE_BIT:
+                    return (reuse, span - WORD) if span >= least else (None, 0)
+                next_span = next_header - FREE_BIT
+                if span + next_span < least:
+                    return None, 0
+                taken = wanted - span
+                rest = next_span - taken
+                if rest >= MIN_SPAN and h + ((span + next_span) >> 3) == end:
+                    # (the common case: a block growing into the wilderness, in no list)
+                    top = h + (wanted >> 3)
+                    w[top] = rest | FREE_BIT
+                    w[end - 1] = rest
+                    w[self._top_word] = top
+                    w[self._free_word] -= taken
+                    w[h] = wanted | (header & FLAG_BITS)
+                    return reuse, wanted - WORD
+                return reuse, self._take_next(h, header, next_span, wanted) - WORD
+            return self._command(int(command), limit_size, preferred_size, reuse)
         except (IndexError, ValueError, OverflowError) as exc:
             if isinstance(exc, SegallocError):
                 raise
@@ -651,22 +739,6 @@ class SegregatedFit(MemoryAlgorithm):
         if flags & _ZERO:
             self._zero(offset, offset + received)
         return offset, received
-
-    def _expand_forward(self, offset: int, limit_size: int, preferred_size: int) -> tuple[int | None, int]:
-        """Plain ``EXPAND_FWD``, the command reallocation issues (perl's trace: 1 op in 5),
-        without ``_command`` / ``_expand`` / ``_expanded`` between it and the work."""
-        h, header = self._live_header(offset)
-        span = header & -ALIGN
-        least = span_for(limit_size)
-        wanted = max(least, span_for(preferred_size))
-        if span < wanted:
-            next_header = self.words[h + (span >> 3)]
-            next_span = next_header & -ALIGN if next_header & FREE_BIT else 0
-            if span + next_span < least:
-                return None, 0
-            if next_span:
-                span = self._take_next(h, header, next_span, wanted)
-        return offset, span - WORD
 
     def _take_next(self, h: int, header: int, next_span: int, wanted: int) -> int:
         """Grow live block ``h`` into its free successor of ``next_span`` bytes, up to a span
@@ -778,9 +850,12 @@ class SegregatedFit(MemoryAlgorithm):
         w[self._c + C_SIZE] = new_size
         if tail == 0 or (tail < MIN_SPAN and not sentinel & PREV_FREE_BIT):
             return  # too little for a block of its own: a later grow takes it in
-        w[new_end] = SENTINEL
+        h = end
+        if sentinel & PREV_FREE_BIT:  # the wilderness takes the tail in
+            h = end - (self._unlink(end - (w[end - 1] >> 3)) >> 3)
+        w[new_end] = SENTINEL | PREV_FREE_BIT
         w[self._end_word] = new_end
-        self._release(end, tail, bool(sentinel & PREV_FREE_BIT))
+        self._link(h, (new_end - h) * WORD)
 
     @_damage_is_corruption
     def shrink_to_fit(self) -> int:
@@ -881,6 +956,9 @@ class SegregatedFit(MemoryAlgorithm):
         # (END == first block: shrink_to_fit gave back everything, there are no blocks)
         if end % 2 == 0 or not self._first <= end <= _last_sentinel_word(self._start + size):
             raise SegmentCorrupt(f"control block: end word {end} out of range")
+        top = w[c + C_TOP]
+        if top and (top % 2 == 0 or not self._first <= top < end):
+            raise SegmentCorrupt(f"control block: TOP word {top} out of range")
         if w[c + C_FL_BITMAP] >> rows or w[c + C_FREE] > size:
             raise SegmentCorrupt("control block: bitmap or free-byte count out of range")
 
@@ -897,6 +975,11 @@ class SegregatedFit(MemoryAlgorithm):
         free_spans = {h: span for h, header, span in self._blocks() if header & FREE_BIT}
         if sum(free_spans.values()) != w[self._free_word]:
             raise SegmentCorrupt("the free-byte count disagrees with the free blocks")
+        end = w[self._end_word]
+        top = end - (w[end - 1] >> 3) if w[end] & PREV_FREE_BIT else 0
+        if w[self._top_word] != top:
+            raise SegmentCorrupt(f"TOP is word {w[self._top_word]}, the wilderness is at {top}")
+        free_spans.pop(top, None)  # the wilderness (the walk checked its footer) is in no list
         fl_map = w[self._bitmaps]
         listed = 0
         for fl in range(self._rows):

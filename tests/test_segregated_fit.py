@@ -219,11 +219,86 @@ def test_a_broken_chain_gives_segment_corrupt() -> None:
 def test_a_link_out_of_the_buffer_gives_segment_corrupt_on_allocate() -> None:
     raw, alg = make()
     words = memoryview(raw).cast("Q")
-    (block, span), = alg.free_blocks()
-    assert words[alg._heads + min(sf.list_index(span), alg._max_index)] == block >> 3
-    words[(block >> 3) + sf.NEXT] = 1 << 40
+    listed = alg.allocate(100)
+    assert listed is not None and alg.allocate(16) is not None
+    alg.deallocate(listed)
+    h = (listed >> 3) - 1
+    assert words[alg._heads + sf.list_index(words[h] & -sf.ALIGN)] == h
+    words[h + sf.NEXT] = 1 << 40
     with pytest.raises(SegmentCorrupt):
         alg.allocate(100)
+
+
+def test_a_damaged_top_word_gives_segment_corrupt() -> None:
+    raw, alg = make()
+    live = alg.allocate(100)
+    assert live is not None
+    words = memoryview(raw).cast("Q")
+    top_word = alg._top_word
+    top = words[top_word]
+    for bad in ((live >> 3) - 1, top + 2, 1 << 40):  # a live block, inside the wilderness, out
+        words[top_word] = bad
+        with pytest.raises(SegmentCorrupt):
+            alg.verify()
+        before = bytes(raw)
+        with pytest.raises(SegmentCorrupt):
+            alg.allocate(100)
+        assert bytes(raw) == before
+        words[top_word] = top
+    alg.verify()
+
+
+# -- the wilderness -------------------------------------------------------------------------
+def _listed(alg: SegregatedFit) -> int:
+    """How many free blocks the lists hold (a walk of every list)."""
+    words = alg.words
+    count = 0
+    for index in range(alg._rows * sf.SL_COUNT):
+        h = words[alg._heads + index]
+        while h:
+            count += 1
+            h = words[h + sf.NEXT]
+    return count
+
+
+def test_the_wilderness_is_in_no_list_and_serves_only_what_the_lists_cannot() -> None:
+    _, alg = make()
+    assert _listed(alg) == 0 and len(list(alg.free_blocks())) == 1
+    a, guard = alg.allocate(200), alg.allocate(16)
+    assert a is not None and guard is not None and a < guard
+    assert _listed(alg) == 0, "both came off the wilderness's front"
+    alg.deallocate(a)
+    assert _listed(alg) == 1
+    assert alg.allocate(100) == a, "a listed block that fits comes before the wilderness"
+    alg.verify()
+
+
+def test_freeing_the_block_before_the_wilderness_merges_into_it() -> None:
+    _, alg = make()
+    fresh = list(alg.free_blocks())
+    a, b = alg.allocate(100), alg.allocate(300)
+    assert a is not None and b is not None
+    alg.deallocate(a)
+    alg.deallocate(b)  # merges with a (listed, so unlinked) and the wilderness
+    assert list(alg.free_blocks()) == fresh and _listed(alg) == 0
+    alg.verify()
+
+
+def test_growing_into_the_wilderness_keeps_it_out_of_the_lists() -> None:
+    raw, alg = make()
+    a = alg.allocate(100)
+    assert a is not None
+    fill(raw, a, 100, 5)
+    free = alg.free_memory
+    got, received = alg.allocation_command(Command.EXPAND_FWD, 5000, 5000, a)
+    assert got == a and received >= 5000 and alg.free_memory == free - (received - 104)
+    assert _listed(alg) == 0 and raw[a : a + 100] == bytes([5]) * 100
+    alg.verify()
+    whole = alg.free_memory + received
+    got, received = alg.allocation_command(Command.EXPAND_FWD, 100, whole, a)
+    assert (got, received) == (a, whole), "the wilderness was taken whole"
+    assert alg.free_memory == 0 and alg.allocate(0) is None
+    alg.verify()
 
 
 # -- region size --------------------------------------------------------------------------
