@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.replay import ReplayResult
+from bench.replay import ReplayResult, median_index
 from bench.traces import Trace, read_trace
 
 __all__ = [
@@ -197,13 +197,16 @@ def _absent(reason: str, segment_size: int) -> dict[str, Any]:
 
 
 def boost_reference(trace_paths: Sequence[Path], segment_size: int = DEFAULT_SEGMENT_SIZE, *,
-                    cache_dir: Path | None = None) -> dict[str, Any]:
-    """Boost's figures for each trace: ``{trace name: {boost algorithm: metrics}}``.
+                    cache_dir: Path | None = None, repeat: int = 1) -> dict[str, Any]:
+    """Boost's figures for each trace: ``{trace name: {boost algorithm: metrics}}``, each
+    from the replay of median ns/op among ``repeat`` (as our cells' figures).
 
     Beside the trace names (``Path.name``, as ``bench.traces.Trace.name``) the result has
     ``available``, ``reason`` (why it is absent, else None), ``boost_version``, ``compiler`` and
     ``segment_size``. A trace that is missing or malformed raises as ``read_trace`` does.
     """
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
     if isinstance(segment_size, bool) or not isinstance(segment_size, int) or segment_size <= 0:
         raise ValueError(f"segment_size must be a positive int, not {segment_size!r}")
     paths = [Path(path) for path in trace_paths]
@@ -222,6 +225,8 @@ def boost_reference(trace_paths: Sequence[Path], segment_size: int = DEFAULT_SEG
                               "segment_size": segment_size}
     for path in paths:
         trace = read_trace(path)
-        result[trace.name] = {algorithm: replay_on_boost(binary, trace, algorithm, segment_size)
-                              for algorithm in BOOST_ALGORITHMS}
+        for algorithm in BOOST_ALGORITHMS:
+            runs = [replay_on_boost(binary, trace, algorithm, segment_size) for _ in range(repeat)]
+            result.setdefault(trace.name, {})[algorithm] = runs[
+                median_index([run["ns_per_op"] for run in runs])]
     return result

@@ -77,14 +77,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # -- segalloc replay ----------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a trace on one algorithm and print DESIGN.md's metrics."""
-    from bench.replay import default_segment_size, replay_trace
+    from bench.replay import default_segment_size, median_run, replay_trace
     from bench.traces import read_trace
     from framework import plugins
 
     plugins().algorithm(args.algorithm)  # unknown names fail before the trace is read
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be at least 1, got {args.repeat}")
     trace = read_trace(args.trace)
     size = args.segment_size or default_segment_size(trace)
-    result = replay_trace(trace, args.algorithm, size)
+    result = median_run([replay_trace(trace, args.algorithm, size) for _ in range(args.repeat)])
     document = {"algorithm": args.algorithm, "backend": "heap", "segment_size": size,
                 "trace": str(args.trace)}
     metrics = result.as_dict()
@@ -260,6 +262,7 @@ def _bench_parameters(args: argparse.Namespace) -> Any:
         scale=args.scale,
         trace_limit=args.trace_limit,
         cell_seconds=args.cell_seconds,
+        repeat=args.repeat,
         shipped_traces=not args.no_shipped_traces,
     )
 
@@ -307,7 +310,8 @@ def _profile_help(profile: Any) -> str:
     traces = ("whole traces" if profile.trace_limit is None
               else f"traces cut to {profile.trace_limit:,} operations")
     return (f"{profile.name}: loads of {profile.scale:,} operations, {traces}, a cell stopped "
-            f"after {profile.cell_seconds:g} s")
+            f"after {profile.cell_seconds:g} s, {profile.repeat} replay"
+            f"{'s' if profile.repeat > 1 else ''} a cell")
 
 
 def _add_bench_parser(sub: Any) -> None:
@@ -347,6 +351,9 @@ def _add_bench_parser(sub: Any) -> None:
                         help="cut every trace to its first OPS operations")
     tuning.add_argument("--cell-seconds", type=float, default=None, metavar="S",
                         help="stop a cell after S timed seconds and report a timeout")
+    tuning.add_argument("--repeat", type=int, default=None, metavar="N",
+                        help="replay each cell (and Boost's reference) N times, each on a new "
+                             "segment; ns/op is the median (default: the profile's)")
     tuning.add_argument("--no-scenarios", action="store_true", help="skip the nine scenarios")
     tuning.add_argument("--no-boost", action="store_true", help="skip Boost's reference")
     tuning.add_argument("--no-shipped-traces", action="store_true",
@@ -428,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-size", type=parse_size, default=None, metavar="BYTES",
                    help="segment size, e.g. 268435456 or 256MiB (default: 4x the trace's peak "
                         "live bytes plus 1 MiB)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="replay N times, each on a new segment, and report the replay of "
+                        "median ns/op (default 1)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with the metrics, algorithm, backend, "
                         "segment_size and trace")

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bench.metrics import largest_free_fraction, sawicki_spread
@@ -36,6 +36,8 @@ __all__ = [
     "Sample",
     "default_segment_size",
     "fragmentation",
+    "median_index",
+    "median_run",
     "replay",
     "replay_trace",
 ]
@@ -71,6 +73,8 @@ class Observations:
     timeline: tuple[Sample, ...]
     #: operations replayed when a time budget stopped the replay (None: it ran to the end)
     stopped_at: int | None = None
+    #: ns/op of each of the repeated replays ``median_run`` chose this one from, in run order
+    ns_per_op_runs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,23 @@ def replay(
     )
 
 
+def median_index(timings: Sequence[float]) -> int:
+    """Index of the median of repeated timings (the lower middle of an even count): one slow
+    moment of a shared machine does not make the figure, nor one lucky one."""
+    if not timings:
+        raise ValueError("a median needs at least one timing")
+    return sorted(range(len(timings)), key=timings.__getitem__)[(len(timings) - 1) // 2]
+
+
+def median_run(results: Sequence[ReplayResult]) -> ReplayResult:
+    """Of repeated replays of one load, the one of median ns/op, its observations noting every
+    run's ns/op (the other figures of a deterministic algorithm are the same in every run)."""
+    chosen = results[median_index([result.ns_per_op for result in results])]
+    assert chosen.observations is not None, "replay always records observations"
+    runs = tuple(result.ns_per_op for result in results)
+    return replace(chosen, observations=replace(chosen.observations, ns_per_op_runs=runs))
+
+
 def default_segment_size(trace: Trace) -> int:
     """A segment comfortably larger than the trace's peak: 4x peak plus 1 MiB, in whole MiB."""
     wanted = 4 * trace.peak_live + MIB
@@ -311,13 +332,13 @@ def replay_trace(
     algorithm: str,
     segment_size: int | None = None,
     backend: str = "heap",
-    make_args: Callable[[int], tuple[Any, ...]] | None = None,
+    segment_args: tuple[Any, ...] | None = None,
     samples: int = 0,
     budget_seconds: float | None = None,
 ) -> ReplayResult:
-    """Replay on a new segment of ``backend`` (heap by default) using ``algorithm``."""
+    """Replay on a new segment of ``backend`` (heap by default) using ``algorithm``, made
+    from ``segment_args`` (the managed class's arguments; default ``(segment_size,)``)."""
     size = segment_size or default_segment_size(trace)
     cls = managed_class(plugins().backend(backend))
-    args = make_args(size) if make_args else (size,)
-    with cls(*args, algorithm=algorithm) as segment:
+    with cls(*(segment_args or (size,)), algorithm=algorithm) as segment:
         return replay(trace, segment.algorithm, segment.buffer, size, samples, budget_seconds)

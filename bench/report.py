@@ -12,6 +12,9 @@ Report format versions (the document's ``version``; older files keep loading):
   ``cells`` (algorithm, backend, load, kind, status, error, segment_size, figures, timeline,
   free_histogram_at_peak), ``scenarios`` (ran, reason, cells), ``boost`` (available, reason,
   per trace and Boost algorithm the replay figures, counterparts).
+- 2: each cell is replayed ``parameters.repeat`` times, each time on a new segment; its
+  ``figures`` are those of the replay of median ns/op and gain ``ns_per_op_runs`` (every
+  replay's ns/op, in run order); Boost's figures are likewise the median of as many replays.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ __all__ = [
     "write_reports",
 ]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 KIND = "segalloc-bench"
 
 Rows = tuple[list[str], list[list[Any]]]
@@ -114,7 +117,8 @@ def headline_rows(document: dict[str, Any], figure: str) -> Rows:
 
 #: the headline tables: (figure, title)
 HEADLINES = (("footprint_ratio", "Footprint ratio (high_water / peak_live; 1 is perfect)"),
-             ("ns_per_op", "Nanoseconds per operation (replay wall time / operations)"))
+             ("ns_per_op", "Nanoseconds per operation (replay wall time / operations; the "
+                           "median of the cell's replays)"))
 
 
 def unfinished_cells(document: dict[str, Any]) -> list[str]:
@@ -180,7 +184,8 @@ def _environment_lines(document: dict[str, Any]) -> list[str]:
         f"- git commit: {env['git_commit'] or 'unknown'}",
         f"- profile {params['profile']}: scale {params['scale']}, seed {params['seed']}, "
         f"{params['samples']} samples, trace limit {params['trace_limit'] or 'none'}, "
-        f"jobs {params['jobs']}, executor {params['executor']}",
+        f"{params.get('repeat') or 1} replay(s) a cell, jobs {params['jobs']}, "
+        f"executor {params['executor']}",
         f"- started {document['started']}, wall time {document['wall_seconds']:.1f} s",
     ]
 

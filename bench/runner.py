@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench import metrics
-from bench.replay import ReplayResult, default_segment_size, replay_trace
+from bench.replay import ReplayResult, default_segment_size, median_run, replay_trace
 from bench.traces import Trace, read_trace, write_trace
 from bench.workloads import WORKLOADS, trace_from_ops, workload_trace
 from framework import Mode, plugins
@@ -69,14 +69,18 @@ class Profile:
     trace_limit: int | None
     #: timed seconds a cell may take before it is stopped and reported as a timeout
     cell_seconds: float
+    #: replays of each cell (and of Boost's reference); ns/op is their median
+    repeat: int
 
 
 PROFILES: dict[str, Profile] = {
     # 2 minutes on 2 cores, scenarios and Boost included: perl is cut just past its peak (op 120,070), before
     # the halving of its hash makes sequential_fit's first-fit scan take minutes (136 s whole);
     # the budget stops plugins that walk every block (the example implicit_fit: ms per op)
-    "quick": Profile("quick", scale=10_000, samples=32, trace_limit=122_000, cell_seconds=3.0),
-    "full": Profile("full", scale=100_000, samples=64, trace_limit=None, cell_seconds=150.0),
+    "quick": Profile("quick", scale=10_000, samples=32, trace_limit=122_000, cell_seconds=3.0,
+                     repeat=1),
+    "full": Profile("full", scale=100_000, samples=64, trace_limit=None, cell_seconds=150.0,
+                    repeat=3),
 }
 
 
@@ -100,6 +104,7 @@ class BenchParameters:
     samples: int | None = None
     trace_limit: int | None = None
     cell_seconds: float | None = None
+    repeat: int | None = None
     shipped_traces: bool = True
 
     def resolved(self) -> BenchParameters:
@@ -121,6 +126,8 @@ class BenchParameters:
             raise ValueError(f"unknown executor {self.executor!r}; known: local, dask")
         if self.executor == "dask" and not self.scheduler:
             raise ValueError("--executor dask needs --scheduler ADDRESS")
+        if self.repeat is not None and self.repeat < 1:
+            raise ValueError(f"repeat must be at least 1, got {self.repeat}")
         cores = available_cores()
         if not 1 <= self.jobs <= cores:
             raise ValueError(f"jobs must be between 1 and the {cores} cores here, got {self.jobs}")
@@ -132,6 +139,7 @@ class BenchParameters:
             samples=profile.samples if self.samples is None else self.samples,
             trace_limit=self.trace_limit or profile.trace_limit,
             cell_seconds=self.cell_seconds or profile.cell_seconds,
+            repeat=self.repeat or profile.repeat,
         )
 
 
@@ -207,13 +215,15 @@ class CellSpec:
     samples: int
     scratch: str
     budget_seconds: float | None = None
+    #: replays of the cell, each on a new segment; its figures are those of the median one
+    repeat: int = 1
 
 
 def plan_cells(params: BenchParameters, loads: Sequence[Load], scratch: Path) -> list[CellSpec]:
     """Every algorithm x backend x load, load-major (so a report reads load by load)."""
     return [
         CellSpec(algorithm, backend, load, params.samples or 0, str(scratch),
-                 params.cell_seconds)
+                 params.cell_seconds, params.repeat or 1)
         for load, algorithm, backend in itertools.product(
             loads, params.algorithms, params.backends)
     ]
@@ -263,6 +273,7 @@ def cell_figures(result: ReplayResult) -> dict[str, Any]:
         spread_at_peak=metrics.sawicki_spread(seen.free_sizes_at_peak),
         spread_mean=sum(spreads) / len(spreads) if spreads else None,
         free_blocks_at_peak=len(seen.free_sizes_at_peak),
+        ns_per_op_runs=list(seen.ns_per_op_runs or (result.ns_per_op,)),
     )
     return figures
 
@@ -274,14 +285,20 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     try:
         trace = spec.load.build()
         size = spec.load.segment_size or default_segment_size(trace)
-        args, name = _segment_arguments(spec.backend, size, Path(spec.scratch))
-        try:
-            result = replay_trace(trace, spec.algorithm, size, spec.backend,
-                                  make_args=lambda _: args, samples=spec.samples,
-                                  budget_seconds=spec.budget_seconds)
-        finally:
-            if name is not None:
-                plugins().backend(spec.backend).remove(name)
+        runs: list[ReplayResult] = []
+        while len(runs) < spec.repeat:
+            args, name = _segment_arguments(spec.backend, size, Path(spec.scratch))
+            try:
+                runs.append(replay_trace(trace, spec.algorithm, size, spec.backend,
+                                         segment_args=args, samples=spec.samples,
+                                         budget_seconds=spec.budget_seconds))
+            finally:
+                if name is not None:
+                    plugins().backend(spec.backend).remove(name)
+            if runs[-1].observations and runs[-1].observations.stopped_at is not None:
+                runs = runs[-1:]  # over the budget: the cell is a timeout, not repeated
+                break
+        result = median_run(runs)
     except Exception as exc:  # a failing algorithm is a finding of the run, not a crash of it
         cell.update(status="error", error=f"{type(exc).__name__}: {exc}", segment_size=None,
                     figures={}, timeline={}, free_histogram_at_peak={})
@@ -419,13 +436,13 @@ def _scenarios(params: BenchParameters, scratch: Path) -> dict[str, Any]:
     return {"ran": True, "reason": None, "cells": cells}
 
 
-def _boost(loads: Iterable[Load]) -> dict[str, Any]:
+def _boost(loads: Iterable[Load], repeat: int) -> dict[str, Any]:
     paths = [Path(load.path) for load in loads if load.path is not None]
     try:
         from bench.boost_reference import BOOST_COUNTERPART, boost_reference
     except ImportError as exc:
         return {"available": False, "reason": f"bench.boost_reference is not importable: {exc}"}
-    reference = boost_reference(paths)
+    reference = boost_reference(paths, repeat=repeat)
     reference["counterparts"] = dict(BOOST_COUNTERPART)
     return reference
 
@@ -449,7 +466,7 @@ def run_bench(params: BenchParameters, progress_stream: IO[str] | None = None,
             steps.advance("scenarios")
         boost: dict[str, Any] = {"available": False, "reason": "not asked for"}
         if params.boost:
-            boost = _boost(loads)
+            boost = _boost(loads, params.repeat or 1)
             steps.advance("Boost reference")
         cells = execute(specs, params, steps)
     finished = datetime.datetime.now(datetime.timezone.utc)

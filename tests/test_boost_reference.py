@@ -200,6 +200,8 @@ def test_trace_errors_surface(tmp_path: Path, boost_cache: Path) -> None:
         boost_reference([bad, twin], cache_dir=boost_cache)
     with pytest.raises(ValueError, match="segment_size"):
         boost_reference([], segment_size=0, cache_dir=boost_cache)
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        boost_reference([], repeat=0, cache_dir=boost_cache)
 
 
 _ops = st.lists(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
-from bench.replay import replay_trace
+from bench.replay import median_index, median_run, replay_trace
 from bench.traces import ALLOC, FREE, REALLOC, TraceError, parse_lines, read_trace, write_trace
 from framework import plugins
 
@@ -73,6 +74,27 @@ def test_replay_cli_json_has_exactly_the_documented_keys(capsys: pytest.CaptureF
                              "footprint_ratio", "failures", "frag_at_peak", "algorithm",
                              "backend", "segment_size", "trace"}
     assert (document["peak_live"], document["failures"], document["backend"]) == (300, 0, "heap")
+
+
+def test_median_run_keeps_the_middle_replay_and_notes_them_all() -> None:
+    trace = parse_lines(["a 0 100", "a 1 200", "f 0"])
+    runs = [replace(replay_trace(trace, "best_fit"), ns_per_op=t) for t in (5.0, 1.0, 3.0, 9.0)]
+    chosen = median_run(runs)
+    assert chosen.ns_per_op == 3.0 and chosen.observations is not None
+    assert chosen.observations.ns_per_op_runs == (5.0, 1.0, 3.0, 9.0)
+    assert median_run(runs[:1]).ns_per_op == 5.0
+    assert median_index([2.0, 1.0]) == 1  # the lower middle of an even count
+    with pytest.raises(ValueError):
+        median_index([])
+
+
+def test_replay_cli_repeat(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    trace = tmp_path / "t.trace"
+    trace.write_text("a 0 100\na 1 200\nf 0\n")
+    assert main(["replay", str(trace), "--repeat", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["peak_live"] == 300
+    assert main(["replay", str(trace), "--repeat", "0"]) == 1
+    assert "--repeat must be at least 1" in capsys.readouterr().err
 
 
 def test_replay_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
