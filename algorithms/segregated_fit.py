@@ -666,10 +666,8 @@ class SegregatedFit(MemoryAlgorithm):
         Plain ``EXPAND_FWD`` is what reallocation issues (perl's trace: one operation in five),
         so it runs here inline; every other command goes through ``_command``.
         """
-        if reuse is None and not int(command) & _NEW:
-            raise ValueError("allocation_command: reuse is required without ALLOCATE_NEW")
         try:
-            if command == _FWD and reuse is not None:
+            if reuse is not None and command == _FWD:
                 w = self.words
                 h = (reuse >> 3) - 1
                 # the checks of _live_header, inlined
@@ -678,9 +676,10 @@ class SegregatedFit(MemoryAlgorithm):
                     raise InvalidPointer(f"offset {reuse} is not a block of this segment")
                 header = w[h]
                 span = header & SPAN_MASK
-                if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or h + (span >> 3) > end:
+                n = h + (span >> 3)
+                if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end:
                     raise InvalidPointer(f"offset {reuse} is not a live block")
-                next_header = w[h + (span >> 3)]
+                next_header = w[n]
                 if next_header & PREV_FREE_BIT:
                     raise InvalidPointer(f"offset {reuse} is not a live block")
                 if header & PREV_FREE_BIT:
@@ -701,7 +700,7 @@ class SegregatedFit(MemoryAlgorithm):
                     return None, 0
                 taken = wanted - span
                 rest = next_span - taken
-                if rest >= MIN_SPAN and h + ((span + next_span) >> 3) == end:
+                if rest >= MIN_SPAN and n + (next_span >> 3) == end:
                     # (the common case: a block growing into the wilderness, in no list)
                     top = h + (wanted >> 3)
                     w[top] = rest | FREE_BIT
@@ -711,7 +710,11 @@ class SegregatedFit(MemoryAlgorithm):
                     w[h] = wanted | (header & FLAG_BITS)
                     return reuse, wanted - WORD
                 return reuse, self._take_next(h, header, next_span, wanted) - WORD
-            return self._command(int(command), limit_size, preferred_size, reuse)
+            flags = int(command)
+            if reuse is None and not flags & _NEW:
+                raise InvalidPointer("allocation_command: without ALLOCATE_NEW, reuse must name "
+                                     "the block to expand or shrink, not None")
+            return self._command(flags, limit_size, preferred_size, reuse)
         except (IndexError, ValueError, OverflowError) as exc:
             if isinstance(exc, SegallocError):
                 raise
