@@ -8,7 +8,7 @@ and frees the old block (a failure there is counted and the old block kept).
 The timed loop calls the algorithm's bound methods directly (no segment-manager checks) and does
 only what the rules need: it keeps each ID's offset and size, copies on a moved reallocation,
 raises the high-water mark and notes which operations failed. So ``ns_per_op`` measures the
-algorithm plus a lean driver (about 85 ns an operation on this kind of machine, the same for
+algorithm plus a lean driver (about 95 ns an operation on this kind of machine, the same for
 every algorithm). Live bytes, their peak and the live blocks are accounted after each timed
 chunk, untimed, from the trace and the noted failures. The free-block census for
 ``frag_at_peak`` is taken, untimed, after the operation at which the trace's live bytes peak.
