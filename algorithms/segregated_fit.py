@@ -65,7 +65,9 @@ assert 4 <= SL_LOG2 <= 5, "16 or 32 second-level lists a row"
 #   c+2  FREE_BYTES     sum of the spans of the free blocks (``free_memory``)
 #   c+3  END            word index of the end sentinel's header
 #   c+4  ROWS           first-level rows of the list table (fixed at format)
-#   c+5  TOP            word index of the wilderness header (0: the last block is live)
+#   c+5  TOP            word index of the wilderness header (0: the last block is live);
+#                       derivable from END's P bit and the footer before it, but stored: it
+#                       spares three reads on the path most allocations of a growing heap take
 #   c+6  FL_BITMAP      bit fl set <=> SL_BITMAP[fl] is not zero
 #   c+7 ...             SL_BITMAP[fl], ROWS words: bit sl set <=> list fl * SL_COUNT + sl not empty
 #   c+7+ROWS ...        HEAD[index], ROWS * SL_COUNT words: first block of each list (0: empty)
@@ -555,34 +557,36 @@ class SegregatedFit(MemoryAlgorithm):
                 if p < self._first or w[p] != prev_span | FREE_BIT:
                     raise InvalidPointer(f"offset {offset} is not a live block")
             w[self._free_word] += span
+            # the merged block ends at the sentinel (``top``): it is the wilderness, in no list
             if next_header & FREE_BIT:
                 next_span = next_header - FREE_BIT
-                n_end = n + (next_span >> 3)
                 span += next_span
+                top = n + (next_span >> 3) == end
+                next_listed = not top
             else:
-                n_end = n
+                top = n == end
+                next_listed = False
                 w[n] = next_header | PREV_FREE_BIT
-            # ``neighbour``: the listed free block whose list place the merged block may take;
-            # a merged block that ends at the sentinel is the wilderness, in no list
+            # ``neighbour``: the listed free block whose list place the merged block may take
             if header & PREV_FREE_BIT:
-                if n_end != n and n_end != end:
+                if next_listed:
                     self._unlink_links(n, next_span)
                 w[h] = header | FREE_BIT  # the old header inside p reads "free": no double free
                 h = neighbour = p
                 span += prev_span
-                if n_end == end:
+                if top:
                     self._unlink_links(p, prev_span)
                     neighbour_span = 0
                 else:
                     neighbour_span = prev_span
-            elif n_end != n and n_end != end:
+            elif next_listed:
                 neighbour = n
                 neighbour_span = next_span
             else:
                 neighbour_span = 0
             w[h] = span | FREE_BIT
             w[h + (span >> 3) - 1] = span
-            if n_end == end:
+            if top:
                 w[self._top_word] = h
                 return
             if span < SMALL_SPAN:

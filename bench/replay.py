@@ -73,7 +73,8 @@ class Observations:
     timeline: tuple[Sample, ...]
     #: operations replayed when a time budget stopped the replay (None: it ran to the end)
     stopped_at: int | None = None
-    #: ns/op of each of the repeated replays ``median_run`` chose this one from, in run order
+    #: ns/op of each replay this result was chosen from, in run order (``median_run``; a
+    #: single replay: its own)
     ns_per_op_runs: tuple[float, ...] = ()
 
 
@@ -281,10 +282,11 @@ def replay(
         if enabled:
             gc.enable()
     count = start
+    ns_per_op = elapsed / count if count else 0.0
     return ReplayResult(
         ops=count,
         seconds=elapsed / 1e9,
-        ns_per_op=elapsed / count if count else 0.0,
+        ns_per_op=ns_per_op,
         peak_live=state.peak,
         high_water=state.high_water,
         footprint_ratio=state.high_water / state.peak if state.peak else 0.0,
@@ -300,6 +302,7 @@ def replay(
             free_sizes_at_peak=free_at_peak,
             timeline=tuple(timeline),
             stopped_at=stopped_at,
+            ns_per_op_runs=(ns_per_op,),
         ),
     )
 

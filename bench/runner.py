@@ -273,7 +273,7 @@ def cell_figures(result: ReplayResult) -> dict[str, Any]:
         spread_at_peak=metrics.sawicki_spread(seen.free_sizes_at_peak),
         spread_mean=sum(spreads) / len(spreads) if spreads else None,
         free_blocks_at_peak=len(seen.free_sizes_at_peak),
-        ns_per_op_runs=list(seen.ns_per_op_runs or (result.ns_per_op,)),
+        ns_per_op_runs=list(seen.ns_per_op_runs),
     )
     return figures
 

@@ -16,7 +16,6 @@ from framework import ManagedSharedMemory, Mode, plugins
 ALGORITHMS = sorted(plugins().algorithms)
 
 
-
 @pytest.mark.parametrize(
     "bad, error",
     [
