@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from framework.errors import InvalidPointer, SegallocError, SegmentCorrupt
-from framework.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
+from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
 
 __all__ = ["BestFit"]
 

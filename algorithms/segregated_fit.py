@@ -24,8 +24,8 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from framework.errors import InvalidPointer, SegallocError, SegmentCorrupt
-from framework.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
+from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
 
 __all__ = ["SegregatedFit"]
 

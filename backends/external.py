@@ -11,8 +11,8 @@ import ctypes
 import threading
 from typing import Any
 
-from framework.errors import InvalidSegment
-from framework.interfaces import Mode, Storage, hookimpl
+from segalloc.errors import InvalidSegment
+from segalloc.interfaces import Mode, Storage, hookimpl
 
 __all__ = ["ExternalStorage"]
 

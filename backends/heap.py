@@ -13,7 +13,7 @@ import mmap
 import threading
 from typing import Any
 
-from framework.interfaces import Storage, hookimpl
+from segalloc.interfaces import Storage, hookimpl
 
 __all__ = ["HeapStorage"]
 

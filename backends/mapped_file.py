@@ -1,7 +1,7 @@
 """Mapped-file storage: a segment in a file on disk (Boost's ``managed_mapped_file``).
 
 The machinery (modes, race-free creation, reserved space, locking, resizing) is
-``backends.mapping.MappedStorage``; this module names the object by a file path.
+``segalloc.backends.mapping.MappedStorage``; this module names the object by a file path.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from backends.mapping import MappedStorage
-from framework.interfaces import hookimpl
+from segalloc.backends.mapping import MappedStorage
+from segalloc.interfaces import hookimpl
 
 __all__ = ["MappedFileStorage"]
 

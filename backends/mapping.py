@@ -1,6 +1,7 @@
 """``MappedStorage``: what every backend over a named, ``mmap``-able object shares
-(``backends.mapped_file`` and ``backends.shared_memory``): the five modes, race-free creation,
-space reserved up front, the cross-process lock and the class-level ``remove`` / ``resize``.
+(``segalloc.backends.mapped_file`` and ``segalloc.backends.shared_memory``): the five modes,
+race-free creation, space reserved up front, the cross-process lock and the class-level
+``remove`` / ``resize``.
 It is not a plugin itself; each backend module subclasses it and registers the subclass.
 
 Creation is race-free without a temporary name: the creator makes the object with
@@ -35,9 +36,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
-from framework.errors import InvalidSegment
-from framework.interfaces import Mode, Storage
-from framework.locking import FileLock, process_locks
+from segalloc.errors import InvalidSegment
+from segalloc.interfaces import Mode, Storage
+from segalloc.locking import FileLock, process_locks
 
 __all__ = ["MappedStorage"]
 

@@ -14,8 +14,8 @@ import errno
 import os
 from typing import Any
 
-from backends.mapping import MappedStorage
-from framework.interfaces import hookimpl
+from segalloc.backends.mapping import MappedStorage
+from segalloc.interfaces import hookimpl
 
 __all__ = ["SHM_DIR", "SharedMemoryStorage"]
 

@@ -3,7 +3,7 @@
 When a C++ compiler and the Boost headers are present (Debian's ``libboost-dev``), a small
 replayer of our own (``bench/data/boost_replay.cpp``) is built once into a cache directory and
 run, one process per trace and algorithm, on Boost's ``rbtree_best_fit`` and ``simple_seq_fit``
-with DESIGN.md's replay rules. Traces are parsed here by ``bench.traces`` and handed over as a
+with DESIGN.md's replay rules. Traces are parsed here by ``segalloc.bench.traces`` and handed over as a
 numeric op stream, so both sides agree on IDs, validation and the peak op by construction.
 
 A missing compiler, missing headers or a failed build are normal conditions on a user's machine:
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.replay import ReplayResult, median_index
-from bench.traces import Trace, read_trace
+from segalloc.bench.replay import ReplayResult, median_index
+from segalloc.bench.traces import Trace, read_trace
 
 __all__ = [
     "BOOST_ALGORITHMS",
@@ -201,7 +201,7 @@ def boost_reference(trace_paths: Sequence[Path], segment_size: int = DEFAULT_SEG
     """Boost's figures for each trace: ``{trace name: {boost algorithm: metrics}}``, each
     from the replay of median ns/op among ``repeat`` (as our cells' figures).
 
-    Beside the trace names (``Path.name``, as ``bench.traces.Trace.name``) the result has
+    Beside the trace names (``Path.name``, as ``segalloc.bench.traces.Trace.name``) the result has
     ``available``, ``reason`` (why it is absent, else None), ``boost_version``, ``compiler`` and
     ``segment_size``. A trace that is missing or malformed raises as ``read_trace`` does.
     """

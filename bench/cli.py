@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench.tables import format_table
+from segalloc.bench.tables import format_table
 
 __all__ = ["build_parser", "main", "parse_size"]
 
@@ -37,7 +37,7 @@ def _emit_json(document: Any) -> None:
 # -- segalloc plugins ---------------------------------------------------------------------
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List the registered algorithms and backends with their constants."""
-    from framework import plugins
+    from segalloc import plugins
 
     host = plugins()
     algorithms = [
@@ -77,9 +77,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # -- segalloc replay ----------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a trace on one algorithm and print DESIGN.md's metrics."""
-    from bench.replay import default_segment_size, median_run, replay_trace
-    from bench.traces import read_trace
-    from framework import plugins
+    from segalloc import plugins
+    from segalloc.bench.replay import default_segment_size, median_run, replay_trace
+    from segalloc.bench.traces import read_trace
 
     plugins().algorithm(args.algorithm)  # unknown names fail before the trace is read
     if args.repeat < 1:
@@ -103,8 +103,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _key_figures(cell: dict[str, Any]) -> str:
     """The cell's figures that Boost also measured (all observed ones when it measured none
     in that scenario), each with Boost's value in brackets when its counterpart has one."""
-    from bench.boost_figures import BOOST_FIGURES
-    from bench.scenarios import Status
+    from segalloc.bench.boost_figures import BOOST_FIGURES
+    from segalloc.bench.scenarios import Status
 
     if cell["status"] == Status.NOT_APPLICABLE.value:
         return ""
@@ -125,8 +125,8 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from bench.scenarios import Status, run_scenarios
-    from framework import plugins
+    from segalloc import plugins
+    from segalloc.bench.scenarios import Status, run_scenarios
 
     host = plugins()
     algorithms = args.algorithms or list(host.algorithms)
@@ -166,8 +166,8 @@ def _add_scenarios_parser(sub: Any) -> None:
 def _open_for_examination(args: argparse.Namespace) -> Any:
     """The segment named on the command line, opened read-only; None (after printing why to
     stderr) when it cannot be opened as a segment."""
-    from bench.inspect import FILE_BACKEND, SHM_BACKEND, open_read_only
-    from framework import InvalidSegment
+    from segalloc import InvalidSegment
+    from segalloc.bench.inspect import FILE_BACKEND, SHM_BACKEND, open_read_only
 
     backend, name = (SHM_BACKEND, args.shm) if args.shm is not None else (FILE_BACKEND, args.path)
     try:
@@ -184,7 +184,7 @@ def _open_for_examination(args: argparse.Namespace) -> Any:
 def cmd_check(args: argparse.Namespace) -> int:
     """Check a segment without changing it: exit 0 when it is sane, 1 with the first
     inconsistency on stderr otherwise (a file that is not a segment included)."""
-    from bench.inspect import check
+    from segalloc.bench.inspect import check
 
     segment = _open_for_examination(args)
     if segment is None:
@@ -207,7 +207,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """Show a segment without changing it: header, algorithm and its constants, sizes, named
     and unique objects, free blocks and fragmentation (1 - largest / total free). Exit 1
     when the segment cannot be opened or is not sane."""
-    from bench.inspect import format_inspection, inspect
+    from segalloc.bench.inspect import format_inspection, inspect
 
     segment = _open_for_examination(args)
     if segment is None:
@@ -245,7 +245,7 @@ def _add_inspect_parser(sub: Any) -> None:
 
 # -- segalloc bench / report / compare ----------------------------------------------------
 def _bench_parameters(args: argparse.Namespace) -> Any:
-    from bench.runner import BenchParameters, available_cores
+    from segalloc.bench.runner import BenchParameters, available_cores
 
     return BenchParameters(
         profile=args.profile,
@@ -268,7 +268,7 @@ def _bench_parameters(args: argparse.Namespace) -> Any:
 
 
 def _print_report_summary(document: dict[str, Any]) -> None:
-    from bench.report import HEADLINES, boost_rows, headline_rows, unfinished_cells
+    from segalloc.bench.report import HEADLINES, boost_rows, headline_rows, unfinished_cells
 
     for figure, title in HEADLINES:
         print(f"{title}\n{format_table(*headline_rows(document, figure))}\n")
@@ -290,8 +290,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the scenarios, the stress loads and the traces on every algorithm x backend, with
     Boost's reference when it can be built; print a summary and write report.json, report.md
     and report.html. Exit 1 when a cell errs or a scenario fails (the reports are written)."""
-    from bench.report import write_reports
-    from bench.runner import run_bench
+    from segalloc.bench.report import write_reports
+    from segalloc.bench.runner import run_bench
 
     document = run_bench(_bench_parameters(args), progress_stream=sys.stderr)
     paths = write_reports(document, args.out)
@@ -315,8 +315,8 @@ def _profile_help(profile: Any) -> str:
 
 
 def _add_bench_parser(sub: Any) -> None:
-    from bench.runner import PROFILES
-    from bench.workloads import WORKLOADS
+    from segalloc.bench.runner import PROFILES
+    from segalloc.bench.workloads import WORKLOADS
 
     p = sub.add_parser("bench", help="run the benchmark sweep and write the reports",
                        description=cmd_bench.__doc__)
@@ -365,7 +365,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild report.md and report.html (and a normalised report.json) from a run's JSON."""
     from pathlib import Path
 
-    from bench.report import load_report, write_reports
+    from segalloc.bench.report import load_report, write_reports
 
     document = load_report(args.run)
     paths = write_reports(document, args.out or Path(args.run).parent)
@@ -384,8 +384,8 @@ def _add_report_parser(sub: Any) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Show what changed between two runs beyond noise: ns/op as '1.23x faster / slower / not
     significant' (threshold 10 %), space figures whenever they differ."""
-    from bench.compare import compare_reports, comparison_rows
-    from bench.report import load_report
+    from segalloc.bench.compare import compare_reports, comparison_rows
+    from segalloc.bench.report import load_report
 
     result = compare_reports(load_report(args.old), load_report(args.new))
     if args.json:
@@ -413,12 +413,13 @@ def _add_compare_parser(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every option documented for ``--help``)."""
-    from framework import DEFAULT_ALGORITHM
+    from segalloc import DEFAULT_ALGORITHM, __version__
 
     parser = argparse.ArgumentParser(
         prog="segalloc",
         description="Managed memory segments with pluggable allocators, and a benchmark harness.",
     )
+    parser.add_argument("--version", action="version", version=f"segalloc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list registered algorithms and backends",

@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from framework import InvalidPointer, InvalidSegment, Mode, Segment, managed_class, plugins
-from framework.header import HEADER_SIZE, SegmentHeader
+from segalloc import InvalidPointer, InvalidSegment, Mode, Segment, managed_class, plugins
+from segalloc.header import HEADER_SIZE, SegmentHeader
 
 __all__ = ["FILE_BACKEND", "SHM_BACKEND", "check", "format_inspection", "inspect", "open_read_only"]
 

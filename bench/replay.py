@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bench.metrics import largest_free_fraction, sawicki_spread
-from bench.traces import ALLOC, FREE, Op, Trace
-from framework import Command, MemoryAlgorithm, plugins
-from framework.managed import managed_class
+from segalloc import Command, MemoryAlgorithm, plugins
+from segalloc.bench.metrics import largest_free_fraction, sawicki_spread
+from segalloc.bench.traces import ALLOC, FREE, Op, Trace
+from segalloc.managed import managed_class
 
 __all__ = [
     "Observations",
@@ -60,7 +60,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class Observations:
-    """What the replay saw beyond DESIGN.md's figures, for ``bench.metrics``."""
+    """What the replay saw beyond DESIGN.md's figures, for ``segalloc.bench.metrics``."""
 
     #: live requested bytes and live blocks when the high-water mark was last raised
     live_at_high_water: int

@@ -8,7 +8,7 @@ heap, caches or garbage. The Dask executor sends the same cells to an existing c
 workers with one thread each (``dask worker --nthreads 1``) for the same guarantee there.
 
 The document this module assembles (``run_bench``) is what ``report.json`` holds; rendering it
-is ``bench.report``'s job.
+is ``segalloc.bench.report``'s job.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from bench import metrics
-from bench.replay import ReplayResult, default_segment_size, median_run, replay_trace
-from bench.traces import Trace, read_trace, write_trace
-from bench.workloads import WORKLOADS, trace_from_ops, workload_trace
-from framework import Mode, plugins
+from segalloc import Mode, plugins
+from segalloc.bench import metrics
+from segalloc.bench.replay import ReplayResult, default_segment_size, median_run, replay_trace
+from segalloc.bench.traces import Trace, read_trace, write_trace
+from segalloc.bench.workloads import WORKLOADS, trace_from_ops, workload_trace
 
 __all__ = [
     "DATA_DIR",
@@ -235,7 +235,7 @@ _unique = itertools.count()
 def _segment_arguments(backend: str, size: int, scratch: Path) -> tuple[tuple[Any, ...], str | None]:
     """Arguments making a new segment of ``size`` bytes in ``backend``, and the name to remove
     afterwards (named backends)."""
-    from bench.scenarios import BackendKind, backend_kind
+    from segalloc.bench.scenarios import BackendKind, backend_kind
 
     storage = plugins().backend(backend)
     kind = backend_kind(storage, scratch)
@@ -250,7 +250,7 @@ def _segment_arguments(backend: str, size: int, scratch: Path) -> tuple[tuple[An
 
 
 def cell_figures(result: ReplayResult) -> dict[str, Any]:
-    """DESIGN.md's figures plus ``bench.metrics``'s, flat (the report's ``figures``)."""
+    """DESIGN.md's figures plus ``segalloc.bench.metrics``'s, flat (the report's ``figures``)."""
     figures = result.as_dict()
     seen = result.observations
     assert seen is not None, "replay always records observations"
@@ -351,7 +351,7 @@ class Progress:
 def _execute_local(specs: Sequence[CellSpec], jobs: int,
                    done: Callable[[int, dict[str, Any]], None]) -> None:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["bench.runner"])
+    context.set_forkserver_preload(["segalloc.bench.runner"])
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                              max_tasks_per_child=1) as pool:
         futures = {pool.submit(run_cell, spec): index for index, spec in enumerate(specs)}
@@ -429,9 +429,9 @@ def environment() -> dict[str, Any]:
 
 def _scenarios(params: BenchParameters, scratch: Path) -> dict[str, Any]:
     try:
-        from bench.scenarios import run_scenarios
+        from segalloc.bench.scenarios import run_scenarios
     except ImportError as exc:
-        return {"ran": False, "reason": f"bench.scenarios is not importable: {exc}", "cells": []}
+        return {"ran": False, "reason": f"segalloc.bench.scenarios is not importable: {exc}", "cells": []}
     cells = run_scenarios(list(params.algorithms), list(params.backends), scratch)
     return {"ran": True, "reason": None, "cells": cells}
 
@@ -439,9 +439,9 @@ def _scenarios(params: BenchParameters, scratch: Path) -> dict[str, Any]:
 def _boost(loads: Iterable[Load], repeat: int) -> dict[str, Any]:
     paths = [Path(load.path) for load in loads if load.path is not None]
     try:
-        from bench.boost_reference import BOOST_COUNTERPART, boost_reference
+        from segalloc.bench.boost_reference import BOOST_COUNTERPART, boost_reference
     except ImportError as exc:
-        return {"available": False, "reason": f"bench.boost_reference is not importable: {exc}"}
+        return {"available": False, "reason": f"segalloc.bench.boost_reference is not importable: {exc}"}
     reference = boost_reference(paths, repeat=repeat)
     reference["counterparts"] = dict(BOOST_COUNTERPART)
     return reference
@@ -450,8 +450,8 @@ def _boost(loads: Iterable[Load], repeat: int) -> dict[str, Any]:
 def run_bench(params: BenchParameters, progress_stream: IO[str] | None = None,
               progress: bool | None = None) -> dict[str, Any]:
     """Scenarios, Boost's reference and every cell, one after the other (so nothing else runs
-    beside the timed cells); returns the report document (``bench.report`` renders it)."""
-    from bench.report import REPORT_VERSION
+    beside the timed cells); returns the report document (``segalloc.bench.report`` renders it)."""
+    from segalloc.bench.report import REPORT_VERSION
 
     params = params.resolved()
     started = datetime.datetime.now(datetime.timezone.utc)

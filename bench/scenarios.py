@@ -3,7 +3,7 @@
 Each scenario is a function ``(algorithm, backend, scratch) -> ScenarioResult``: it runs the
 Boost.Interprocess example it is named after on one registered algorithm and backend, checks
 what SCENARIOS.md says it must, and records the figures it observed under the names of
-``bench.boost_figures`` so they can be set beside Boost's. A failed check is a ``failed``
+``segalloc.bench.boost_figures`` so they can be set beside Boost's. A failed check is a ``failed``
 result naming that check, an unexpected exception a ``failed`` result naming the exception;
 neither stops the run. A scenario that needs a kind of backend it was not given (growing while
 unmapped, copy-on-write files, a caller's buffer, a heap that grows while open) is
@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.boost_figures import BOOST_COUNTERPART, boost_figures
-from framework import (
+from segalloc import (
     ANONYMOUS,
     UNIQUE,
     BadAlloc,
@@ -40,8 +39,9 @@ from framework import (
     Storage,
     plugins,
 )
-from framework.managed import managed_class
-from framework.objects import type_name
+from segalloc.bench.boost_figures import BOOST_COUNTERPART, boost_figures
+from segalloc.managed import managed_class
+from segalloc.objects import type_name
 
 __all__ = [
     "SCENARIOS",
@@ -503,7 +503,7 @@ STATIC_LIST_NAME = "MyList 我的列表"
 def static_buffer(run: _Run) -> None:
     """A list of ints under a Unicode name in a caller's buffer is found in a byte copy of it."""
     run.needs((BackendKind.EXTERNAL,), "needs a caller's-buffer (external) backend")
-    from framework import SegmentList
+    from segalloc import SegmentList
 
     int_list = SegmentList[ctypes.c_int]
     memory = bytearray(65536)
@@ -532,7 +532,7 @@ def heap_buffer(run: _Run) -> None:
     """A list fills a 1000-byte heap segment; after grow(1000) it is found from its handle and
     takes more elements."""
     run.needs((BackendKind.HEAP,), "needs a heap backend that grows while open")
-    from framework import SegmentList
+    from segalloc import SegmentList
 
     int_list = SegmentList[ctypes.c_int]
     with run.managed(1000, algorithm=run.algorithm) as segment:

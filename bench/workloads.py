@@ -1,7 +1,7 @@
 """Synthetic stress loads: deterministic generators of trace operations from a seed.
 
 Each load is a generator of ``(code, id, size, align)`` operations in the format of
-``bench.traces`` (ids dense from 0, never reused), so a load replays, writes to a file and
+``segalloc.bench.traces`` (ids dense from 0, never reused), so a load replays, writes to a file and
 compares exactly like a recorded trace. The same ``(name, seed, scale)`` always gives the same
 operations: every random draw comes from one ``random.Random(seed)`` made per load.
 
@@ -33,7 +33,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bench.traces import ALLOC, FREE, REALLOC, Op, Trace
+from segalloc.bench.traces import ALLOC, FREE, REALLOC, Op, Trace
 
 __all__ = [
     "WORKLOADS",
@@ -333,7 +333,7 @@ def generate(name: str, seed: int, scale: int) -> list[Op]:
 
 
 def trace_from_ops(name: str, ops: list[Op]) -> Trace:
-    """A ``Trace`` of ops with dense ids (peak figures computed as ``bench.traces`` does)."""
+    """A ``Trace`` of ops with dense ids (peak figures computed as ``segalloc.bench.traces`` does)."""
     sizes: dict[int, int] = {}
     live = peak = peak_index = 0
     for index, (code, ident, size, _) in enumerate(ops):

@@ -2,7 +2,7 @@
 
 Import the whole public API from here::
 
-    from framework import ManagedHeapMemory, Mode, BadAlloc, UNIQUE
+    from segalloc import ManagedHeapMemory, Mode, BadAlloc, UNIQUE
 
 The managed classes (``ManagedHeapMemory``, ``ManagedExternalBuffer``,
 ``ManagedSharedMemory``, ``ManagedMappedFile`` and those of third-party backends) come from
@@ -11,10 +11,11 @@ the registered storage plugins and are looked up on first use.
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
-from framework.containers import SegmentDict, SegmentList, SegmentString, SegmentVector
-from framework.errors import (
+from segalloc.containers import SegmentDict, SegmentList, SegmentString, SegmentVector
+from segalloc.errors import (
     BadAlloc,
     InvalidPointer,
     InvalidSegment,
@@ -23,11 +24,11 @@ from framework.errors import (
     SegallocError,
     SegmentCorrupt,
 )
-from framework.interfaces import Command, MemoryAlgorithm, Mode, Storage, hookimpl
-from framework.managed import managed_class, managed_classes
-from framework.names import InstanceType
-from framework.plugins import PluginHost, plugins
-from framework.segment import (
+from segalloc.interfaces import Command, MemoryAlgorithm, Mode, Storage, hookimpl
+from segalloc.managed import managed_class, managed_classes
+from segalloc.names import InstanceType
+from segalloc.plugins import PluginHost, plugins
+from segalloc.segment import (
     ANONYMOUS,
     DEFAULT_ALGORITHM,
     UNIQUE,
@@ -35,6 +36,11 @@ from framework.segment import (
     NamedSegment,
     Segment,
 )
+
+try:
+    __version__ = metadata.version("segalloc")
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ANONYMOUS",

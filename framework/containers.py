@@ -42,12 +42,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from framework import objects
-from framework.errors import BadAlloc, InvalidPointer, SegmentCorrupt
-from framework.interfaces import Command
+from segalloc import objects
+from segalloc.errors import BadAlloc, InvalidPointer, SegmentCorrupt
+from segalloc.interfaces import Command
 
 if TYPE_CHECKING:
-    from framework.segment import Segment
+    from segalloc.segment import Segment
 
 __all__ = ["SegmentDict", "SegmentList", "SegmentString", "SegmentVector"]
 

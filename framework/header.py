@@ -10,11 +10,11 @@ Layout (little-endian, 128 bytes; the algorithm's region starts right after it):
     56  layout_version  u32  the algorithm's on-disk layout version
     60  (reserved)      u32
     64  index_offset    u64  offset of the named-object index (0: none yet)
-    72  journal_offset  u64  offset of the undo journal (0: none; see framework.journal)
+    72  journal_offset  u64  offset of the undo journal (0: none; see segalloc.journal)
     80  checksum        u32  CRC-32 of bytes [0, 80)
     84  (reserved)      u32
-    88  dirty           u64  transaction word, outside the checksum (see framework.journal)
-    96  index root      32 bytes: the named-object index's root (framework.names), outside
+    88  dirty           u64  transaction word, outside the checksum (see segalloc.journal)
+    96  index root      32 bytes: the named-object index's root (segalloc.names), outside
                          the checksum
 """
 
@@ -25,7 +25,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from framework.errors import InvalidSegment
+from segalloc.errors import InvalidSegment
 
 __all__ = ["DIRTY_AT", "HEADER_SIZE", "INDEX_ROOT_AT", "MAGIC", "SegmentHeader"]
 

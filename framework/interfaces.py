@@ -1,6 +1,6 @@
 """The two plugin interfaces: ``Storage`` (bytes) and ``MemoryAlgorithm`` (who owns which bytes).
 
-Algorithms and backends import only this module (and ``framework.errors``). Everything an
+Algorithms and segalloc.backends import only this module (and ``segalloc.errors``). Everything an
 algorithm keeps lives inside the buffer it manages, as offsets, so that a byte copy of the
 segment, another process or a later run sees exactly the same state.
 """
@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import pluggy
 
-from framework.errors import InvalidPointer, SegmentCorrupt
+from segalloc.errors import InvalidPointer, SegmentCorrupt
 
 __all__ = ["Command", "MemoryAlgorithm", "Mode", "Storage", "WordView", "hookimpl"]
 
@@ -173,7 +173,7 @@ class MemoryAlgorithm(abc.ABC):
     #: The 64-bit word view of the whole buffer (``buf[:len(buf) & -8].cast("Q")``) through
     #: which every write to the algorithm's metadata goes after ``format`` (``words[i] = v``).
     #: A segment shared by processes replaces it with a journaling view of the same memory
-    #: (``framework.journal``), so methods must read it from ``self`` on each call and must
+    #: (``segalloc.journal``), so methods must read it from ``self`` on each call and must
     #: not write metadata any other way; user bytes (zeroing) may be written through a byte view.
     words: WordView
 

@@ -31,9 +31,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from framework.errors import InvalidSegment, SegmentCorrupt
-from framework.header import DIRTY_AT, INDEX_ROOT_AT
-from framework.interfaces import MemoryAlgorithm
+from segalloc.errors import InvalidSegment, SegmentCorrupt
+from segalloc.header import DIRTY_AT, INDEX_ROOT_AT
+from segalloc.interfaces import MemoryAlgorithm
 
 __all__ = ["UNJOURNALED", "Journal", "journal_capacity", "word_view"]
 

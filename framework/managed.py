@@ -7,9 +7,9 @@ third-party backend gets its managed class by registering, with no change here.
 
 from __future__ import annotations
 
-from framework.interfaces import Storage
-from framework.plugins import plugins
-from framework.segment import NamedSegment, Segment
+from segalloc.interfaces import Storage
+from segalloc.plugins import plugins
+from segalloc.segment import NamedSegment, Segment
 
 __all__ = ["managed_class", "managed_classes"]
 
@@ -24,7 +24,7 @@ def managed_class(storage_class: type[Storage]) -> type[Segment]:
             (base,),
             {
                 "storage_class": storage_class,
-                "__module__": "framework",
+                "__module__": "segalloc",
                 "__doc__": f"A managed segment in {storage_class.name} storage.\n\n"
                 f"Arguments: {storage_class.open.__doc__ or ''}\n"
                 "Keyword ``algorithm`` picks the allocation algorithm (default best_fit).",

@@ -39,9 +39,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from framework.errors import InvalidPointer, SegmentCorrupt
-from framework.header import INDEX_ROOT_AT
-from framework.interfaces import MemoryAlgorithm
+from segalloc.errors import InvalidPointer, SegmentCorrupt
+from segalloc.header import INDEX_ROOT_AT
+from segalloc.interfaces import MemoryAlgorithm
 
 __all__ = ["ENTRY_SIZE", "Entry", "InstanceType", "NameIndex"]
 

@@ -11,7 +11,7 @@ import ctypes
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from framework.segment import Segment
+    from segalloc.segment import Segment
 
 __all__ = ["SegmentType", "type_id", "type_name"]
 

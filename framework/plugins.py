@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from framework.interfaces import MemoryAlgorithm, Storage
+from segalloc.interfaces import MemoryAlgorithm, Storage
 
 __all__ = ["PluginHost", "hookspec", "plugins"]
 

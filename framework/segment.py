@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from framework import objects
-from framework.errors import (
+from segalloc import objects
+from segalloc.errors import (
     BadAlloc,
     InvalidPointer,
     InvalidSegment,
@@ -23,11 +23,11 @@ from framework.errors import (
     ReadOnlySegment,
     SegmentCorrupt,
 )
-from framework.header import HEADER_SIZE, SegmentHeader
-from framework.interfaces import Command, MemoryAlgorithm, Mode, Storage
-from framework.journal import UNJOURNALED, Journal
-from framework.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
-from framework.plugins import plugins
+from segalloc.header import HEADER_SIZE, SegmentHeader
+from segalloc.interfaces import Command, MemoryAlgorithm, Mode, Storage
+from segalloc.journal import UNJOURNALED, Journal
+from segalloc.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
+from segalloc.plugins import plugins
 
 __all__ = ["ANONYMOUS", "DEFAULT_ALGORITHM", "UNIQUE", "NamedObject", "NamedSegment", "Segment"]
 

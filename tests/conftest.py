@@ -31,7 +31,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 @pytest.fixture
 def shm_name() -> Iterator[str]:
     """A fresh shared-memory name, removed afterwards whatever the test left."""
-    from framework import ManagedSharedMemory
+    from segalloc import ManagedSharedMemory
 
     name = f"segalloc-test-{uuid.uuid4().hex}"
     try:

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from framework import MemoryAlgorithm, plugins
+from segalloc import MemoryAlgorithm, plugins
 
 ALGORITHMS = sorted(plugins().algorithms)
 REGION = 1 << 22
@@ -64,8 +64,8 @@ def test_allocate_free_mixed(benchmark, name: str) -> None:  # type: ignore[no-u
 def test_segment_allocate_free(benchmark, name: str, backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Through the segment manager: heap (thread lock, no journal) beside a mapped file (flock
     and the undo journal), so the price of crash consistency per operation shows."""
-    from framework import Mode
-    from framework.managed import managed_class
+    from segalloc import Mode
+    from segalloc.managed import managed_class
 
     cls = managed_class(plugins().backend(backend))
     args = (REGION,) if backend == "heap" else (Mode.CREATE_ONLY, tmp_path / "seg", REGION)

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from algorithms.best_fit import MIN_BLOCK, MIN_SEGMENT_SIZE, BestFit
-from framework import plugins
-from framework.errors import InvalidPointer, SegmentCorrupt
-from framework.interfaces import Command
+from segalloc import plugins
+from segalloc.algorithms.best_fit import MIN_BLOCK, MIN_SEGMENT_SIZE, BestFit
+from segalloc.errors import InvalidPointer, SegmentCorrupt
+from segalloc.interfaces import Command
 
 START = 128
 SMALL = 65536  # a segment with 8 exact bins: most sizes go to the tries

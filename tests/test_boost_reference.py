@@ -1,4 +1,4 @@
-"""bench.boost_reference: the native Boost.Interprocess replayer, and its absence."""
+"""segalloc.bench.boost_reference: the native Boost.Interprocess replayer, and its absence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.boost_reference import (
+from segalloc.bench.boost_reference import (
     BOOST_ALGORITHMS,
     BOOST_COUNTERPART,
     boost_reference,
@@ -18,8 +18,8 @@ from bench.boost_reference import (
     find_toolchain,
     replay_on_boost,
 )
-from bench.replay import replay_trace
-from bench.traces import Trace, TraceError, parse_lines
+from segalloc.bench.replay import replay_trace
+from segalloc.bench.traces import Trace, TraceError, parse_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ../shared/reference/boost-1.74-figures.md
@@ -218,7 +218,7 @@ def _as_trace(ops: list[tuple[str, int, int]]) -> Trace:
 @given(_ops)
 def test_bookkeeping_matches_the_python_replay(replayer: Path,
                                                ops: list[tuple[str, int, int]]) -> None:
-    """Same rules: live bytes, peak and skipped ops agree with bench.replay's, op for op."""
+    """Same rules: live bytes, peak and skipped ops agree with segalloc.bench.replay's, op for op."""
     trace = _as_trace(ops)
     ours = replay_trace(trace, "sequential_fit", segment_size=SMALL_SEGMENT)
     for algorithm in BOOST_ALGORITHMS:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.traces import write_trace
-from bench.workloads import generate
+from segalloc.bench.cli import main
+from segalloc.bench.traces import write_trace
+from segalloc.bench.workloads import generate
 
 TINY = ["--algorithm", "sequential_fit", "--workload", "uniform", "--workload", "fill_to_failure",
         "--scale", "800", "--no-shipped-traces", "--jobs", "1"]
@@ -47,7 +47,7 @@ def test_bench_writes_the_three_reports(run: Path, capsys: pytest.CaptureFixture
 
 def test_bench_prints_a_summary_and_no_progress_off_a_terminal(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "bench", *TINY, "--no-scenarios", "--no-boost",
+        [sys.executable, "-m", "segalloc", "bench", *TINY, "--no-scenarios", "--no-boost",
          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "Footprint ratio" in done.stdout and "Nanoseconds per operation" in done.stdout

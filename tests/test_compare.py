@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench.compare import TIME_THRESHOLD, compare_reports, comparison_rows, time_verdict
+from segalloc.bench.compare import TIME_THRESHOLD, compare_reports, comparison_rows, time_verdict
 
 
 def _document(ns: float, footprint: float, status: str = "ok") -> dict[str, Any]:

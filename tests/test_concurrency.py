@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-import framework
-from framework import BadAlloc, Mode, plugins
+import segalloc
+from segalloc import BadAlloc, Mode, plugins
 
 ALGORITHMS = sorted(plugins().algorithms)
 SPAWN = multiprocessing.get_context("spawn")
@@ -55,7 +55,7 @@ def churn(name: str, worker: int, operations: int) -> dict[str, Any]:
     names: dict[str, int] = {}
     done = {"allocated": 0, "freed": 0, "constructed": 0, "found": 0, "destroyed": 0,
             "no_memory": 0}
-    with framework.ManagedSharedMemory(Mode.OPEN_ONLY, name) as seg:
+    with segalloc.ManagedSharedMemory(Mode.OPEN_ONLY, name) as seg:
         for serial in range(operations):
             roll = rng.random()
             if roll < 0.42 and len(blocks) < MAX_BLOCKS:
@@ -158,12 +158,12 @@ def release_everything(seg: Any, results: list[dict[str, Any]]) -> None:
 
 
 def load_and_check(name: str, algorithm: str, operations: int) -> dict[str, int]:
-    with framework.ManagedSharedMemory(Mode.CREATE_ONLY, name, SEGMENT_SIZE,
+    with segalloc.ManagedSharedMemory(Mode.CREATE_ONLY, name, SEGMENT_SIZE,
                                        algorithm=algorithm) as seg:
         seg.reserve_named_objects(NAMES_RESERVED)
         free_before = seg.get_free_memory()
     results = run_load(name, operations)
-    with framework.ManagedSharedMemory(Mode.OPEN_ONLY, name) as seg:
+    with segalloc.ManagedSharedMemory(Mode.OPEN_ONLY, name) as seg:
         check_nothing_lost_or_overlapping(seg, results)
         seg.verify()
         release_everything(seg, results)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from framework import (
+from segalloc import (
     Command,
     InvalidPointer,
     ManagedExternalBuffer,

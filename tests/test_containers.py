@@ -18,8 +18,8 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import framework
-from framework import (
+import segalloc
+from segalloc import (
     ANONYMOUS,
     UNIQUE,
     BadAlloc,
@@ -52,7 +52,7 @@ LIST_NODE_PAYLOAD = 20
 
 
 def heap(size: int, algorithm: str) -> Any:
-    return framework.ManagedHeapMemory(size, algorithm=algorithm)
+    return segalloc.ManagedHeapMemory(size, algorithm=algorithm)
 
 
 def fill_front_until_full(lst: Any) -> int:
@@ -74,14 +74,14 @@ def fill_front_until_full(lst: Any) -> int:
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_scenario_8_list_in_an_external_buffer_and_its_byte_copy(algorithm: str) -> None:
     static_buffer = bytearray(65536)
-    seg = framework.ManagedExternalBuffer(Mode.CREATE_ONLY, static_buffer, algorithm=algorithm)
+    seg = segalloc.ManagedExternalBuffer(Mode.CREATE_ONLY, static_buffer, algorithm=algorithm)
     seg.reserve_named_objects(100)
     mylist = seg.construct(SegmentList[c_int], "我的列表")
     for i in range(100):
         mylist.append(i)
 
     copy_buffer = bytearray(static_buffer)
-    copy = framework.ManagedExternalBuffer(Mode.OPEN_ONLY, copy_buffer)
+    copy = segalloc.ManagedExternalBuffer(Mode.OPEN_ONLY, copy_buffer)
     found, count = copy.find(SegmentList[c_int], "我的列表")
     assert count == 1
     assert found == list(range(100))
@@ -177,7 +177,7 @@ def test_read_only_segment_reads_but_refuses_changes(seg: Any) -> None:
     seg.construct(SegmentString, "s", "text")
     seg.construct(SegmentDict[bytes, c_int], "d", {b"k": 1})
     image = bytes(seg.buffer)
-    ro = framework.ManagedExternalBuffer(Mode.OPEN_READ_ONLY, image)
+    ro = segalloc.ManagedExternalBuffer(Mode.OPEN_READ_ONLY, image)
     lst, vec = ro.find(SegmentList[c_int], "l")[0], ro.find(SegmentVector[c_int], "v")[0]
     text, mapping = ro.find(SegmentString, "s")[0], ro.find(SegmentDict[bytes, c_int], "d")[0]
     assert (lst, vec, text, mapping) == ([1, 2], [3], "text", {b"k": 1})
@@ -321,7 +321,7 @@ class ContainerMachine(RuleBasedStateMachine):
         failed operations are rolled back by the journal as well."""
         self.directory = tempfile.TemporaryDirectory()
         path = os.path.join(self.directory.name, "segment")
-        seg = framework.ManagedMappedFile(Mode.CREATE_ONLY, path, JOURNALED_SIZE,
+        seg = segalloc.ManagedMappedFile(Mode.CREATE_ONLY, path, JOURNALED_SIZE,
                                           algorithm=algorithm)
         assert seg._journal.active
         want = seg.get_free_memory() - room
@@ -539,8 +539,8 @@ TestBytesToTextDictMachine = BytesToTextDictMachine.TestCase
 
 def test_two_handles_on_one_buffer_see_each_others_changes() -> None:
     image = bytearray(16384)
-    first = framework.ManagedExternalBuffer(Mode.CREATE_ONLY, image)
-    second = framework.ManagedExternalBuffer(Mode.OPEN_ONLY, image)
+    first = segalloc.ManagedExternalBuffer(Mode.CREATE_ONLY, image)
+    second = segalloc.ManagedExternalBuffer(Mode.OPEN_ONLY, image)
     ours = first.construct(SegmentDict[bytes, c_double], "d", {b"pi": 3.25})
     theirs = second.find(SegmentDict[bytes, c_double], "d")[0]
     theirs[b"e"] = 2.5
@@ -551,15 +551,15 @@ def test_two_handles_on_one_buffer_see_each_others_changes() -> None:
 def test_another_process_finds_the_containers(tmp_path: Any) -> None:
     """A second interpreter (another hash salt) opens the bytes and finds every container."""
     image = bytearray(16384)
-    seg = framework.ManagedExternalBuffer(Mode.CREATE_ONLY, image)
+    seg = segalloc.ManagedExternalBuffer(Mode.CREATE_ONLY, image)
     seg.construct(SegmentList[c_int], "列表", [3, 1, 2])
     seg.construct(SegmentDict[SegmentString, SegmentString], "dict", {"ключ": "значение", "k": "v"})
     path = tmp_path / "segment.bin"
     path.write_bytes(image)
     script = (
-        "import sys, ctypes, framework\n"
-        "from framework import Mode, SegmentDict, SegmentList, SegmentString\n"
-        "seg = framework.ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(open(sys.argv[1], 'rb')"
+        "import sys, ctypes, segalloc\n"
+        "from segalloc import Mode, SegmentDict, SegmentList, SegmentString\n"
+        "seg = segalloc.ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(open(sys.argv[1], 'rb')"
         ".read()))\n"
         "lst = seg.find(SegmentList[ctypes.c_int], '列表')[0]\n"
         "d = seg.find(SegmentDict[SegmentString, SegmentString], 'dict')[0]\n"
@@ -577,7 +577,7 @@ def test_a_process_killed_mid_insert_is_rolled_back(algorithm: str, tmp_path: An
     """In a journaled segment (a mapped file) the links and allocations of an insert whose
     process died before it returned are undone by the next process that locks the segment."""
     path = str(tmp_path / "segment.bin")
-    with framework.ManagedMappedFile(Mode.CREATE_ONLY, path, 65536, algorithm=algorithm) as seg:
+    with segalloc.ManagedMappedFile(Mode.CREATE_ONLY, path, 65536, algorithm=algorithm) as seg:
         seg.construct(SegmentList[c_int], "l", [1, 2, 3])
         free = seg.get_free_memory()
     original = SegmentList._insert_raw
@@ -589,11 +589,11 @@ def test_a_process_killed_mid_insert_is_rolled_back(algorithm: str, tmp_path: An
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         monkeypatch.setattr(SegmentList, "_insert_raw", link_then_die)
-        child = framework.ManagedMappedFile(Mode.OPEN_ONLY, path)
+        child = segalloc.ManagedMappedFile(Mode.OPEN_ONLY, path)
         child.find(SegmentList[c_int], "l")[0].insert(1, 99)
         os._exit(1)
     assert os.waitpid(pid, 0)[1] == 0
-    with framework.ManagedMappedFile(Mode.OPEN_ONLY, path) as seg:
+    with segalloc.ManagedMappedFile(Mode.OPEN_ONLY, path) as seg:
         lst = seg.find(SegmentList[c_int], "l")[0]
         assert lst == [1, 2, 3]
         assert seg.check_sanity()

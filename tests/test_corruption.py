@@ -7,7 +7,7 @@ array objects of ctypes types, and one of each container) is imaged; hypothesis 
 the image (bit flips anywhere or in metadata, hostile words in block headers and links, cycles
 planted in free lists, sizes pointing outside the segment, zeroed pages and ranges, truncation,
 a header that claims another algorithm with a valid checksum). Each damaged image is opened,
-verified, inspected read-only (``bench.inspect``) and used (every known name found, the known
+verified, inspected read-only (``segalloc.bench.inspect``) and used (every known name found, the known
 blocks sized, expanded, shrunk and freed, new blocks and objects made and destroyed) under a
 per-image alarm. The tally of outcomes is printed at the end of the module's tests (``-s`` or
 the terminal summary) and the last test asserts it.
@@ -33,9 +33,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import framework
-from bench.inspect import inspect
-from framework import (
+import segalloc
+from segalloc import (
     UNIQUE,
     BadAlloc,
     Command,
@@ -45,11 +44,12 @@ from framework import (
     NameExists,
     plugins,
 )
-from framework.header import HEADER_SIZE, SegmentHeader
+from segalloc.bench.inspect import inspect
+from segalloc.header import HEADER_SIZE, SegmentHeader
 
 #: the algorithms segalloc ships (a third-party plugin's robustness is its own business)
 ALGORITHMS = sorted(
-    name for name, cls in plugins().algorithms.items() if cls.__module__.startswith("algorithms.")
+    name for name, cls in plugins().algorithms.items() if cls.__module__.startswith("segalloc.algorithms.")
 )
 SEGMENT_SIZE = 12 * 1024
 PAGE = 4096
@@ -61,7 +61,7 @@ EXAMPLES = 500
 ALLOWED = (InvalidSegment, InvalidPointer, BadAlloc, NameExists)
 
 try:
-    from framework.containers import SegmentDict, SegmentList, SegmentString, SegmentVector
+    from segalloc.containers import SegmentDict, SegmentList, SegmentString, SegmentVector
 except ImportError:  # the containers are optional for this campaign
     CONTAINERS: list[tuple[type, str, Any]] = []
 else:
@@ -116,7 +116,7 @@ def _metadata_words(seg: Any, free: list[tuple[int, int]], index_root: int) -> t
 def specimen(algorithm: str) -> Specimen:
     """Build the algorithm's specimen once: allocations with holes, objects, containers."""
     buf = bytearray(SEGMENT_SIZE)
-    seg = framework.ManagedExternalBuffer(Mode.CREATE_ONLY, buf, algorithm=algorithm)
+    seg = segalloc.ManagedExternalBuffer(Mode.CREATE_ONLY, buf, algorithm=algorithm)
     rng = random.Random(algorithm)
     handles = []
     for n in range(36):
@@ -368,7 +368,7 @@ def read_object(obj: Any) -> Any:
         return obj.x, obj.y
     if hasattr(obj, "items"):
         return len(obj), list(obj.items())
-    if isinstance(obj, framework.SegmentString):
+    if isinstance(obj, segalloc.SegmentString):
         return len(obj), str(obj)
     if hasattr(obj, "__len__"):
         return len(obj), list(obj)
@@ -411,7 +411,7 @@ def run_image(image: Damaged, spec: Specimen) -> None:
     try:
         with time_bound(TIME_BOUND):
             try:
-                seg = framework.ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(image))
+                seg = segalloc.ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(image))
             except ALLOWED as exc:
                 TALLY[f"open refused: {type(exc).__name__}"] += 1
                 return
@@ -423,7 +423,7 @@ def run_image(image: Damaged, spec: Specimen) -> None:
                 TALLY[f"verify refused: {type(exc).__name__}"] += 1
             try:
                 # read-only, a damaged journal word reads as a rollback it may not make
-                view = framework.ManagedExternalBuffer(Mode.OPEN_READ_ONLY, bytes(image))
+                view = segalloc.ManagedExternalBuffer(Mode.OPEN_READ_ONLY, bytes(image))
             except InvalidSegment as exc:
                 TALLY[f"read-only open refused: {type(exc).__name__}"] += 1
             else:
@@ -467,7 +467,7 @@ def test_undamaged_specimens_open_and_hold_everything() -> None:
     """The baseline: every specimen opens sane and every object and block is found."""
     for algorithm in ALGORITHMS:
         spec = specimen(algorithm)
-        seg = framework.ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(spec.image))
+        seg = segalloc.ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(spec.image))
         assert seg.check_sanity()
         for cls, name in spec.objects:
             assert seg.find(cls, name)[0] is not None, (algorithm, name)

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from framework import BadAlloc, Command, Mode, plugins
-from framework.managed import managed_class
+from segalloc import BadAlloc, Command, Mode, plugins
+from segalloc.managed import managed_class
 
 ALGORITHMS = sorted(plugins().algorithms)
 BACKENDS = ["shared_memory", "mapped_file"]

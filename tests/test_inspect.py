@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-import framework
-from bench.cli import main
-from bench.inspect import check, inspect
-from framework import UNIQUE, Mode, plugins
+import segalloc
+from segalloc import UNIQUE, Mode, plugins
+from segalloc.bench.cli import main
+from segalloc.bench.inspect import check, inspect
 
 ALGORITHMS = sorted(plugins().algorithms)
 SIZE = 64 * 1024
@@ -37,7 +37,7 @@ def populate(seg: Any) -> list[int]:
 @pytest.fixture(params=ALGORITHMS)
 def segment_file(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     path = tmp_path / "segment.seg"
-    with framework.ManagedMappedFile(Mode.CREATE_ONLY, str(path), SIZE,
+    with segalloc.ManagedMappedFile(Mode.CREATE_ONLY, str(path), SIZE,
                                      algorithm=request.param) as seg:
         populate(seg)
     return path
@@ -46,12 +46,12 @@ def segment_file(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 @pytest.fixture
 def shm_segment() -> Iterator[str]:
     name = f"segalloc-inspect-{uuid.uuid4().hex}"
-    with framework.ManagedSharedMemory(Mode.CREATE_ONLY, name, SIZE) as seg:
+    with segalloc.ManagedSharedMemory(Mode.CREATE_ONLY, name, SIZE) as seg:
         populate(seg)
     try:
         yield name
     finally:
-        framework.ManagedSharedMemory.remove(name)
+        segalloc.ManagedSharedMemory.remove(name)
 
 
 def digest(path: Path) -> str:
@@ -105,7 +105,7 @@ def test_shared_memory_by_name(shm_segment: str, capsys: pytest.CaptureFixture[s
 def test_a_damaged_segment_fails_check_naming_the_fault(
     segment_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with framework.ManagedMappedFile(Mode.OPEN_READ_ONLY, str(segment_file)) as seg:
+    with segalloc.ManagedMappedFile(Mode.OPEN_READ_ONLY, str(segment_file)) as seg:
         (handle, _), *_ = seg.free_blocks()
     data = bytearray(segment_file.read_bytes())
     for word in range(handle, handle + 48, 8):  # the free block's header and links
@@ -149,9 +149,9 @@ def test_missing_segments_and_bad_usage(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_library_functions_on_an_external_buffer() -> None:
     buf = bytearray(SIZE)
-    with framework.ManagedExternalBuffer(Mode.CREATE_ONLY, buf) as seg:
+    with segalloc.ManagedExternalBuffer(Mode.CREATE_ONLY, buf) as seg:
         populate(seg)
-    with framework.ManagedExternalBuffer(Mode.OPEN_READ_ONLY, bytes(buf)) as seg:
+    with segalloc.ManagedExternalBuffer(Mode.OPEN_READ_ONLY, bytes(buf)) as seg:
         assert check(seg) is None
         report = inspect(seg)
     assert report["sizes"]["segment"] == SIZE and report["sizes"]["used"] > 0

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework import (
+from segalloc import (
     Command,
     ManagedExternalBuffer,
     ManagedMappedFile,
@@ -26,7 +26,7 @@ from framework import (
     SegmentCorrupt,
     plugins,
 )
-from framework.journal import DIRTY_WORD, UNJOURNALED, journal_capacity
+from segalloc.journal import DIRTY_WORD, UNJOURNALED, journal_capacity
 
 ALGORITHMS = sorted(plugins().algorithms)
 SIZE = 1 << 18

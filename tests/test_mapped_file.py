@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.mapped_file import MappedFileStorage
-from backends.shared_memory import SHM_DIR
-from framework import (
+from segalloc import (
     InvalidSegment,
     ManagedMappedFile,
     ManagedSharedMemory,
@@ -23,6 +21,8 @@ from framework import (
     ReadOnlySegment,
     plugins,
 )
+from segalloc.backends.mapped_file import MappedFileStorage
+from segalloc.backends.shared_memory import SHM_DIR
 
 ALGORITHMS = sorted(plugins().algorithms)
 SIZE = 65536
@@ -237,7 +237,7 @@ def test_an_empty_object_is_not_a_segment(named: Named, monkeypatch: pytest.Monk
     name = named.new_name()
     with open(named.path(name), "wb") as backing:
         backing.write(bytes(4096))
-    monkeypatch.setattr("backends.mapping.FORMAT_WAIT", 0.01)
+    monkeypatch.setattr("segalloc.backends.mapping.FORMAT_WAIT", 0.01)
     with pytest.raises(InvalidSegment, match="not formatted"):
         named.cls(Mode.OPEN_ONLY, name)
 

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import metrics
-from bench.replay import replay, replay_trace
-from bench.runner import cell_figures
-from bench.traces import ALLOC, FREE, parse_lines
-from bench.workloads import workload_trace
-from framework import Command, plugins
+from segalloc import Command, plugins
+from segalloc.bench import metrics
+from segalloc.bench.replay import replay, replay_trace
+from segalloc.bench.runner import cell_figures
+from segalloc.bench.traces import ALLOC, FREE, parse_lines
+from segalloc.bench.workloads import workload_trace
 
 SEGMENT = 1024
 

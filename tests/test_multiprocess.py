@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from framework import Mode, NamedSegment, managed_class, plugins
+from segalloc import Mode, NamedSegment, managed_class, plugins
 
 ALGORITHMS = sorted(plugins().algorithms)
 SPAWN = multiprocessing.get_context("spawn")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from framework import ManagedHeapMemory, MemoryAlgorithm, PluginHost, Storage, hookimpl, plugins
-from framework.managed import managed_classes
+from segalloc import ManagedHeapMemory, MemoryAlgorithm, PluginHost, Storage, hookimpl, plugins
+from segalloc.managed import managed_classes
 
 
 def _plugin(name: str, **hooks: Any) -> types.SimpleNamespace:
@@ -52,7 +52,7 @@ def test_third_party_package_is_registered() -> None:
     )
     seg = ManagedHeapMemory(4096, algorithm="implicit_fit")
     assert seg.allocate(100) % 16 == 0
-    listed = subprocess.run([sys.executable, "-m", "bench.cli", "plugins", "--json"],
+    listed = subprocess.run([sys.executable, "-m", "segalloc", "plugins", "--json"],
                             capture_output=True, text=True, check=True)
     names = [entry["name"] for entry in json.loads(listed.stdout)["algorithms"]]
     assert "implicit_fit" in names and names == sorted(names)
@@ -119,8 +119,8 @@ def test_bad_backends_get_a_precise_type_error(host: PluginHost) -> None:
 def test_managed_classes_mirror_boosts_names() -> None:
     classes = managed_classes()
     assert {"ManagedHeapMemory", "ManagedExternalBuffer"} <= set(classes)
-    import framework
+    import segalloc
 
-    assert framework.ManagedHeapMemory is classes["ManagedHeapMemory"]
+    assert segalloc.ManagedHeapMemory is classes["ManagedHeapMemory"]
     with pytest.raises(AttributeError):
-        framework.NoSuchThing  # noqa: B018
+        segalloc.NoSuchThing  # noqa: B018

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.report import (
+from segalloc.bench.report import (
     REPORT_VERSION,
     bar_chart,
     boost_rows,
@@ -21,9 +21,9 @@ from bench.report import (
     summary_rows,
     write_reports,
 )
-from bench.runner import BenchParameters, run_bench
-from bench.traces import write_trace
-from bench.workloads import generate
+from segalloc.bench.runner import BenchParameters, run_bench
+from segalloc.bench.traces import write_trace
+from segalloc.bench.workloads import generate
 
 GOLDEN = Path(__file__).with_name("golden") / "report_keys.json"
 #: parts of the document whose inner keys belong to other modules (scenario figures, Boost)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.runner import (
+from segalloc import plugins
+from segalloc.bench.runner import (
     PROFILES,
     BenchParameters,
     CellSpec,
@@ -20,9 +21,8 @@ from bench.runner import (
     run_cell,
     shipped_traces,
 )
-from bench.traces import write_trace
-from bench.workloads import generate
-from framework import plugins
+from segalloc.bench.traces import write_trace
+from segalloc.bench.workloads import generate
 
 ALGORITHMS = sorted(plugins().algorithms)
 TINY = BenchParameters(algorithms=("sequential_fit",), workloads=("uniform", "adversarial"),

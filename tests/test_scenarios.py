@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import scenarios
-from bench.boost_figures import BOOST_FIGURES, boost_figures
-from bench.cli import main
-from bench.scenarios import SCENARIOS, BackendKind, Scenario, Status, backend_kind, run_scenarios
-from framework import plugins
+from segalloc import plugins
+from segalloc.bench import scenarios
+from segalloc.bench.boost_figures import BOOST_FIGURES, boost_figures
+from segalloc.bench.cli import main
+from segalloc.bench.scenarios import SCENARIOS, BackendKind, Scenario, Status, backend_kind, run_scenarios
 
 ALGORITHMS = list(plugins().algorithms)
 EVERY_BACKEND_SCENARIOS = [1, 2, 4, 5, 6]

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from framework import (
+from segalloc import (
     ANONYMOUS,
     UNIQUE,
     BadAlloc,
@@ -23,7 +23,7 @@ from framework import (
     SegmentCorrupt,
     plugins,
 )
-from framework.header import HEADER_SIZE, SegmentHeader
+from segalloc.header import HEADER_SIZE, SegmentHeader
 
 ALGORITHMS = sorted(plugins().algorithms)
 

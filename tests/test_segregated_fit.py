@@ -1,4 +1,4 @@
-"""Tests of ``algorithms.segregated_fit`` (TLSF) on a bare buffer, without a segment manager.
+"""Tests of ``segalloc.algorithms.segregated_fit`` (TLSF) on a bare buffer, without a segment manager.
 
 The conformance suite runs the same interface through the managers; these tests pin what is
 particular to TLSF: the mapping's good-fit promise, the in-segment lists and bitmaps, exact
@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from algorithms import segregated_fit as sf
-from algorithms.segregated_fit import SegregatedFit
-from framework.errors import InvalidPointer, SegmentCorrupt
-from framework.interfaces import Command
+from segalloc.algorithms import segregated_fit as sf
+from segalloc.algorithms.segregated_fit import SegregatedFit
+from segalloc.errors import InvalidPointer, SegmentCorrupt
+from segalloc.interfaces import Command
 
 START = 128
 
@@ -422,7 +422,7 @@ def test_allocate_aligned_returns_the_front_gap_and_tail(alignment: int) -> None
 
 
 def test_registration() -> None:
-    from framework import plugins
+    from segalloc import plugins
 
     assert plugins().algorithm("segregated_fit") is SegregatedFit
 

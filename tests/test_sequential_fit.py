@@ -1,4 +1,4 @@
-"""Tests of ``algorithms.sequential_fit``: Boost's figures, accounting, coalescing, refusal of
+"""Tests of ``segalloc.algorithms.sequential_fit``: Boost's figures, accounting, coalescing, refusal of
 bad pointers without change, corruption handling, region growth, and a random state machine."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from algorithms import sequential_fit
-from algorithms.sequential_fit import HEADER_SIZE, SequentialFit
-from framework.errors import InvalidPointer, SegmentCorrupt
-from framework.interfaces import Command, MemoryAlgorithm
+from segalloc.algorithms import sequential_fit
+from segalloc.algorithms.sequential_fit import HEADER_SIZE, SequentialFit
+from segalloc.errors import InvalidPointer, SegmentCorrupt
+from segalloc.interfaces import Command, MemoryAlgorithm
 
 START = 128  # where the segment header ends, as in a real segment
 
@@ -61,7 +61,7 @@ def test_plugin_registers_itself() -> None:
     sequential_fit.segalloc_register_algorithms(register=registered.append)
     assert registered == [SequentialFit]
     names = {ep.name: ep.value for ep in entry_points(group="segalloc")}
-    assert names["sequential_fit"] == "algorithms.sequential_fit"
+    assert names["sequential_fit"] == "segalloc.algorithms.sequential_fit"
 
 
 # -- Boost 1.74 figures ------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from backends.shared_memory import SHM_DIR, SharedMemoryStorage
-from framework import ManagedSharedMemory, Mode, plugins
+from segalloc import ManagedSharedMemory, Mode, plugins
+from segalloc.backends.shared_memory import SHM_DIR, SharedMemoryStorage
 
 ALGORITHMS = sorted(plugins().algorithms)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.replay import median_index, median_run, replay_trace
-from bench.traces import ALLOC, FREE, REALLOC, TraceError, parse_lines, read_trace, write_trace
-from framework import plugins
+from segalloc import plugins
+from segalloc.bench.cli import main
+from segalloc.bench.replay import median_index, median_run, replay_trace
+from segalloc.bench.traces import ALLOC, FREE, REALLOC, TraceError, parse_lines, read_trace, write_trace
 
 ALGORITHMS = sorted(plugins().algorithms)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.replay import replay_trace
-from bench.traces import ALLOC, FREE, REALLOC, read_trace, write_trace
-from bench.workloads import (
+from segalloc.bench.replay import replay_trace
+from segalloc.bench.traces import ALLOC, FREE, REALLOC, read_trace, write_trace
+from segalloc.bench.workloads import (
     WORKLOADS,
     coefficient_of_variation,
     generate,

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from framework.errors import InvalidPointer, SegmentCorrupt
-from framework.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.errors import InvalidPointer, SegmentCorrupt
+from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
 
 MAGIC = 0x5449464C43494D49  # "IMICLFIT"
 HEADER = 32
