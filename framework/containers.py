@@ -10,11 +10,15 @@ cached); every operation is one segment operation: under the storage lock, insid
 journal transaction where it has one, so a process killed mid-insert is rolled back whole.
 
 ``SegmentList[c_int]`` (any ctypes element type that is not a pointer) makes a concrete
-container class, cached per element type; its type identity names the element type
-(``SegmentList[ctypes.c_int/4]``) so ``find`` with another element type raises ``TypeError``.
-``SegmentDict[K, V]`` takes ctypes, ``SegmentString`` (Python ``str``) or ``bytes`` for keys
-and values; keys are hashed with CRC-32 of their stored bytes, which every process agrees on
-(Python's own ``hash`` is salted per process), and compare by those bytes.
+container class, cached per element type; its type identity names the element type by its
+storage, never a module (``SegmentList[c_int32]``, see ``segalloc.objects``), so ``find`` with
+another element type raises ``TypeError``. Python types may stand for their storage: ``int`` is
+``c_int64``, ``float`` ``c_double``, ``bool`` ``c_bool``, ``str`` ``SegmentString``, so
+``SegmentDict[str, int] is SegmentDict[SegmentString, c_int64]``. ``SegmentDict[K, V]`` and
+``SegmentList[T]`` also take ``SegmentString`` and ``bytes`` (values of any length); a
+``SegmentVector`` is one contiguous buffer of fixed-size elements and refuses them. Dict keys
+are hashed with CRC-32 of their stored bytes, which every process agrees on (Python's own
+``hash`` is salted per process), and compare by those bytes.
 
 Rules every container keeps:
 
@@ -179,14 +183,27 @@ class _BytesCodec(_Codec):
         return bytes(buf[offset : offset + length])
 
 
+def _spelled(element: object) -> object:
+    """The element type a Python type stands for (``int`` -> ``c_int64``, ``str`` ->
+    ``SegmentString``, ...); any other type as it is."""
+    python_types: dict[object, object] = {
+        int: ctypes.c_int64, float: ctypes.c_double, bool: ctypes.c_bool, str: SegmentString,
+    }
+    return python_types.get(element, element)
+
+
 def _codec_for(element: object, *, variable: bool) -> _Codec:
-    """The codec of an element type; ``variable`` admits ``SegmentString`` and ``bytes``."""
-    if variable and element is SegmentString:
-        return _StrCodec()
-    if variable and element is bytes:
-        return _BytesCodec()
+    """The codec of an element type (already ``_spelled``); ``variable`` admits
+    ``SegmentString`` and ``bytes``."""
+    if element is SegmentString or element is bytes:
+        if not variable:
+            shown = "str (SegmentString)" if element is SegmentString else "bytes"
+            raise TypeError(f"{shown} values vary in length, and a SegmentVector is "
+                            "one contiguous buffer of fixed-size elements: use a SegmentList "
+                            "or a SegmentDict for them")
+        return _StrCodec() if element is SegmentString else _BytesCodec()
     if not objects.is_ctypes_type(element):
-        allowed = "a ctypes type" + (", SegmentString or bytes" if variable else "")
+        allowed = "a ctypes type, int, float, bool" + (", str or bytes" if variable else "")
         raise TypeError(f"container element type must be {allowed}, not {element!r}")
     assert isinstance(element, type)
     code = getattr(element, "_type_", None)
@@ -358,10 +375,6 @@ def _specialise(base: type, key: tuple[object, ...], codecs: dict[str, _Codec]) 
 _SPECIALISED: dict[tuple[type, tuple[object, ...]], type] = {}
 
 
-def _element_key(item: object) -> tuple[object, ...]:
-    return item if isinstance(item, tuple) else (item,)
-
-
 # ------------------------------------------------------------------------------------------
 # Sequences: SegmentList and SegmentVector share the Python list protocol
 # ------------------------------------------------------------------------------------------
@@ -371,23 +384,27 @@ class _Sequence(_Proxy):
     """The list protocol, on top of a few primitives each sequence layout provides.
 
     Primitives (called inside a segment operation with the word view): ``_length``,
-    ``_element_at`` (where an element's bytes are), ``_raw_all``, ``_insert_raw`` (all or
-    nothing), ``_delete_indices``.
+    ``_element_span`` (where an element's bytes are and how many), ``_raw_all``,
+    ``_insert_raw`` (all or nothing), ``_delete_indices``.
     """
 
     __slots__ = ()
     _element: ClassVar[_Codec]
+    #: whether elements may vary in length (``str``, ``bytes``)
+    _VARIABLE_ELEMENTS: ClassVar[bool]
 
     @classmethod
     def __class_getitem__(cls, element: object) -> type:
         """``SegmentList[c_int]``: the concrete class for that element type."""
-        return _specialise(cls, (element,), {"element": _codec_for(element, variable=False)})
+        element = _spelled(element)
+        codec = _codec_for(element, variable=cls._VARIABLE_ELEMENTS)
+        return _specialise(cls, (element,), {"element": codec})
 
     # -- primitives ----------------------------------------------------------------------
     def _length(self, w: Words) -> int:
         raise NotImplementedError
 
-    def _element_at(self, w: Words, index: int) -> int:
+    def _element_span(self, w: Words, index: int) -> tuple[int, int]:
         raise NotImplementedError
 
     def _raw_all(self, w: Words) -> list[bytes]:
@@ -405,7 +422,10 @@ class _Sequence(_Proxy):
         return [encode(value) for value in values]
 
     def _decode(self, raw: bytes) -> Any:
-        return self._element.decode(memoryview(raw), 0, len(raw))
+        try:
+            return self._element.decode(memoryview(raw), 0, len(raw))
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(f"a stored text is not UTF-8: {exc}") from None
 
     def _size(self) -> int:
         size = self._element.size
@@ -413,11 +433,12 @@ class _Sequence(_Proxy):
         return size
 
     def _raw_at(self, w: Words, index: int) -> bytes:
-        start = self._element_at(w, index)
-        return bytes(self._buf[start : start + self._size()])
+        start, length = self._element_span(w, index)
+        return bytes(self._buf[start : start + length])
 
     def _store_at(self, w: Words, index: int, raw: bytes) -> None:
-        start = self._element_at(w, index)
+        """Overwrite the element at ``index`` (fixed-size elements: in place)."""
+        start, _ = self._element_span(w, index)
         self.segment.write(start, raw)
 
     def _position(self, w: Words, index: int) -> int:
@@ -451,8 +472,7 @@ class _Sequence(_Proxy):
             if isinstance(index, slice):
                 return self._snapshot()[index]
             w = self._words()
-            start = self._element_at(w, self._position(w, index))
-            return self._element.decode(self._buf, start, self._size())
+            return self._decode(self._raw_at(w, self._position(w, index)))
 
     def __iter__(self) -> Iterator[Any]:
         with self.segment.locked():
@@ -582,13 +602,19 @@ class _Sequence(_Proxy):
 #  Node (one block of the algorithm each, at N):
 #
 #   N+0   NEXT  (word L_NEXT)    N+8  PREV  (word L_PREV)    N+16  VALUE  (sizeof(T) bytes)
+#
+#  Node of a list of values that vary in length (``str``, ``bytes``):
+#
+#   N+0   NEXT    N+8  PREV    N+16  VLEN  value bytes (word L_VLEN)    N+24  VALUE
 # ------------------------------------------------------------------------------------------
 
 L_NEXT = 0
 L_PREV = 1
 L_LENGTH = 2
+L_VLEN = 2
 LIST_HEADER_SIZE = 3 * WORD
 LIST_VALUE = 2 * WORD
+LIST_VARIABLE_VALUE = 3 * WORD
 
 
 class SegmentList(_Sequence, Generic[T]):
@@ -599,6 +625,7 @@ class SegmentList(_Sequence, Generic[T]):
 
     __slots__ = ()
     _HEADER_SIZE = LIST_HEADER_SIZE
+    _VARIABLE_ELEMENTS = True
 
     def _clear_header(self) -> None:
         w = self._words()
@@ -648,21 +675,63 @@ class SegmentList(_Sequence, Generic[T]):
             raise self._corrupt("the chain is shorter than its length")
         return int(node)
 
-    def _element_at(self, w: Words, index: int) -> int:
-        return self._node_at(w, index) + LIST_VALUE
+    def _value_offset(self) -> int:
+        """Where a node's value starts: after the links, and the length when values vary."""
+        return LIST_VALUE if self._element.size is not None else LIST_VARIABLE_VALUE
+
+    def _value_span(self, w: Words, node: int) -> tuple[int, int]:
+        """``(start, bytes)`` of a node's value, refused when a damaged length puts it past
+        the segment's end."""
+        size = self._element.size
+        if size is not None:
+            return node + LIST_VALUE, size
+        try:
+            length = int(w[(node >> 3) + L_VLEN])
+        except IndexError:
+            raise self._corrupt(f"node {node} lies outside the segment") from None
+        start = node + LIST_VARIABLE_VALUE
+        if start + length > len(self._buf):
+            raise self._corrupt(f"the value of node {node} runs past the segment's end")
+        return start, length
+
+    def _element_span(self, w: Words, index: int) -> tuple[int, int]:
+        return self._value_span(w, self._node_at(w, index))
 
     def _raw_all(self, w: Words) -> list[bytes]:
-        buf, size = self._buf, self._size()
-        return [bytes(buf[n + LIST_VALUE : n + LIST_VALUE + size]) for n in self._nodes(w)]
+        buf = self._buf
+        spans = [self._value_span(w, node) for node in self._nodes(w)]
+        return [bytes(buf[start : start + length]) for start, length in spans]
+
+    def _fill_node(self, w: Words, node: int, raw: bytes) -> None:
+        if self._element.size is None:
+            w[(node >> 3) + L_VLEN] = len(raw)
+        self.segment.write(node + self._value_offset(), raw)
+
+    def _store_at(self, w: Words, index: int, raw: bytes) -> None:
+        """Overwrite in place when the length is the same, else swap in a new node (allocated
+        first: ``BadAlloc`` changes nothing)."""
+        old = self._node_at(w, index)
+        start, length = self._value_span(w, old)
+        if length == len(raw):
+            self.segment.write(start, raw)
+            return
+        (new,) = self._allocate_all([self._value_offset() + len(raw)])
+        self._fill_node(w, new, raw)
+        ow, nw = old >> 3, new >> 3
+        after, before = int(w[ow + L_NEXT]), int(w[ow + L_PREV])
+        w[nw + L_NEXT], w[nw + L_PREV] = after, before
+        w[(before >> 3) + L_NEXT] = new
+        w[(after >> 3) + L_PREV] = new
+        self.segment.algorithm.deallocate(old)
 
     def _insert_raw(self, w: Words, index: int, raws: list[bytes]) -> None:
         h = self.segment_handle
         hw = h >> 3
         successor = h if index == self._length(w) else self._node_at(w, index)
-        nodes = self._allocate_all([LIST_VALUE + len(raw) for raw in raws])
+        nodes = self._allocate_all([self._value_offset() + len(raw) for raw in raws])
         predecessor = int(w[(successor >> 3) + L_PREV])
         for node, raw in zip(nodes, raws, strict=True):
-            self.segment.write(node + LIST_VALUE, raw)
+            self._fill_node(w, node, raw)
             nw = node >> 3
             w[nw + L_PREV] = predecessor
             w[(predecessor >> 3) + L_NEXT] = node
@@ -768,6 +837,7 @@ class SegmentVector(_Sequence, Generic[T]):
 
     __slots__ = ()
     _HEADER_SIZE = BUFFER_HEADER_SIZE
+    _VARIABLE_ELEMENTS = False
 
     def _clear_header(self) -> None:
         w = self._words()
@@ -786,8 +856,8 @@ class SegmentVector(_Sequence, Generic[T]):
                                 "outside the segment")
         return data, length
 
-    def _element_at(self, w: Words, index: int) -> int:
-        return self._span(w)[0] + index * self._size()
+    def _element_span(self, w: Words, index: int) -> tuple[int, int]:
+        return self._span(w)[0] + index * self._size(), self._size()
 
     def _raw_all(self, w: Words) -> list[bytes]:
         data, length = self._span(w)
@@ -1043,8 +1113,8 @@ class SegmentDict(_Proxy, Generic[K, V]):
         """``SegmentDict[SegmentString, c_int]``: the concrete class for those types."""
         if not isinstance(types, tuple) or len(types) != 2:
             raise TypeError("SegmentDict needs a key and a value type: SegmentDict[K, V]")
-        key, value = types
-        return _specialise(cls, _element_key(types), {
+        key, value = _spelled(types[0]), _spelled(types[1])
+        return _specialise(cls, (key, value), {
             "key": _codec_for(key, variable=True),
             "value": _codec_for(value, variable=True),
         })

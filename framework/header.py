@@ -30,7 +30,11 @@ from segalloc.errors import InvalidSegment
 __all__ = ["DIRTY_AT", "HEADER_SIZE", "INDEX_ROOT_AT", "MAGIC", "SegmentHeader"]
 
 MAGIC = b"SEGALLOC"
-FORMAT_VERSION = 1
+#: 2: type identities name no module (segalloc.objects); 1 stored "module.Qualname/size" ids,
+#: which this version cannot match, so such segments are refused rather than misread
+FORMAT_VERSION = 2
+#: what each earlier format version was, for the refusal message
+_EARLIER_FORMATS = {1: "type identities with module paths"}
 HEADER_SIZE = 128
 NAME_FIELD = 32
 
@@ -72,6 +76,12 @@ class SegmentHeader:
         magic, version, header_size, total, name, layout, _, index, journal = _FIXED.unpack(fixed)
         if magic != MAGIC:
             raise InvalidSegment(f"bad magic {magic!r}: these bytes are not a segalloc segment")
+        if version in _EARLIER_FORMATS:
+            raise InvalidSegment(
+                f"segment format version {version} ({_EARLIER_FORMATS[version]}) was written by an "
+                f"earlier segalloc; this one reads format version {FORMAT_VERSION} only: copy the "
+                "objects out with the earlier segalloc and into a new segment"
+            )
         if version != FORMAT_VERSION:
             raise InvalidSegment(f"segment format version {version}, this segalloc reads {FORMAT_VERSION}")
         if header_size != HEADER_SIZE:

@@ -587,11 +587,9 @@ class Segment:
 
     @staticmethod
     def _check_entry_type(entry: Entry, cls: type) -> None:
-        wanted = objects.type_id(cls)
-        if entry.type_id != wanted:
-            raise TypeError(
-                f"object {entry.display_name or entry.handle!r} is a {entry.type_id}, not {wanted}"
-            )
+        if entry.type_id != objects.type_id(cls):
+            what = f"object {entry.display_name or entry.handle!r}"
+            raise TypeError(objects.type_mismatch(what, entry.type_id, cls))
 
     def find(self, cls: type, name: Any) -> tuple[Any, int]:
         """``(object, count)`` for the object named ``name``, or ``(None, 0)``.

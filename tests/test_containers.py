@@ -191,18 +191,22 @@ def test_read_only_segment_reads_but_refuses_changes(seg: Any) -> None:
     assert (lst, vec, text, mapping) == ([1, 2], [3], "text", {b"k": 1})
 
 
-def test_identity_names_the_element_types() -> None:
+def test_identity_names_the_element_types_by_storage_never_a_module() -> None:
     assert SegmentList[c_int] is SegmentList[c_int]
-    assert SegmentList[c_int].segment_type_id() == "SegmentList[ctypes.c_int/4]"
-    assert SegmentVector[c_double].segment_type_id() == "SegmentVector[ctypes.c_double/8]"
-    assert (SegmentDict[SegmentString, c_int].segment_type_id()
-            == "SegmentDict[SegmentString,ctypes.c_int/4]")
+    assert SegmentList[ctypes.c_int32].segment_type_id() == "SegmentList[c_int32]"
+    assert SegmentVector[c_double].segment_type_id() == "SegmentVector[c_double]"
+    assert (SegmentDict[SegmentString, ctypes.c_uint16].segment_type_id()
+            == "SegmentDict[SegmentString,c_uint16]")
     assert SegmentString.segment_type_id() == "SegmentString"
+    # aliases of one storage (c_long / c_longlong are both 8 bytes here) share the id
+    assert (SegmentList[ctypes.c_longlong].segment_type_id()
+            == SegmentList[ctypes.c_int64].segment_type_id() == "SegmentList[c_int64]")
 
 
 def test_find_with_another_element_type_raises(seg: Any) -> None:
-    seg.construct(SegmentList[c_int], "l")
-    with pytest.raises(TypeError, match=r"SegmentList\[ctypes.c_int/4\]"):
+    seg.construct(SegmentList[ctypes.c_int32], "l")
+    with pytest.raises(TypeError, match=r"stored: SegmentList\[c_int32\]\n  wanted: "
+                                        r"SegmentList\[c_double\]"):
         seg.find(SegmentList[c_double], "l")
     with pytest.raises(TypeError):
         seg.find(SegmentVector[c_int], "l")

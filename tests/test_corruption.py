@@ -349,7 +349,7 @@ def type_checked(call: Callable[..., Any], *args: Any) -> Any:
     try:
         return call(*args)
     except TypeError as exc:
-        assert " is a " in str(exc), f"{call.__name__} raised an unrelated TypeError: {exc}"
+        assert "holds another type" in str(exc), f"{call.__name__} raised an unrelated TypeError: {exc}"
         TALLY["use refused: TypeError (type mismatch)"] += 1
         return None
 

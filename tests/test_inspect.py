@@ -85,7 +85,7 @@ def test_inspect_reports_everything_and_changes_nothing(
     assert report["algorithm"]["ALIGNMENT"] > 0
     assert {obj["name"]: obj["count"] for obj in report["named_objects"]} == {"answer": 1,
                                                                                 "array": 16}
-    assert [obj["type_id"] for obj in report["unique_objects"]] == ["ctypes.c_double/8"]
+    assert [obj["type_id"] for obj in report["unique_objects"]] == ["c_double"]
     free = report["free_blocks"]
     assert free["count"] >= 2 and free["largest"] <= free["total"] <= report["sizes"]["free"]
     assert free["fragmentation"] == pytest.approx(1 - free["largest"] / free["total"])
