@@ -266,10 +266,21 @@ class _Proxy:
         return cls._TYPE_ID
 
     @classmethod
-    def segment_construct(cls, segment: Segment, offset: int, *args: Any) -> Any:
-        """Initialise the header at ``offset``, fill it from ``args``, return a proxy."""
+    def segment_prepare(cls, *args: Any) -> tuple[Any, ...]:
+        """The initial value, every element encoded once to check it before the segment
+        allocates the container (an iterable is read once, into a list)."""
         if len(args) > 1:
             raise TypeError(f"{cls.__name__} takes at most one initial value, got {len(args)}")
+        return (cls._checked_initial(args[0]),) if args else ()
+
+    @classmethod
+    def _checked_initial(cls, initial: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def segment_construct(cls, segment: Segment, offset: int, *args: Any) -> Any:
+        """Initialise the header at ``offset``, fill it from ``args`` (``segment_prepare``d),
+        return a proxy."""
         proxy = cls(segment, offset)
         proxy._initialise(*args)
         return proxy
@@ -417,8 +428,15 @@ class _Sequence(_Proxy):
         raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------
-    def _encode_all(self, values: Iterable[Any]) -> list[bytes]:
-        encode = self._element.encode
+    @classmethod
+    def _checked_initial(cls, initial: Iterable[Any]) -> list[Any]:
+        values = list(initial)
+        cls._encode_all(values)
+        return values
+
+    @classmethod
+    def _encode_all(cls, values: Iterable[Any]) -> list[bytes]:
+        encode = cls._element.encode
         return [encode(value) for value in values]
 
     def _decode(self, raw: bytes) -> Any:
@@ -945,6 +963,11 @@ class SegmentString(_Proxy):
     _TYPE_ID = "SegmentString"
     _codec = _StrCodec()
 
+    @classmethod
+    def _checked_initial(cls, initial: Any) -> str:
+        cls._codec.encode(initial)
+        return str(initial)
+
     def _initialise(self, *initial: Any) -> None:
         self._release_header(self._words())
         if initial:
@@ -1118,6 +1141,14 @@ class SegmentDict(_Proxy, Generic[K, V]):
             "key": _codec_for(key, variable=True),
             "value": _codec_for(value, variable=True),
         })
+
+    @classmethod
+    def _checked_initial(cls, initial: Any) -> list[tuple[Any, Any]]:
+        pairs = list(initial.items() if isinstance(initial, Mapping) else initial)
+        for key, value in pairs:
+            cls._key.encode(key)
+            cls._value.encode(value)
+        return pairs
 
     # -- layout helpers (under the lock) ------------------------------------------------------
     def _initialise(self, *initial: Any) -> None:

@@ -42,6 +42,11 @@ class SegmentType(Protocol):
         """A stable identity string, stored in the object header and checked on ``find``."""
 
     @classmethod
+    def segment_prepare(cls, *args: Any) -> tuple[Any, ...]:
+        """Check the construct arguments before the segment allocates anything (a value that
+        cannot be stored raises with nothing changed); the arguments to construct with."""
+
+    @classmethod
     def segment_construct(cls, segment: Segment, offset: int, *args: Any) -> Any:
         """Initialise the zeroed bytes at ``offset`` (may allocate more) and return a proxy."""
 
@@ -236,6 +241,13 @@ def type_mismatch(what: str, stored: str, cls: type) -> str:
     shown = stored if stored.isprintable() else repr(stored)
     return f"{what} holds another type than {cls.__qualname__}:\n  stored: {shown}\n  " \
            f"wanted: {type_id(cls)}"
+
+
+def prepared_args(cls: type, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The construct arguments of ``cls``, checked before the segment allocates its block."""
+    if is_ctypes_type(cls):
+        return args
+    return tuple(cls.segment_prepare(*args))  # type: ignore[attr-defined]
 
 
 def sizeof(cls: type) -> int:

@@ -538,6 +538,7 @@ class Segment:
         elem_size = objects.sizeof(cls)
         initial = bytes(cls(*args)) if args and objects.is_ctypes_type(cls) else None
         type_id = objects.type_id(cls).encode()
+        args = objects.prepared_args(cls, args)
         size = entry_bytes(elements, elem_size, key, type_id)
         alg = self._alg
         had_table = self._index.table_block() is not None

@@ -366,35 +366,46 @@ class ContainerMachine(RuleBasedStateMachine):
 
 
 class SequenceMachine(ContainerMachine):
-    @rule(value=INTS)
-    def append(self, value: int) -> None:
+    VALUES: Any = INTS
+    #: values likely to be in the container, for searches and removals
+    PROBES: Any = st.integers(-3, 3)
+
+    @rule(data=st.data())
+    def append(self, data: st.DataObject) -> None:
+        value = data.draw(self.VALUES)
         self.mirror(lambda c: c.append(value))
 
-    @rule(index=st.integers(-12, 12), value=INTS)
-    def insert(self, index: int, value: int) -> None:
+    @rule(index=st.integers(-12, 12), data=st.data())
+    def insert(self, index: int, data: st.DataObject) -> None:
+        value = data.draw(self.VALUES)
         self.mirror(lambda c: c.insert(index, value))
 
-    @rule(values=st.lists(INTS, max_size=20))
-    def extend(self, values: list[int]) -> None:
+    @rule(data=st.data())
+    def extend(self, data: st.DataObject) -> None:
+        values = data.draw(st.lists(self.VALUES, max_size=20))
         self.mirror(lambda c: c.extend(values))
 
     @rule(index=st.integers(-12, 12))
     def pop(self, index: int) -> None:
         self.mirror(lambda c: c.pop(index))
 
-    @rule(index=st.integers(-12, 12), value=INTS)
-    def set_item(self, index: int, value: int) -> None:
+    @rule(index=st.integers(-12, 12), data=st.data())
+    def set_item(self, index: int, data: st.DataObject) -> None:
+        value = data.draw(self.VALUES)
+
         def assign(c: Any) -> None:
             c[index] = value
 
         self.mirror(assign)
 
-    @rule(value=st.integers(-3, 3))
-    def remove(self, value: int) -> None:
+    @rule(data=st.data())
+    def remove(self, data: st.DataObject) -> None:
+        value = data.draw(self.PROBES)
         self.mirror(lambda c: c.remove(value))
 
-    @rule(value=st.integers(-3, 3))
-    def search(self, value: int) -> None:
+    @rule(data=st.data())
+    def search(self, data: st.DataObject) -> None:
+        value = data.draw(self.PROBES)
         self.mirror(lambda c: (value in c, c.count(value)))
         self.mirror(lambda c: c.index(value))
 
@@ -416,6 +427,20 @@ class SequenceMachine(ContainerMachine):
 
 class ListMachine(SequenceMachine):
     container = SegmentList[c_int]
+
+
+class TextListMachine(SequenceMachine):
+    """Values of every length: a ``set_item`` that changes the length swaps in a new node."""
+
+    container = SegmentList[str]
+    VALUES = st.text(alphabet="aé€😀", max_size=12)
+    PROBES = st.sampled_from(["", "a", "é€"])
+
+
+class BytesListMachine(SequenceMachine):
+    container = SegmentList[bytes]
+    VALUES = st.binary(max_size=40)
+    PROBES = st.sampled_from([b"", b"\0", b"ab"])
 
 
 class VectorMachine(SequenceMachine):
@@ -535,6 +560,8 @@ class BytesToTextDictMachine(DictMachine):
 
 
 TestListMachine = ListMachine.TestCase
+TestTextListMachine = TextListMachine.TestCase
+TestBytesListMachine = BytesListMachine.TestCase
 TestVectorMachine = VectorMachine.TestCase
 TestStringMachine = StringMachine.TestCase
 TestDictMachine = DictMachine.TestCase

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import gzip
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +160,19 @@ def test_header_damage_is_named(seg: ManagedHeapMemory) -> None:
     _reheader(layout, layout_version=77)
     with pytest.raises(InvalidSegment, match="layout version 77"):
         ManagedExternalBuffer(Mode.OPEN_ONLY, layout)
+
+
+def test_a_format_1_segment_is_refused_naming_its_version() -> None:
+    """A segment an earlier segalloc wrote (format 1: type ids with module paths, which this
+    one cannot match) is refused whole, its bytes untouched, rather than opened half-readable."""
+    golden = Path(__file__).with_name("golden") / "format1-segment.bin.gz"
+    image = bytearray(gzip.decompress(golden.read_bytes()))
+    assert struct.unpack_from("<I", image, 8) == (1,) and b"ctypes.c_int/4" in image
+    before = bytes(image)
+    with pytest.raises(InvalidSegment, match=r"format version 1 \(type identities with module "
+                                             r"paths\).*reads format version 2"):
+        ManagedExternalBuffer(Mode.OPEN_ONLY, image)
+    assert bytes(image) == before
 
 
 def test_a_byte_copy_is_the_same_segment(seg: ManagedHeapMemory, algorithm: str) -> None:
