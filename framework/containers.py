@@ -115,9 +115,16 @@ class _StructCodec(_Codec):
         try:
             return self._struct.pack(value)
         except struct.error as exc:
-            wrong_type = "not a" in str(exc) or "bytes object" in str(exc)
-            kind = TypeError if wrong_type else OverflowError
+            kind = OverflowError if self._is_number(value) else TypeError
             raise kind(f"cannot store {value!r} as {self.label}: {exc}") from None
+
+    def _is_number(self, value: Any) -> bool:
+        """Whether ``value`` is of the kind this type stores, so a refusal means out of range
+        (an int too big for a double included)."""
+        code = self._struct.format[-1]
+        if code in "fd":
+            return isinstance(value, (int, float))
+        return code != "c" and hasattr(value, "__index__")
 
     def decode(self, buf: memoryview, offset: int, length: int) -> Any:
         return self._struct.unpack_from(buf, offset)[0]

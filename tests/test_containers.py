@@ -235,6 +235,95 @@ def test_bad_element_types_and_values(seg: Any) -> None:
     assert "x" not in lst and 256 not in lst
 
 
+def test_python_types_spell_their_storage(seg: Any) -> None:
+    spellings = [
+        (SegmentDict[str, int], SegmentDict[SegmentString, ctypes.c_int64]),
+        (SegmentList[float], SegmentList[c_double]),
+        (SegmentVector[int], SegmentVector[ctypes.c_int64]),
+        (SegmentVector[bool], SegmentVector[ctypes.c_bool]),
+        (SegmentList[str], SegmentList[SegmentString]),
+        (SegmentDict[str, str], SegmentDict[SegmentString, SegmentString]),
+    ]
+    for python, explicit in spellings:
+        assert python is explicit
+    assert SegmentDict[str, int].segment_type_id() == "SegmentDict[SegmentString,c_int64]"
+    assert SegmentDict[bytes, bytes].segment_type_id() == "SegmentDict[bytes,bytes]"
+    seg.construct(SegmentDict[str, int], "d", {"a": -(2**63), "b": 2**63 - 1})
+    assert seg.find(SegmentDict[SegmentString, ctypes.c_int64], "d")[0] == {"a": -(2**63),
+                                                                         "b": 2**63 - 1}
+    seg.construct(SegmentList[float], "f", [0.1, 3])
+    assert seg.find(SegmentList[c_double], "f")[0] == [0.1, 3.0]
+    seg.construct(SegmentVector[bool], "b", [True, 0])
+    assert seg.find(SegmentVector[ctypes.c_bool], "b")[0] == [True, False]
+
+
+def test_a_vector_refuses_values_of_varying_length() -> None:
+    for element in (str, SegmentString, bytes):
+        with pytest.raises(TypeError, match="contiguous buffer of fixed-size elements"):
+            SegmentVector[element]
+
+
+def test_out_of_range_values_change_no_byte(seg: Any) -> None:
+    vec = seg.construct(SegmentVector[int], "v", [1])
+    mapping = seg.construct(SegmentDict[str, int], "d", {"a": 1})
+    floats = seg.construct(SegmentList[float], "f")
+    texts = seg.construct(SegmentList[str], "t", ["x"])
+    too_big = 2**63
+    attempts = [
+        lambda: vec.append(too_big),
+        lambda: vec.extend([2, 3, -too_big - 1]),
+        lambda: vec.insert(0, too_big),
+        lambda: vec.__setitem__(0, too_big),
+        lambda: vec.__setitem__(slice(0, 1), [5, too_big]),
+        lambda: mapping.update({"b": 2, "c": too_big}),
+        lambda: mapping.__setitem__("a", too_big),
+        lambda: floats.append(10**400),
+        lambda: seg.construct(SegmentVector[int], "new", [1, too_big]),
+        lambda: seg.construct(SegmentDict[bytes, int], "new", [(b"k", too_big)]),
+        lambda: seg.construct(SegmentList[ctypes.c_uint8], "new", (n for n in (1, 256))),
+    ]
+    for attempt in attempts:
+        before = bytes(seg.buffer)
+        with pytest.raises(OverflowError):
+            attempt()
+        assert bytes(seg.buffer) == before
+    for wrong_type in (lambda: texts.append(b"bytes"), lambda: seg.construct(SegmentList[str],
+                                                                              "new", ["a", 1])):
+        before = bytes(seg.buffer)
+        with pytest.raises(TypeError):
+            wrong_type()
+        assert bytes(seg.buffer) == before
+    assert (vec, mapping, floats, texts) == ([1], {"a": 1}, [], ["x"])
+    assert seg.find(SegmentVector[int], "new") == (None, 0)
+
+
+def test_a_list_of_text_keeps_every_length(seg: Any) -> None:
+    texts = seg.construct(SegmentList[str], "t", ["", "é", "long " * 20])
+    texts[0] = "now longer"
+    texts[1] = "ü"  # the same two UTF-8 bytes: written in place
+    texts.appendleft("😀")
+    assert texts == ["😀", "now longer", "ü", "long " * 20]
+    assert texts.index("ü") == 2 and texts.pop() == "long " * 20
+    blobs = seg.construct(SegmentList[bytes], "b", [b"\0" * 3, b""])
+    assert blobs == [b"\0\0\0", b""] and b"" in blobs
+    seg.destroy_ptr(texts)
+    seg.destroy_ptr(blobs)
+    assert seg.all_memory_deallocated()
+
+
+def test_a_list_of_text_refuses_a_damaged_length_or_text(seg: Any) -> None:
+    texts = seg.construct(SegmentList[str], "t", ["abc"])
+    node = struct.unpack_from("<Q", seg.buffer, texts.segment_handle)[0]
+    struct.pack_into("<Q", seg.buffer, node + 16, 1 << 40)  # a value length past the end
+    for read in (list, lambda t: t[0], lambda t: "abc" in t):
+        with pytest.raises(SegmentCorrupt, match="past the segment's end"):
+            read(texts)
+    struct.pack_into("<Q", seg.buffer, node + 16, 3)
+    seg.buffer[node + 24] = 0xFF  # not UTF-8
+    with pytest.raises(SegmentCorrupt, match="not UTF-8"):
+        texts[0]
+
+
 def test_unique_and_anonymous_containers(seg: Any) -> None:
     unique = seg.construct(SegmentDict[SegmentString, SegmentString], UNIQUE, {"a": "b"})
     anonymous = seg.construct(SegmentVector[c_double], ANONYMOUS, [0.5])
