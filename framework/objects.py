@@ -102,6 +102,8 @@ def check_type(cls: object) -> None:
 #                (NAME#DIGEST for a nested Structure: its digest covers its own fields, so the
 #                layout is checked all the way down); a fields text longer than
 #                _MAX_FIELDS_TEXT is cut with "..." (the digest still covers every field)
+#   pointers     (fields only) their ctypes name and size: LP_Node/8, never the target's id
+#                (a Structure may point to itself)
 #   containers   their own fixed ids, from segment_type_id(): SegmentList[c_int32], ...
 # ------------------------------------------------------------------------------------------
 
@@ -206,6 +208,9 @@ def _ids(cls: type) -> tuple[str, str]:
         short, full = f"{_short_id(element)}*{length}", f"{type_id(element)}*{length}"
     elif issubclass(cls, (ctypes.Structure, ctypes.Union)):
         short, full = _record_ids(cls)
+    elif issubclass(cls, _CDATA):  # a pointer field: an address, named without its target
+        pointer: Any = cls
+        short = full = f"{cls.__qualname__}/{ctypes.sizeof(pointer)}"
     else:
         short = full = str(cls.segment_type_id())  # type: ignore[attr-defined]
     if issubclass(cls, _CTYPES_BASES):  # a container's id is its own; ctypes ids are derived

@@ -133,6 +133,13 @@ def test_an_inherited_layout_lists_the_base_fields_first() -> None:
     assert type_id(derived).endswith("{a:c_int32@0,b:c_int8@4}/8")
 
 
+def test_a_structure_that_points_to_itself_has_an_id() -> None:
+    node = type("Node", (ctypes.Structure,), {})
+    node._fields_ = [("value", ctypes.c_int32), ("next", ctypes.POINTER(node))]
+    pointer_bits = ctypes.sizeof(ctypes.c_void_p)
+    assert type_id(node).endswith(f"{{value:c_int32@0,next:LP_Node/{pointer_bits}@8}}/16")
+
+
 def test_a_long_layout_is_cut_but_still_checked_in_full() -> None:
     names = [f"field_{i:03}" for i in range(60)]
     wide = record("Wide", [(name, ctypes.c_int32) for name in names])
