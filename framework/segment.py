@@ -12,7 +12,7 @@ import ctypes
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from segalloc import objects
 from segalloc.errors import (
@@ -325,12 +325,23 @@ class Segment:
     free_memory = property(get_free_memory, doc="Free bytes.")
 
     # -- raw allocation ------------------------------------------------------------------
+    # (the overloads tell type checkers that only ``nothrow=True`` can give None)
+    @overload
+    def allocate(self, size: int, *, nothrow: Literal[False] = False) -> int: ...
+    @overload
+    def allocate(self, size: int, *, nothrow: bool) -> int | None: ...
+
     def allocate(self, size: int, *, nothrow: bool = False) -> int | None:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
         _check_size(size, "size")
         with self._writing:
             offset = self._alg.allocate(size) if size <= len(self._buf) else None
         return self._result(offset, nothrow, f"cannot allocate {size} bytes")
+
+    @overload
+    def allocate_aligned(self, size: int, alignment: int, *, nothrow: Literal[False] = False) -> int: ...
+    @overload
+    def allocate_aligned(self, size: int, alignment: int, *, nothrow: bool) -> int | None: ...
 
     def allocate_aligned(self, size: int, alignment: int, *, nothrow: bool = False) -> int | None:
         """Like ``allocate`` with the handle (and its address, up to the storage's base
