@@ -3,8 +3,9 @@
 When a C++ compiler and the Boost headers are present (Debian's ``libboost-dev``), a small
 replayer of our own (``bench/data/boost_replay.cpp``) is built once into a cache directory and
 run, one process per trace and algorithm, on Boost's ``rbtree_best_fit`` and ``simple_seq_fit``
-with DESIGN.md's replay rules. Traces are parsed here by ``segalloc.bench.traces`` and handed over as a
-numeric op stream, so both sides agree on IDs, validation and the peak op by construction.
+with our replay rules (docs/architecture.md, "Replay semantics"). Traces are parsed here by
+``segalloc.bench.traces`` and handed over as a numeric op stream, so both sides agree on IDs,
+validation and the peak op by construction.
 
 A missing compiler, missing headers or a failed build are normal conditions on a user's machine:
 the result then says ``available: False`` and why, and nothing raises for them.
@@ -171,7 +172,7 @@ def _op_stream(trace: Trace) -> bytes:
 
 def replay_on_boost(binary: Path, trace: Trace, algorithm: str,
                     segment_size: int = DEFAULT_SEGMENT_SIZE) -> dict[str, Any]:
-    """Replay ``trace`` on one Boost algorithm in a fresh process; DESIGN.md's metrics.
+    """Replay ``trace`` on one Boost algorithm in a fresh process; the replay metrics.
 
     ``ValueError`` when Boost refuses ``segment_size`` (smaller than its own header).
     """

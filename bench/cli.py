@@ -76,7 +76,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 # -- segalloc replay ----------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Replay a trace on one algorithm and print DESIGN.md's metrics."""
+    """Replay a trace on one algorithm and print its metrics (docs/architecture.md)."""
     from segalloc import plugins
     from segalloc.bench.replay import default_segment_size, median_run, replay_trace
     from segalloc.bench.traces import read_trace

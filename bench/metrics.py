@@ -1,7 +1,8 @@
 """Fragmentation and utilisation figures, computed from what a replay observed.
 
 Pure functions of numbers and free-block sizes (no replay, no segment), so each is tested on
-hand-made values. The figures beyond DESIGN.md's ``footprint_ratio`` and ``frag_at_peak``:
+hand-made values. The figures beyond the replay's ``footprint_ratio`` and ``frag_at_peak``
+(docs/architecture.md, "Metric names"):
 
 - Johnstone & Wilson (1998), "The memory fragmentation problem: solved?": the heap is the
   high-water mark (memory the allocator has touched, counted from the segment start, as a
@@ -35,7 +36,7 @@ __all__ = [
 
 
 def largest_free_fraction(free_sizes: Iterable[int]) -> float:
-    """DESIGN.md's frag: 1 - largest free block / total free (0 when nothing is free)."""
+    """``frag_at_peak``'s formula: 1 - largest free block / total free (0 when nothing is free)."""
     largest = total = 0
     for size in free_sizes:
         total += size

@@ -1,4 +1,4 @@
-"""Replaying a trace on one algorithm, with DESIGN.md's rules and metrics.
+"""Replaying a trace on one algorithm, with the replay rules and metrics of docs/architecture.md.
 
 Rules, identical for every algorithm: a failed ``a`` is counted and its ID stays unbound (later
 operations on it are skipped); ``r`` to a smaller size tries ``SHRINK_IN_PLACE`` and keeps the
@@ -60,7 +60,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class Observations:
-    """What the replay saw beyond DESIGN.md's figures, for ``segalloc.bench.metrics``."""
+    """What the replay saw beyond the replay metrics, for ``segalloc.bench.metrics``."""
 
     #: live requested bytes and live blocks when the high-water mark was last raised
     live_at_high_water: int
@@ -80,7 +80,7 @@ class Observations:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """DESIGN.md's replay metrics (the JSON keys of ``segalloc replay --json``)."""
+    """The replay metrics (the JSON keys of ``segalloc replay --json``; docs/architecture.md)."""
 
     ops: int
     seconds: float
@@ -94,7 +94,7 @@ class ReplayResult:
     observations: Observations | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of DESIGN.md's figures (observations left out)."""
+        """Plain JSON-ready dict of the replay metrics (observations left out)."""
         figures = asdict(self)
         del figures["observations"]
         return figures

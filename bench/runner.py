@@ -250,7 +250,8 @@ def _segment_arguments(backend: str, size: int, scratch: Path) -> tuple[tuple[An
 
 
 def cell_figures(result: ReplayResult) -> dict[str, Any]:
-    """DESIGN.md's figures plus ``segalloc.bench.metrics``'s, flat (the report's ``figures``)."""
+    """The replay metrics plus ``segalloc.bench.metrics``'s, flat (the report's ``figures``;
+    docs/architecture.md, "Metric names")."""
     figures = result.as_dict()
     seen = result.observations
     assert seen is not None, "replay always records observations"

@@ -1,4 +1,4 @@
-"""The allocation-trace format (DESIGN.md): reading, validating and summarising traces.
+"""The allocation-trace format (docs/architecture.md): reading, validating and summarising traces.
 
 One operation a line: ``a ID SIZE [ALIGN]`` allocate, ``f ID`` free, ``r ID SIZE`` reallocate;
 plain text or gzip (detected by its magic bytes, not the file name). Blank lines and lines

@@ -4,9 +4,11 @@ Import the whole public API from here::
 
     from segalloc import ManagedHeapMemory, Mode, BadAlloc, UNIQUE
 
-The managed classes (``ManagedHeapMemory``, ``ManagedExternalBuffer``,
-``ManagedSharedMemory``, ``ManagedMappedFile`` and those of third-party backends) come from
-the registered storage plugins and are looked up on first use.
+The managed classes of the built-in backends (``ManagedHeapMemory``, ``ManagedExternalBuffer``,
+``ManagedSharedMemory``, ``ManagedMappedFile``) are real classes; those of third-party backends
+are made from the registered storage plugins and reached by lookup: ``managed_class(storage)``,
+``managed_classes()``, or an attribute of this module named by the backend's
+``managed_class_name``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from segalloc.errors import (
     SegmentCorrupt,
 )
 from segalloc.interfaces import Command, MemoryAlgorithm, Mode, Storage, hookimpl
-from segalloc.managed import managed_class, managed_classes
+from segalloc.managed import (
+    ManagedExternalBuffer,
+    ManagedHeapMemory,
+    ManagedMappedFile,
+    ManagedSharedMemory,
+    managed_class,
+    managed_classes,
+)
 from segalloc.names import InstanceType
 from segalloc.plugins import PluginHost, plugins
 from segalloc.segment import (
@@ -51,6 +60,10 @@ __all__ = [
     "InstanceType",
     "InvalidPointer",
     "InvalidSegment",
+    "ManagedExternalBuffer",
+    "ManagedHeapMemory",
+    "ManagedMappedFile",
+    "ManagedSharedMemory",
     "MemoryAlgorithm",
     "Mode",
     "NameExists",
@@ -74,8 +87,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Resolve ``ManagedHeapMemory`` and the other managed classes from registered backends."""
+    """The managed class of a third-party backend, by its ``managed_class_name``."""
     classes = managed_classes()
     if name in classes:
         return classes[name]
-    raise AttributeError(f"module 'framework' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

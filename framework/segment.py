@@ -12,7 +12,7 @@ import ctypes
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from segalloc import objects
 from segalloc.errors import (
@@ -122,17 +122,35 @@ class _Access:
             self._held.pop().__exit__(kind, error, trace)
 
 
+_SegmentT = TypeVar("_SegmentT", bound="Segment")
+
+
+class _RegisteredStorage:
+    """``Segment.storage_class``: the storage plugin that the class's ``backend`` names, looked
+    up in the plugin host when used, so the core never imports ``segalloc.backends``. (The
+    managed class made for a third-party backend binds its ``storage_class`` directly.)"""
+
+    def __get__(self, segment: object, owner: type[Segment]) -> type[Storage]:
+        backend = getattr(owner, "backend", None)
+        if backend is None:
+            raise AttributeError(f"{owner.__name__} names no storage backend; use a managed class "
+                                 "(ManagedHeapMemory, ManagedSharedMemory, ...)")
+        return plugins().backend(backend)
+
+
 class Segment:
     """A managed memory segment over any storage (the managed classes add the constructor)."""
 
-    storage_class: ClassVar[type[Storage]]
+    #: the registered storage plugin holding the bytes (``"heap"``, ...); each managed class names one
+    backend: ClassVar[str]
+    storage_class = _RegisteredStorage()
 
     def __init__(self, *args: Any, algorithm: str | None = None, **kwargs: Any) -> None:
         storage = self.storage_class.open(*args, **kwargs)
         self._attach_storage(storage, algorithm)
 
     @classmethod
-    def from_storage(cls, storage: Storage, algorithm: str | None = None) -> Segment:
+    def from_storage(cls: type[_SegmentT], storage: Storage, algorithm: str | None = None) -> _SegmentT:
         """Format (if the storage was just created) or open the segment in ``storage``."""
         segment = cls.__new__(cls)
         segment._attach_storage(storage, algorithm)
@@ -307,12 +325,23 @@ class Segment:
     free_memory = property(get_free_memory, doc="Free bytes.")
 
     # -- raw allocation ------------------------------------------------------------------
+    # (the overloads tell type checkers that only ``nothrow=True`` can give None)
+    @overload
+    def allocate(self, size: int, *, nothrow: Literal[False] = False) -> int: ...
+    @overload
+    def allocate(self, size: int, *, nothrow: bool) -> int | None: ...
+
     def allocate(self, size: int, *, nothrow: bool = False) -> int | None:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
         _check_size(size, "size")
         with self._writing:
             offset = self._alg.allocate(size) if size <= len(self._buf) else None
         return self._result(offset, nothrow, f"cannot allocate {size} bytes")
+
+    @overload
+    def allocate_aligned(self, size: int, alignment: int, *, nothrow: Literal[False] = False) -> int: ...
+    @overload
+    def allocate_aligned(self, size: int, alignment: int, *, nothrow: bool) -> int | None: ...
 
     def allocate_aligned(self, size: int, alignment: int, *, nothrow: bool = False) -> int | None:
         """Like ``allocate`` with the handle (and its address, up to the storage's base
@@ -798,7 +827,7 @@ class Segment:
         self._alg = self._index = self._journal = None  # type: ignore[assignment]
         self._storage.close()
 
-    def __enter__(self) -> Segment:
+    def __enter__(self: _SegmentT) -> _SegmentT:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -270,3 +270,9 @@ def _machines() -> dict[str, type]:
 
 
 globals().update(_machines())
+
+
+def test_a_third_party_algorithm_is_among_those_checked() -> None:
+    """The example plugin, a separate distribution conftest installs for the session, runs the
+    suite too: proof that registering through the entry point is all an algorithm needs."""
+    assert "TestConformance_implicit_fit" in globals(), "the example plugin did not register"

@@ -103,9 +103,9 @@ def test_design_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ign
 
 
 def _reference_figures(lines: list[str]) -> tuple[int, int, int, int | None, int, int]:
-    """DESIGN.md's rules in one plain pass, bookkeeping beside every call: (peak, high water,
-    failures, live at the first failure, live and blocks when the high water last rose). An
-    ``a`` of a live ID leaks its old block: it stays live, counted, never freed."""
+    """The replay rules (docs/architecture.md) in one plain pass, bookkeeping beside every call:
+    (peak, high water, failures, live at the first failure, live and blocks when the high water
+    last rose). An ``a`` of a live ID leaks its old block: it stays live, counted, never freed."""
     alg, trace = ToyFirstFit(), parse_lines(lines)
     offsets: dict[int, int] = {}
     sizes: dict[int, int] = {}
