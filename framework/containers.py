@@ -885,7 +885,7 @@ class SegmentVector(_Sequence, Generic[T]):
         from segalloc.arrays import numpy
 
         view = self.memoryview()
-        array = numpy().frombuffer(view, dtype=view.format)
+        array = numpy().frombuffer(view, dtype=view.format.lstrip("@"))
         if copy is False and dtype is not None and array.dtype != dtype:
             raise ValueError(f"numpy.asarray({type(self).__name__}, dtype={dtype}) needs a copy")
         return array.astype(dtype or array.dtype) if copy or dtype is not None else array
