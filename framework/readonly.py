@@ -20,11 +20,9 @@ import functools
 from typing import Any
 
 from segalloc.errors import ReadOnlySegment
+from segalloc.objects import is_ctypes_object
 
-__all__ = ["read_only_twin"]
-
-#: the common base of every ctypes instance (not exported by the ctypes module)
-_CDATA: type = ctypes.c_int.__mro__[-2]
+__all__ = ["read_only_twin", "writable_type"]
 
 
 def _refuse(obj: object) -> ReadOnlySegment:
@@ -34,8 +32,10 @@ def _refuse(obj: object) -> ReadOnlySegment:
 
 def _shared_part(value: Any, owner: object) -> Any:
     """``value`` as a read-only twin when it is a part of ``owner`` (a nested structure or
-    array viewing the same bytes); plain values (ints, bytes) as they are."""
-    if isinstance(value, _CDATA) and value._b_base_ is owner:  # type: ignore[attr-defined]
+    array viewing the same bytes; each of a slice's elements); plain values as they are."""
+    if isinstance(value, list):
+        return [_shared_part(item, owner) for item in value]
+    if is_ctypes_object(value) and value._b_base_ is owner:
         kind: Any = type(value)
         twin: Any = read_only_twin(kind)
         return twin.from_buffer(value)

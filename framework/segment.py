@@ -2,7 +2,10 @@
 
 A ``Segment`` holds a ``Storage`` (the bytes), the bound ``MemoryAlgorithm`` and the offset of
 the name index; all three are re-derived from the header on open, so a byte copy, another
-process or a later run sees the same segment. Every public operation validates its arguments
+process or a later run sees the same segment. Objects handed out are live views of the bytes:
+ctypes objects and numpy arrays (``segalloc.arrays``) over the buffer, read-only twins of them
+in a read-only segment (``segalloc.readonly``), and ``segalloc.exports`` counts them so that
+memory never moves under one. Every public operation validates its arguments
 first and runs under the storage's lock, which excludes other threads and processes.
 """
 
@@ -856,8 +859,10 @@ class Segment:
 
     # -- whole-segment operations -------------------------------------------------------
     def grow(self, extra: int) -> None:
-        """Add ``extra`` bytes to a segment that can grow while open (heap); the memory may
-        move: fetch objects again from their handles afterwards."""
+        """Add ``extra`` bytes to a segment that can grow while open (heap). The memory moves,
+        so ``BufferError`` while ctypes objects, numpy arrays or buffer views taken from the
+        segment are alive (they would keep using the old copy); container proxies raise
+        ``InvalidPointer`` afterwards: fetch them again from their handles."""
         _check_size(extra, "extra")
         with self._writing:
             self._refuse_move("grow")
@@ -873,7 +878,8 @@ class Segment:
             self.generation += 1
 
     def shrink_to_fit(self) -> int:
-        """Give the free tail back (heap); returns the new size. The memory may move."""
+        """Give the free tail back (heap); returns the new size. The memory moves: the same
+        rule as ``grow``."""
         with self._writing:
             self._refuse_move("shrink_to_fit")
             region = self._alg.shrink_to_fit()
@@ -958,6 +964,7 @@ class Segment:
         self._closed = True
         # drop every view of the mapping so the storage can unmap it now
         self._buf = memoryview(b"")
+        self._objects_buf = None
         self._alg = self._index = self._journal = None  # type: ignore[assignment]
         self._storage.close()
 

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as npst
 
 from segalloc import (
     ANONYMOUS,
@@ -115,6 +118,23 @@ def test_every_fixed_size_dtype_round_trips_through_a_byte_copy(dtype: np.dtype[
         assert found.dtype == dtype and found.dtype.itemsize == dtype.itemsize
         assert found.shape == (3, 5) and found.tobytes() == image
         del found
+
+
+@given(dtype=npst.nested_dtypes(max_leaves=6, max_itemsize=64).filter(lambda kind: kind.itemsize > 0),
+       shape=npst.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4),
+       data=st.data())
+def test_any_dtype_and_shape_round_trip(dtype: np.dtype[Any], shape: tuple[int, ...],
+                                        data: st.DataObject) -> None:
+    buf = bytearray(SIZE)
+    with ManagedExternalBuffer(Mode.CREATE_ONLY, buf) as seg:
+        array = seg.construct_array("a", shape, dtype)
+        wanted = data.draw(st.randoms(use_true_random=False)).randbytes(array.nbytes)
+        array.reshape(-1).view(np.uint8)[:] = np.frombuffer(wanted, dtype=np.uint8)
+        expected_shape, expected_dtype = array.shape, array.dtype
+    with ManagedExternalBuffer(Mode.OPEN_ONLY, bytearray(buf)) as other:
+        found = other.find_array("a")
+        assert found.shape == expected_shape and found.dtype == expected_dtype
+        assert found.tobytes() == wanted
 
 
 def test_a_subarray_dtype_folds_into_the_shape(heap: ManagedHeapMemory) -> None:

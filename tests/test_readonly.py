@@ -68,6 +68,7 @@ def writes_to(config: Any, array: Any) -> list[Callable[[], object]]:
         lambda: config.inner.values.__setitem__(0, 1),
         lambda: setattr(config.pairs[0], "flag", 1),
         lambda: assign(3),
+        lambda: setattr(config.pairs[0:2][1], "flag", 1),  # elements of a slice
         lambda: setattr(config, "label", b"x"),
         lambda: delattr(config, "value"),
         lambda: array.__setitem__(0, 1),
