@@ -25,6 +25,10 @@ Rules every container keeps:
 - Moved memory: a relocating ``grow`` / ``shrink_to_fit`` of a heap segment bumps
   ``seg.generation``; a proxy taken before raises ``InvalidPointer`` on its next use (it never
   reads the old copy). Fetch it again: ``seg.get_object_from_handle(SegmentList[c_int], h)``.
+- Buffer views: ``vec.memoryview()`` and ``numpy.asarray(vec)`` of a scalar ``SegmentVector``
+  view its live elements; while one is alive, what would move or free that buffer in this
+  process (growing past capacity, ``clear``, destroying it, a heap ``grow``) raises
+  ``BufferError``, as ``bytearray`` does while exported.
 - Read-only segments: reads work, mutations raise ``ReadOnlySegment``. A closed segment's
   proxies raise ``ValueError``; a destroyed container's proxies must not be used (as in Boost).
 - Iteration, slicing and ``keys()``/``values()``/``items()`` return snapshots taken under the

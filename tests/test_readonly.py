@@ -84,22 +84,27 @@ def test_a_reader_sees_later_writes_and_cannot_write(named: tuple[type, str, str
         config = writer.construct(Config, "config")
         numbers = writer.construct_array("numbers", 4, np.int64)
         scalar = writer.construct(ctypes.c_double, "scalar")
+        triple = writer.construct(ctypes.c_int16, "triple", count=3)
         writer.flush()
         with cls(Mode.OPEN_READ_ONLY, name) as reader:
             seen, _ = reader.find(Config, "config")
             seen_numbers = reader.find_array("numbers")
             seen_scalar, _ = reader.find(ctypes.c_double, "scalar")
+            seen_triple, count = reader.find(ctypes.c_int16, "triple")
             assert isinstance(seen, Config) and seen.value == 0
             config.value = 42
             config.pairs[1].values[3] = 7
             config.label = b"live"
             numbers[2] = -5
             scalar.value = 2.5
+            triple[2] = 3
             assert (seen.value, seen.pairs[1].values[3], seen.label) == (42, 7, b"live")
             assert seen_numbers.tolist() == [0, 0, -5, 0] and seen_scalar.value == 2.5
+            assert (count, list(seen_triple)) == (3, [0, 0, 3])
             writer.flush()
             before = Path(path).read_bytes()
-            for write in [*writes_to(seen, seen_numbers), lambda: setattr(seen_scalar, "value", 1)]:
+            for write in [*writes_to(seen, seen_numbers), lambda: setattr(seen_scalar, "value", 1),
+                          lambda: seen_triple.__setitem__(0, 1)]:
                 with pytest.raises(ReadOnlySegment):
                     write()
             for numpy_write in (lambda: seen_numbers.fill(0),
