@@ -888,11 +888,13 @@ class SegmentVector(_Sequence, Generic[T]):
         """``numpy.asarray(vec)``: an array over the live elements (a copy only when asked)."""
         from segalloc.arrays import numpy
 
+        np = numpy()
         view = self.memoryview()
-        array = numpy().frombuffer(view, dtype=view.format.lstrip("@"))
-        if copy is False and dtype is not None and array.dtype != dtype:
-            raise ValueError(f"numpy.asarray({type(self).__name__}, dtype={dtype}) needs a copy")
-        return array.astype(dtype or array.dtype) if copy or dtype is not None else array
+        array = np.frombuffer(view, dtype=view.format.lstrip("@"))
+        wanted = array.dtype if dtype is None else np.dtype(dtype)
+        if copy is False and wanted != array.dtype:
+            raise ValueError(f"numpy.asarray({type(self).__name__}, dtype={wanted}) needs a copy")
+        return array.astype(wanted) if copy or wanted != array.dtype else array
 
 
 # ------------------------------------------------------------------------------------------
