@@ -145,10 +145,11 @@ class ArraySpec:
             if not isinstance(shape, list) or not isinstance(offset, int) or offset < 0:
                 raise ValueError("bad shape or offset")
             dims = _shape_of(shape)
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
             raise SegmentCorrupt(f"array description {type_id!r:.120} is damaged: {exc}") from None
         spec = cls(kind, dims, offset)
-        if kind.hasobject or kind.itemsize == 0 or offset + spec.nbytes > area:
+        written_by_us = kind.subdtype is None and not kind.hasobject and kind.itemsize > 0
+        if not written_by_us or offset + spec.nbytes > area:
             raise SegmentCorrupt(f"array description {type_id!r:.120} does not fit its "
                                  f"{area}-byte object")
         return spec

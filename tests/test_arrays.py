@@ -32,6 +32,7 @@ from segalloc import (
     NameExists,
     SegmentCorrupt,
 )
+from segalloc.names import ENTRY_SIZE
 
 SIZE = 1 << 18
 SPAWN = multiprocessing.get_context("spawn")
@@ -245,16 +246,36 @@ def test_an_alignment_must_be_a_power_of_two(heap: ManagedHeapMemory, align: int
     ('"offset":16', '"offset":-1'),
     ('{"descr"', '["descr"'),      # not the JSON it should be
     ('"<f8"', '"<x8"'),           # not a dtype
+    ('"<f8"', '"|V0"'),           # no size
+    ('"<f8"', '"2f8"'),           # a subarray dtype: construct_array never stores one
 ])
 def test_a_damaged_description_is_refused(good: str, bad: str) -> None:
     buf = bytearray(SIZE)
     with ManagedExternalBuffer(Mode.CREATE_ONLY, buf) as seg:
         seg.construct_array("a", 6, "<f8")
-    assert buf.count(good.encode()) == 1
+    assert buf.count(good.encode()) == 1 and len(good) == len(bad)  # the stored length holds
     damaged = bytearray(buf.replace(good.encode(), bad.encode()))
     with ManagedExternalBuffer(Mode.OPEN_ONLY, damaged) as seg:
         with pytest.raises(SegmentCorrupt, match="array description"):
             seg.find_array("a")
+
+
+@given(where=st.integers(0, 200), byte=st.integers(0, 255))
+def test_any_damaged_byte_of_the_description_is_refused_or_harmless(where: int, byte: int) -> None:
+    buf = bytearray(SIZE)
+    with ManagedExternalBuffer(Mode.CREATE_ONLY, buf) as seg:
+        seg.construct_array("a", (2, 3), PARTICLE)
+    start = buf.index(b"numpy.ndarray/")
+    end = buf.index(b"]}", start) + 2
+    buf[start + where % (end - start)] = byte
+    with ManagedExternalBuffer(Mode.OPEN_ONLY, buf) as seg:
+        try:
+            found = seg.find_array("a")
+        except (SegmentCorrupt, TypeError):  # damaged, or no longer an array's identity
+            return
+        if found is not None:  # a description that still parses must fit its block
+            block = seg.get_handle_from_address(found) - ENTRY_SIZE
+            assert found.nbytes <= seg.usable_size(block)
 
 
 def test_without_numpy_the_error_names_the_extra(
