@@ -12,6 +12,7 @@ first and runs under the storage's lock, which excludes other threads and proces
 from __future__ import annotations
 
 import ctypes
+import math
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -817,9 +818,13 @@ class Segment:
             return self._entry_of(obj).kind
 
     def get_instance_length(self, obj: Any) -> int:
-        """The number of elements ``obj`` was constructed with (1 for a single object)."""
+        """The number of elements ``obj`` was constructed with (1 for a single object; a
+        numpy array's ``size``)."""
         with self._reading:
-            return self._entry_of(obj).count
+            entry = self._entry_of(obj)
+            if arrays.is_ndarray(obj):
+                return math.prod(self._array_spec(entry).shape)
+            return entry.count
 
     def _listing(self, kind: InstanceType) -> list[NamedObject]:
         with self._reading:

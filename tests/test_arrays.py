@@ -151,6 +151,7 @@ def test_the_array_is_a_view_of_the_segment_not_a_copy(heap: ManagedHeapMemory) 
     assert np.shares_memory(array, again) and again[1, 2] == 5
     handle = heap.get_handle_from_address(array)
     assert heap.get_instance_name(array[1:]) == "m"  # a view of it belongs to the same object
+    assert heap.get_instance_length(array) == 6
     assert np.shares_memory(heap.get_object_from_handle(np.ndarray, handle), array)
 
 
