@@ -29,6 +29,9 @@ every change with ``ReadOnlySegment``, objects found are read-only twins of thei
 of the same mapping that the twins lie over. On Linux, pages of a private file mapping that
 this process has not written are the object's page-cache pages, so a reader sees a writer's
 later changes at once (a page dirtied through a bypass stops following them).
+The price: a private writable mapping counts toward the commit charge for its whole size, so
+under strict overcommit (``vm.overcommit_memory=2``) opening a very large object read-only can
+fail with ``ENOMEM`` where a ``PROT_READ`` mapping would not.
 ``OPEN_COPY_ON_WRITE`` maps privately too, with a writable ``buffer``: this process sees its
 own changes and the object never does. POSIX leaves unspecified whether a private mapping sees
 later changes others make to pages it has not written (``mmap(2)``); Linux shows them.
