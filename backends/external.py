@@ -3,6 +3,10 @@
 Any writable, C-contiguous buffer works: ``bytearray``, ``mmap``, a ctypes array. ``CREATE_ONLY``
 formats it; ``OPEN_ONLY`` attaches to the segment already in it, so a byte copy of a segment
 opens as the same segment.
+
+``OPEN_READ_ONLY`` over a writable buffer: objects found view the caller's live bytes through
+read-only twins (``segalloc.readonly``); over an immutable one (``bytes``) they are copies, which
+refuse writes the same way (the bytes cannot change, so a copy reads what they hold).
 """
 
 from __future__ import annotations
@@ -44,9 +48,12 @@ class ExternalStorage(Storage):
         view = view[:size]
         if mode is Mode.OPEN_OR_CREATE:
             mode = Mode.OPEN_ONLY if bytes(view[: len(_MAGIC)]) == _MAGIC else Mode.CREATE_ONLY
+        #: writable view for objects found read-only (None over an immutable buffer)
+        self._objects: memoryview | None = None
         if mode is Mode.OPEN_COPY_ON_WRITE:
             view = memoryview(bytearray(view))
         elif mode is Mode.OPEN_READ_ONLY:
+            self._objects = None if view.readonly else view
             view = view.toreadonly()
         elif view.readonly:
             raise ValueError(f"buffer is read-only; open it with {Mode.OPEN_READ_ONLY}")
@@ -69,10 +76,18 @@ class ExternalStorage(Storage):
         return self._view
 
     @property
+    def object_buffer(self) -> memoryview | None:
+        """In read-only mode the caller's buffer itself when it is writable (objects found then
+        read the live bytes; the guards refuse writes, a deliberate bypass reaches the
+        caller's buffer), None over an immutable one (bytes: objects found are copies)."""
+        return self._objects if self._mode is Mode.OPEN_READ_ONLY else self._view
+
+    @property
     def base_alignment(self) -> int:
-        if self._view.readonly:
+        writable = self.object_buffer
+        if writable is None:
             return 8
-        address = ctypes.addressof(ctypes.c_char.from_buffer(self._view))
+        address = ctypes.addressof(ctypes.c_char.from_buffer(writable))
         return min(address & -address, 4096) if address else 4096
 
     @property
@@ -91,6 +106,8 @@ class ExternalStorage(Storage):
 
     def close(self) -> None:
         self._view.release()
+        if self._objects is not None:
+            self._objects.release()
 
     def __repr__(self) -> str:
         return f"<ExternalStorage size={len(self._view)} mode={self._mode.name}>"

@@ -3,8 +3,8 @@
 The bytes live in an anonymous mapping, so the segment start is page aligned; its pages are
 committed at creation (as Boost's ``std::vector`` of bytes does), so first touches do not fault
 inside timed work. ``grow`` moves
-them to a larger mapping: views and ctypes objects taken before point at the old copy, while
-handles stay valid.
+them to a larger mapping (the segment refuses while ctypes objects, arrays or buffer views
+taken from it are alive, so none points at the old copy); handles stay valid.
 """
 
 from __future__ import annotations

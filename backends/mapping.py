@@ -15,13 +15,26 @@ Space is reserved with ``os.posix_fallocate`` when the object is made (and when 
 full device is an ``OSError`` then, never a ``SIGBUS`` on a later write into a page that has
 no backing store.
 
-``OPEN_READ_ONLY`` maps with ``PROT_READ`` (``mmap.ACCESS_READ``): ``buffer`` is a read-only
-view, the segment manager refuses every write with ``ReadOnlySegment``, a write through a raw
-view raises ``TypeError``, and the kernel guarantees that nothing reaches the file. Objects
-that ``find`` returns are then copies (``from_buffer_copy``). ``OPEN_COPY_ON_WRITE`` maps
-privately (``mmap.ACCESS_COPY``): this process sees its own changes and the file never does.
-Whether a private mapping sees later changes that others make to pages it has not written is
-unspecified (``mmap(2)``), so do not change the object while a copy-on-write view is open.
+``OPEN_READ_ONLY`` opens the object ``O_RDONLY`` and maps it privately (``MAP_PRIVATE``,
+``mmap.ACCESS_COPY``), not with ``PROT_READ``. Objects and arrays found read-only must view the
+live bytes (a copy would accept writes and lose them, and never see a writer's later changes),
+and ctypes can lay an object only over writable memory; over a ``PROT_READ`` mapping any write
+that slips past the guards (``memoryview(obj)`` of a ctypes object is writable, so is
+``ctypes.memmove``) would be a ``SIGSEGV``. Over a private mapping such a write only dirties a
+private page of this process: it never faults and never reaches the object (the kernel copies
+the page first; the file is open read-only). The guards catch every ordinary write:
+``buffer`` is a read-only view (a raw write raises ``TypeError``), the segment manager refuses
+every change with ``ReadOnlySegment``, objects found are read-only twins of their types
+(``segalloc.readonly``) and arrays are not writeable. ``object_buffer`` is the writable view
+of the same mapping that the twins lie over. On Linux, pages of a private file mapping that
+this process has not written are the object's page-cache pages, so a reader sees a writer's
+later changes at once (a page dirtied through a bypass stops following them).
+The price: a private writable mapping counts toward the commit charge for its whole size, so
+under strict overcommit (``vm.overcommit_memory=2``) opening a very large object read-only can
+fail with ``ENOMEM`` where a ``PROT_READ`` mapping would not.
+``OPEN_COPY_ON_WRITE`` maps privately too, with a writable ``buffer``: this process sees its
+own changes and the object never does. POSIX leaves unspecified whether a private mapping sees
+later changes others make to pages it has not written (``mmap(2)``); Linux shows them.
 """
 
 from __future__ import annotations
@@ -52,7 +65,7 @@ _PROBE_BYTES = 8
 _CREATING = (Mode.CREATE_ONLY, Mode.OPEN_OR_CREATE)
 #: (open flags, mmap access) per mode; the others share the object read-write
 _PRIVATE_ACCESS = {
-    Mode.OPEN_READ_ONLY: (os.O_RDONLY, mmap.ACCESS_READ),
+    Mode.OPEN_READ_ONLY: (os.O_RDONLY, mmap.ACCESS_COPY),
     Mode.OPEN_COPY_ON_WRITE: (os.O_RDONLY, mmap.ACCESS_COPY),
 }
 _SHARED_ACCESS = (os.O_RDWR, mmap.ACCESS_WRITE)
@@ -98,7 +111,9 @@ class MappedStorage(Storage):
         self._path = path
         self._mode = mode
         self._map = mapping
-        self._view = memoryview(mapping)
+        self._objects_view = memoryview(mapping)
+        read_only = mode is Mode.OPEN_READ_ONLY
+        self._view = self._objects_view.toreadonly() if read_only else self._objects_view
         self._size = len(mapping)
         self._lock = lock
         self._identity = process_locks.key(os.fstat(lock.fd))
@@ -209,6 +224,11 @@ class MappedStorage(Storage):
         return self._size
 
     @property
+    def object_buffer(self) -> memoryview:
+        """The mapping's writable view (private in read-only mode: see the module docstring)."""
+        return self._objects_view
+
+    @property
     def base_alignment(self) -> int:
         return mmap.PAGESIZE
 
@@ -257,8 +277,9 @@ class MappedStorage(Storage):
         if self._formatting:
             self._formatting = False
             self._lock.release()
-        with contextlib.suppress(BufferError):
-            self._view.release()
+        for view in (self._view, self._objects_view):
+            with contextlib.suppress(BufferError):
+                view.release()
         with contextlib.suppress(BufferError):
             self._map.close()
         process_locks.unshare(self._lock)

@@ -29,6 +29,10 @@ Rules every container keeps:
 - Moved memory: a relocating ``grow`` / ``shrink_to_fit`` of a heap segment bumps
   ``seg.generation``; a proxy taken before raises ``InvalidPointer`` on its next use (it never
   reads the old copy). Fetch it again: ``seg.get_object_from_handle(SegmentList[c_int], h)``.
+- Buffer views: ``vec.memoryview()`` and ``numpy.asarray(vec)`` of a scalar ``SegmentVector``
+  view its live elements; while one is alive, what would move or free that buffer in this
+  process (growing past capacity, ``clear``, destroying it, a heap ``grow``) raises
+  ``BufferError``, as ``bytearray`` does while exported.
 - Read-only segments: reads work, mutations raise ``ReadOnlySegment``. A closed segment's
   proxies raise ``ValueError``; a destroyed container's proxies must not be used (as in Boost).
 - Iteration, slicing and ``keys()``/``values()``/``items()`` return snapshots taken under the
@@ -39,6 +43,7 @@ Rules every container keeps:
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import struct
 import sys
@@ -833,6 +838,8 @@ def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
             assert offset == data, "a forward expansion keeps the block where it is"
             w[hw + B_CAPACITY] = received // elem_size
             return data
+    if data:
+        seg.refuse_if_viewed(data, f"growing this {type(proxy).__name__} past its capacity")
     offset, received = seg.allocation_command(
         Command.ALLOCATE_NEW | Command.NOTHROW, needed * elem_size, wanted * elem_size
     )
@@ -850,6 +857,7 @@ def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
 def _release_buffer(proxy: _Proxy, w: Words) -> None:
     hw = proxy.segment_handle >> 3
     if w[hw + B_DATA]:
+        proxy.segment.refuse_if_viewed(int(w[hw + B_DATA]), f"freeing this {type(proxy).__name__}'s buffer")
         proxy.segment.algorithm.deallocate(w[hw + B_DATA])
     w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
 
@@ -948,6 +956,40 @@ class SegmentVector(_Sequence, Generic[T]):
         """Elements the current buffer holds without moving."""
         with self.segment.locked():
             return int(self._words()[(self.segment_handle >> 3) + B_CAPACITY])
+
+    # -- the buffer protocol: scalar elements only -------------------------------------
+    def memoryview(self) -> builtins.memoryview:
+        """A live, zero-copy view of the elements (one dimension, the element's ``struct``
+        format; read-only in a read-only segment). In this process, what would move or free
+        the buffer under it (growing past ``capacity``, ``clear``, destroying the vector, a
+        heap ``grow``) raises ``BufferError`` while the view lives, as with ``bytearray``.
+        ``memoryview(vec)`` is this from Python 3.12 (PEP 688); ``numpy.asarray(vec)``
+        everywhere."""
+        codec = self._element
+        if not isinstance(codec, _StructCodec):
+            raise TypeError(f"{type(self).__name__} has no buffer: only scalar element types "
+                            "(c_int, c_double, ...) do")
+        with self.segment.locked():
+            data, length = self._span(self._words())
+            view = self.segment.export_view(data, data, length * self._size())
+        element_format: Any = codec._struct.format
+        return view.cast(element_format)
+
+    def __buffer__(self, flags: int, /) -> builtins.memoryview:
+        """``memoryview(vec)`` (Python 3.12 and later): ``vec.memoryview()``."""
+        return self.memoryview()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``numpy.asarray(vec)``: an array over the live elements (a copy only when asked)."""
+        from segalloc.arrays import numpy
+
+        np = numpy()
+        view = self.memoryview()
+        array = np.frombuffer(view, dtype=view.format.lstrip("@"))
+        wanted = array.dtype if dtype is None else np.dtype(dtype)
+        if copy is False and wanted != array.dtype:
+            raise ValueError(f"numpy.asarray({type(self).__name__}, dtype={wanted}) needs a copy")
+        return array.astype(wanted) if copy or wanted != array.dtype else array
 
 
 # ------------------------------------------------------------------------------------------

@@ -91,6 +91,15 @@ class Storage(abc.ABC):
         return len(self.buffer)
 
     @property
+    def object_buffer(self) -> memoryview | None:
+        """A writable view of the same bytes for ctypes objects to lie over (ctypes needs a
+        writable buffer): ``buffer`` itself unless read-only. A read-only storage gives a view
+        whose writes never reach the backing object and never fault (a private copy-on-write
+        mapping), so objects found read-only read the live bytes, or None when it has none
+        (objects found are then copies, refusing writes all the same)."""
+        return None if self.read_only else self.buffer
+
+    @property
     @abc.abstractmethod
     def base_alignment(self) -> int:
         """The power-of-two alignment of byte 0 of ``buffer`` in absolute memory."""

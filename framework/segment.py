@@ -2,19 +2,23 @@
 
 A ``Segment`` holds a ``Storage`` (the bytes), the bound ``MemoryAlgorithm`` and the offset of
 the name index; all three are re-derived from the header on open, so a byte copy, another
-process or a later run sees the same segment. Every public operation validates its arguments
+process or a later run sees the same segment. Objects handed out are live views of the bytes:
+ctypes objects and numpy arrays (``segalloc.arrays``) over the buffer, read-only twins of them
+in a read-only segment (``segalloc.readonly``), and ``segalloc.exports`` counts them so that
+memory never moves under one. Every public operation validates its arguments
 first and runs under the storage's lock, which excludes other threads and processes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, overload
 
-from segalloc import objects
+from segalloc import arrays, objects
 from segalloc.errors import (
     BadAlloc,
     InvalidPointer,
@@ -23,16 +27,21 @@ from segalloc.errors import (
     ReadOnlySegment,
     SegmentCorrupt,
 )
+from segalloc.exports import Exports
 from segalloc.header import HEADER_SIZE, SegmentHeader
 from segalloc.interfaces import Command, MemoryAlgorithm, Mode, Storage
 from segalloc.journal import UNJOURNALED, Journal
 from segalloc.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
 from segalloc.plugins import plugins
+from segalloc.readonly import read_only_twin, writable_type
 
 __all__ = ["ANONYMOUS", "DEFAULT_ALGORITHM", "UNIQUE", "NamedObject", "NamedSegment", "Segment"]
 
 DEFAULT_ALGORITHM = "best_fit"
 
+#: bound on the ``.base`` chain from a numpy view to the array a segment handed out (numpy
+#: collapses chains, so one or two hops in practice)
+_MAX_BASE_HOPS = 8
 #: errors a damaged segment can provoke in code that trusts its bytes
 _DAMAGE = (IndexError, struct.error, OverflowError, ValueError, UnicodeDecodeError)
 
@@ -166,6 +175,8 @@ class Segment:
         self._closed = False
         self._reading = _Access(self, write=False)
         self._writing = _Access(self, write=True)
+        #: the ctypes objects, arrays and buffer views handed out (the grow rule)
+        self._exports = Exports()
         try:
             with storage.lock():
                 if storage.created:
@@ -243,6 +254,9 @@ class Segment:
 
     def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int, journal: int) -> None:
         self._buf = buf
+        #: what ctypes objects are laid over (ctypes needs a writable buffer; see
+        #: ``Storage.object_buffer``): the bytes themselves unless read-only
+        self._objects_buf = self._storage.object_buffer if buf.readonly else buf
         self._alg = alg
         # a read-only mapping is never written, so it needs no logging view (which ctypes
         # could not lay over it anyway); an interrupted operation still shows in its dirty word
@@ -459,10 +473,27 @@ class Segment:
             raise InvalidPointer(f"bytes [{handle}, {handle + size}) are not inside the segment")
         return self._buf[handle : handle + size]
 
-    def _base_address(self) -> int:
+    def export_view(self, block: int, start: int, size: int) -> memoryview:
+        """A live byte view of ``[start, start + size)`` (inside ``block``) that counts as a
+        view of ``block``: ``grow`` and ``refuse_if_viewed(block)`` refuse while it lives.
+        Read-only in a read-only segment. For containers that hand out their buffers."""
+        if not 0 <= start <= start + size <= len(self._buf):
+            raise InvalidPointer(f"bytes [{start}, {start + size}) are not inside the segment")
         if self._buf.readonly:
-            raise ReadOnlySegment("a read-only mapping has no writable address to share")
-        return ctypes.addressof(ctypes.c_char.from_buffer(self._buf))
+            return self._buf[start : start + size]
+        carrier = (ctypes.c_ubyte * size).from_buffer(self._buf, start)
+        return memoryview(self._exports.track(carrier, block)).cast("B")
+
+    def refuse_if_viewed(self, block: int, operation: str) -> None:
+        """``BufferError`` when views of ``block`` from ``export_view`` are alive (before
+        moving or freeing it), as ``bytearray`` refuses to resize while exported."""
+        self._exports.refuse(block, operation, "delete the views (memoryview, numpy array) "
+                             "of it first")
+
+    def _base_address(self) -> int:
+        if self._objects_buf is None:
+            raise ReadOnlySegment("this read-only buffer has no address to share")
+        return ctypes.addressof(ctypes.c_char.from_buffer(self._objects_buf))
 
     def get_address_from_handle(self, handle: int) -> int:
         """The absolute address of ``handle`` in this process (valid until the memory moves)."""
@@ -480,6 +511,8 @@ class Segment:
             return handle_attr
         if isinstance(obj, int) and not isinstance(obj, bool):
             handle = obj - self._base_address()
+        elif arrays.is_ndarray(obj):
+            return self._array_handle(obj)
         elif objects.is_ctypes_object(obj):
             handle = ctypes.addressof(obj) - self._base_address()
         else:
@@ -490,9 +523,14 @@ class Segment:
 
     def get_object_from_handle(self, cls: type, handle: int) -> Any:
         """The object of type ``cls`` at ``handle``: a constructed object (type-checked) or
-        raw bytes of an allocation seen as ``cls``."""
-        objects.check_type(cls)
+        raw bytes of an allocation seen as ``cls``; ``numpy.ndarray`` for an array object."""
         _check_handle(handle)
+        if arrays.is_ndarray_type(cls):
+            with self._reading:
+                entry = self._entry_at(handle)
+                assert entry is not None
+                return self._array_at(handle, self._array_spec(entry))
+        objects.check_type(cls)
         with self._reading:
             entry = self._entry_at(handle, required=False)
             if entry is not None:
@@ -563,32 +601,43 @@ class Segment:
     def _construct(
         self, cls: type, kind: InstanceType, key: bytes, args: tuple[Any, ...], count: int | None
     ) -> Any:
-        elements = 1 if count is None else count
-        elem_size = objects.sizeof(cls)
         initial = bytes(cls(*args)) if args and objects.is_ctypes_type(cls) else None
-        type_id = objects.type_id(cls).encode()
         args = objects.prepared_args(cls, args)
-        size = entry_bytes(elements, elem_size, key, type_id)
+
+        def build(handle: int) -> Any:
+            if objects.is_ctypes_type(cls):
+                return self._ctypes_at(cls, handle, count)
+            return cls.segment_construct(self, handle, *args)  # type: ignore[attr-defined]
+
+        return self._place(kind, key, build, is_array=count is not None,
+                           elements=1 if count is None else count, elem_size=objects.sizeof(cls),
+                           type_id=objects.type_id(cls), alignment=objects.alignment(cls),
+                           initial=initial)
+
+    def _place(
+        self, kind: InstanceType, key: bytes, build: Callable[[int], Any], *, is_array: bool,
+        elements: int, elem_size: int, type_id: str, alignment: int, initial: bytes | None = None,
+    ) -> Any:
+        """Allocate, write and index one object block, all or nothing; ``build(handle)`` makes
+        what the caller gets (the block is freed again if it raises)."""
+        encoded_id = type_id.encode()
+        size = entry_bytes(elements, elem_size, key, encoded_id)
         alg = self._alg
         had_table = self._index.table_block() is not None
         if kind is not InstanceType.ANONYMOUS and not self._index.ensure_table():
             raise BadAlloc("no room for the named-object index")
-        if size > len(self._buf):
+        if size > len(self._buf) or alignment > len(self._buf):
             offset = None
-        elif objects.alignment(cls) > alg.ALIGNMENT:
-            offset = alg.allocate_aligned(size, objects.alignment(cls))
+        elif alignment > alg.ALIGNMENT:
+            offset = alg.allocate_aligned(size, alignment)
         else:
             offset = alg.allocate(size)
         try:
             if offset is None:
                 raise BadAlloc(f"no room for a {size}-byte object {key.decode(errors='replace')!r}")
-            self._store(offset, NameIndex.entry_image(kind, count is not None, elements, elem_size,
-                                                      key, type_id, initial))
-            handle = offset + ENTRY_SIZE
-            if objects.is_ctypes_type(cls):
-                obj = self._ctypes_at(cls, handle, count)
-            else:
-                obj = cls.segment_construct(self, handle, *args)  # type: ignore[attr-defined]
+            self._store(offset, NameIndex.entry_image(kind, is_array, elements, elem_size,
+                                                      key, encoded_id, initial))
+            obj = build(offset + ENTRY_SIZE)
         except BaseException:
             if offset is not None:
                 alg.deallocate(offset)
@@ -605,10 +654,16 @@ class Segment:
         self._buf[offset : offset + len(data)] = data
 
     def _ctypes_at(self, cls: type, handle: int, count: int | None = None) -> Any:
+        """The live ctypes object at ``handle``; in a read-only segment its read-only twin
+        (``ReadOnlySegment`` on write), a copy only where the storage has no writable view
+        of its bytes (an immutable buffer, whose bytes cannot change anyway)."""
         target: Any = cls if count is None else cls * count  # type: ignore[operator]
-        if self._buf.readonly:
-            return target.from_buffer_copy(self._buf, handle)
-        return target.from_buffer(self._buf, handle)
+        if not self._buf.readonly:
+            return self._exports.track(target.from_buffer(self._buf, handle), handle)
+        twin: Any = read_only_twin(target)
+        if self._objects_buf is None:
+            return twin.from_buffer_copy(self._buf, handle)
+        return twin.from_buffer(self._objects_buf, handle)
 
     def _attach(self, cls: type, entry: Entry) -> Any:
         if objects.is_ctypes_type(cls):
@@ -647,18 +702,121 @@ class Segment:
         """Destroy the object ``obj`` (named, unique or anonymous) returned by this segment."""
         with self._writing:
             entry = self._entry_of(obj)
-            cls = type(obj)
+            if arrays.is_ndarray(obj):
+                self._array_spec(entry)
+                self._free_entry(entry)
+                return
+            cls = writable_type(type(obj))
             if entry.is_array:
-                cls = cls._type_
+                cls = cls._type_  # type: ignore[attr-defined]
             self._check_entry_type(entry, cls)
             self._destroy(cls, entry)
 
     def _destroy(self, cls: type, entry: Entry) -> None:
         if not objects.is_ctypes_type(cls):
             cls.segment_destroy(self, entry.handle)  # type: ignore[attr-defined]
+        self._free_entry(entry)
+
+    def _free_entry(self, entry: Entry) -> None:
         if entry.kind is not InstanceType.ANONYMOUS:
             self._index.unlink(entry)
         self._alg.deallocate(entry.offset)
+
+    # -- numpy arrays (segalloc.arrays: the stored description and the views) ---------------
+    def construct_array(
+        self, name: Any, shape: Any, dtype: Any, *, align: int = arrays.DEFAULT_ALIGNMENT
+    ) -> Any:
+        """A new zeroed ``numpy.ndarray`` of ``shape`` and ``dtype`` (any fixed-size dtype,
+        structured ones too) under ``name`` (a str, ``UNIQUE`` or ``ANONYMOUS``): a view of
+        the segment's bytes, no copy, that another process finds with ``find_array``.
+        Element 0 is aligned to ``align`` (and the dtype's alignment) from the segment start.
+        ``NameExists`` / ``BadAlloc`` as ``construct``; ``ImportError`` without numpy."""
+        spec, alignment = self._array_request(shape, dtype, align)
+        kind, key = self._array_key(name)
+        with self._writing:
+            if kind is not InstanceType.ANONYMOUS and self._index.find(kind, key) is not None:
+                raise NameExists(f"the segment already holds an object named {name!r}")
+            return self._construct_array(kind, key, spec, alignment)
+
+    def find_or_construct_array(
+        self, name: Any, shape: Any, dtype: Any, *, align: int = arrays.DEFAULT_ALIGNMENT
+    ) -> Any:
+        """The array named ``name`` if it exists (``TypeError`` unless it has this shape and
+        dtype), else a new one, atomically."""
+        spec, alignment = self._array_request(shape, dtype, align)
+        kind, key = self._array_key(name, "find_or_construct_array")
+        with self._writing:
+            entry = self._index.find(kind, key)
+            if entry is None:
+                return self._construct_array(kind, key, spec, alignment)
+            found = self._array_spec(entry)
+            if not found.same_array(spec):
+                raise TypeError(f"array {name!r} is {found.describes()}, not {spec.describes()}")
+            return self._array_at(entry.handle, found)
+
+    def find_array(self, name: Any) -> Any:
+        """The array named ``name`` (with its stored shape and dtype), or None."""
+        kind, key = self._array_key(name, "find_array")
+        with self._reading:
+            entry = self._index.find(kind, key)
+            return None if entry is None else self._array_at(entry.handle, self._array_spec(entry))
+
+    def destroy_array(self, name: Any) -> bool:
+        """Destroy the array named ``name``; False when there is none (``destroy_ptr(array)``
+        destroys any array, anonymous ones too)."""
+        kind, key = self._array_key(name, "destroy_array (use destroy_ptr for anonymous ones)")
+        with self._writing:
+            entry = self._index.find(kind, key)
+            if entry is None:
+                return False
+            self._array_spec(entry)
+            self._free_entry(entry)
+            return True
+
+    @staticmethod
+    def _array_request(shape: Any, dtype: Any, align: int) -> tuple[arrays.ArraySpec, int]:
+        _check_alignment(align)
+        return arrays.ArraySpec.requested(shape, dtype, align)
+
+    def _array_key(self, name: Any, indexed_call: str | None = None) -> tuple[InstanceType, bytes]:
+        arrays.numpy()  # ImportError naming the extra before anything else
+        if name is UNIQUE:
+            return InstanceType.UNIQUE, arrays.UNIQUE_KEY
+        if name is ANONYMOUS and indexed_call is not None:
+            raise ValueError(f"{indexed_call} needs a name or UNIQUE: anonymous objects are "
+                             "not indexed")
+        return self._key(object, name)
+
+    def _construct_array(
+        self, kind: InstanceType, key: bytes, spec: arrays.ArraySpec, alignment: int
+    ) -> Any:
+        return self._place(kind, key, lambda handle: self._array_at(handle, spec),
+                           is_array=False, elements=1, elem_size=spec.area,
+                           type_id=spec.type_id(), alignment=alignment)
+
+    @staticmethod
+    def _array_spec(entry: Entry) -> arrays.ArraySpec:
+        """The stored description of an array object (``TypeError`` for another object)."""
+        if not entry.type_id.startswith(arrays.TYPE_PREFIX):
+            raise TypeError(f"object {entry.display_name or entry.handle!r} is a "
+                            f"{entry.type_id}, not a numpy array")
+        return arrays.ArraySpec.stored(entry.type_id, entry.count * entry.elem_size)
+
+    def _array_at(self, handle: int, spec: arrays.ArraySpec) -> Any:
+        start = handle + spec.offset
+        array, base = spec.view(self._buf[start : start + spec.nbytes])
+        self._exports.track(base, handle)
+        return array
+
+    def _array_handle(self, array: Any) -> int:
+        """The handle of the array object that ``array`` (or the array it views) belongs to."""
+        view = array
+        for _ in range(_MAX_BASE_HOPS):
+            block = self._exports.block_of(view)
+            if block is not None:
+                return block
+            view = getattr(view, "base", None)
+        raise InvalidPointer("the array is not an array of this segment")
 
     def _entry_at(self, handle: int, *, required: bool = True) -> Entry | None:
         """The header of the constructed object whose data starts at ``handle``."""
@@ -688,9 +846,13 @@ class Segment:
             return self._entry_of(obj).kind
 
     def get_instance_length(self, obj: Any) -> int:
-        """The number of elements ``obj`` was constructed with (1 for a single object)."""
+        """The number of elements ``obj`` was constructed with (1 for a single object; a
+        numpy array's ``size``)."""
         with self._reading:
-            return self._entry_of(obj).count
+            entry = self._entry_of(obj)
+            if arrays.is_ndarray(obj):
+                return math.prod(self._array_spec(entry).shape)
+            return entry.count
 
     def _listing(self, kind: InstanceType) -> list[NamedObject]:
         with self._reading:
@@ -730,10 +892,13 @@ class Segment:
 
     # -- whole-segment operations -------------------------------------------------------
     def grow(self, extra: int) -> None:
-        """Add ``extra`` bytes to a segment that can grow while open (heap); the memory may
-        move: fetch objects again from their handles afterwards."""
+        """Add ``extra`` bytes to a segment that can grow while open (heap). The memory moves,
+        so ``BufferError`` while ctypes objects, numpy arrays or buffer views taken from the
+        segment are alive (they would keep using the old copy); container proxies raise
+        ``InvalidPointer`` afterwards: fetch them again from their handles."""
         _check_size(extra, "extra")
         with self._writing:
+            self._refuse_move("grow")
             try:
                 self._storage.grow_in_place(extra)
             except NotImplementedError as exc:
@@ -746,8 +911,10 @@ class Segment:
             self.generation += 1
 
     def shrink_to_fit(self) -> int:
-        """Give the free tail back (heap); returns the new size. The memory may move."""
+        """Give the free tail back (heap); returns the new size. The memory moves: the same
+        rule as ``grow``."""
         with self._writing:
+            self._refuse_move("shrink_to_fit")
             region = self._alg.shrink_to_fit()
             try:
                 self._storage.truncate(HEADER_SIZE + region)
@@ -760,6 +927,12 @@ class Segment:
             self._rewrite_header()
             self.generation += 1
             return len(buf)
+
+    def _refuse_move(self, operation: str) -> None:
+        """The grow rule: memory never moves under a ctypes object, array or buffer view."""
+        self._exports.refuse(None, f"{type(self).__name__}.{operation}",
+                             "delete them (del obj) first and fetch them again afterwards "
+                             "(container proxies need not be deleted)")
 
     def verify(self) -> None:
         """Check the header, the algorithm's structures and the name index; ``SegmentCorrupt``
@@ -824,6 +997,7 @@ class Segment:
         self._closed = True
         # drop every view of the mapping so the storage can unmap it now
         self._buf = memoryview(b"")
+        self._objects_buf = None
         self._alg = self._index = self._journal = None  # type: ignore[assignment]
         self._storage.close()
 
