@@ -42,9 +42,10 @@ def _mypy(tmp_path: Path, files: dict[str, str]) -> list[str]:
 def test_mypy_sees_the_real_classes_and_flags_the_mistakes(
     tmp_path: Path, readme_blocks: Callable[[str], list[str]]
 ) -> None:
-    (readme,) = readme_blocks("python")
-    lines = _mypy(tmp_path, {"readme_example.py": readme, "mistakes.py": MISTAKES})
-    assert not [line for line in lines if line.startswith("readme_example.py")], "\n".join(lines)
+    examples = {f"readme_example_{n}.py": block for n, block in enumerate(readme_blocks("python"))}
+    assert examples, "the README has no Python example"
+    lines = _mypy(tmp_path, {**examples, "mistakes.py": MISTAKES})
+    assert not [line for line in lines if line.startswith("readme_example")], "\n".join(lines)
     report: dict[int, str] = {}
     for line in lines:  # "mistakes.py:LINE: error: ..." (notes may follow on the same line number)
         number = int(line.split(":")[1])
