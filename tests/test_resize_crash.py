@@ -32,7 +32,7 @@ EXTRA = 1 << 15
 #: random kills per backend and algorithm (default run / -m slow)
 RANDOM_KILLS, SLOW_RANDOM_KILLS = 6, 100
 #: random kills during creation per backend (default run / -m slow)
-CREATION_KILLS, SLOW_CREATION_KILLS = 10, 200
+CREATION_KILLS, SLOW_CREATION_KILLS = 20, 200
 
 
 @pytest.fixture(params=BACKENDS)
