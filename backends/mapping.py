@@ -18,7 +18,12 @@ opening). Other modes retry briefly and then give up with ``InvalidSegment``.
 Only regular files are opened (``O_NONBLOCK`` first, so a FIFO cannot block the open; then
 ``fstat``). The shared read-write modes refuse an object owned by another user, or writable by
 group or others beyond ``permissions``, with ``PermissionError`` unless ``trust_foreign=True``:
-whoever can write it can rewrite the metadata under us or truncate it.
+whoever can write it can rewrite the metadata under us or truncate it. An object others may
+write (opened with ``trust_foreign`` or a wider ``permissions``) has its size checked at every
+operation, so a truncation by them is an ``InvalidSegment`` there, not a ``SIGBUS``; the limit:
+a truncation during an operation, or an access through an object ``find`` returned (which
+takes no lock), can still meet ``SIGBUS``. Objects only their owner may write are not checked:
+only that user's (or root's) non-segalloc processes could truncate them.
 
 A process with a segment open on the object holds a shared record lock on it
 (``segalloc.locking``), so ``resizing`` refuses with ``BufferError`` while any process has it
@@ -73,6 +78,8 @@ _PRIVATE_ACCESS = {
     Mode.OPEN_COPY_ON_WRITE: (os.O_RDONLY, mmap.ACCESS_COPY),
 }
 _SHARED_ACCESS = (os.O_RDWR, mmap.ACCESS_WRITE)
+#: the mode bits that let others than the owner write an object
+_OTHERS_WRITE = 0o022
 #: what an object that is not a regular file is, for the refusal
 _KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
           stat.S_IFSOCK: "socket", stat.S_IFDIR: "directory"}
@@ -137,12 +144,17 @@ def _check_ownership(path: str, fd: int, permissions: int) -> None:
             errno.EPERM, f"owned by {_user(info.st_uid)}, not by this user "
             f"({_user(os.geteuid())}), mode {mode:#o}: another user could rewrite or truncate it "
             "under us; pass trust_foreign=True to open it anyway", path)
-    foreign_writers = mode & 0o022 & ~permissions
+    foreign_writers = mode & _OTHERS_WRITE & ~permissions
     if foreign_writers:
         raise PermissionError(
             errno.EPERM, f"mode {mode:#o} lets {'group' if foreign_writers & 0o020 else 'others'}"
             f" write it (owner {_user(info.st_uid)}); pass permissions={mode:#o} (or "
             "trust_foreign=True) to open it anyway", path)
+
+
+def _exposed(info: os.stat_result) -> bool:
+    """True when others than this user may write (so truncate) the object."""
+    return info.st_uid != os.geteuid() or bool(info.st_mode & _OTHERS_WRITE)
 
 
 def _still_named(path: str, fd: int) -> bool:
@@ -163,9 +175,10 @@ class MappedStorage(Storage):
 
     def __init__(
         self, name: str, path: str, mode: Mode, mapping: mmap.mmap, lock: FileLock, created: bool,
-        timeout: float | None = None,
+        timeout: float | None = None, exposed: bool = False,
     ) -> None:
-        """Wrap a mapping made by ``open`` (use ``open``)."""
+        """Wrap a mapping made by ``open`` (use ``open``); ``exposed``: others than this user
+        may write (so truncate) the object, so each operation checks its size first."""
         self._name = name
         self._path = path
         self._mode = mode
@@ -174,7 +187,8 @@ class MappedStorage(Storage):
         self._size = len(mapping)
         self._lock = lock
         self._section = _Section(lock, timeout)
-        lock.watch_size(self._size)
+        if exposed:
+            lock.watch_size(self._size)
         self._identity = process_locks.key(os.fstat(lock.fd))
         self._created = created
         #: the creator holds the lock until the segment manager has formatted the bytes
@@ -254,7 +268,8 @@ class MappedStorage(Storage):
             raise
         finally:
             os.close(fd)
-        return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True, timeout=timeout)
+        return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True, timeout=timeout,
+                   exposed=bool(permissions & _OTHERS_WRITE))
 
     @classmethod
     def _attach(
@@ -269,6 +284,7 @@ class MappedStorage(Storage):
         try:
             if trusted is not None:
                 _check_ownership(path, fd, trusted)
+            exposed = _exposed(os.fstat(fd))
             lock = process_locks.share(fd, cls.lock_factory)
             try:
                 mapping, created = cls._map_when_formatted(path, fd, lock, access, timeout,
@@ -279,8 +295,9 @@ class MappedStorage(Storage):
         finally:
             os.close(fd)
         if created:
-            return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True, timeout=timeout)
-        return cls(shown, path, mode, mapping, lock, created=False, timeout=timeout)
+            return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True, timeout=timeout,
+                       exposed=exposed)
+        return cls(shown, path, mode, mapping, lock, created=False, timeout=timeout, exposed=exposed)
 
     @staticmethod
     def _map_when_formatted(

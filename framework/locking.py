@@ -21,9 +21,11 @@ A wait can be bounded (``enter(timeout)``): the uncontended path is one non-bloc
 as before; only a refused one polls with short sleeps until the deadline and then raises
 ``LockTimeout`` naming the holder's pid as ``/proc/locks`` shows it for the inode.
 
-Each outermost entry also compares the object's size (``fstat``) with the largest mapping this
-process made of it (``watch_size``): an object truncated behind our back (a hostile peer; a
-segalloc peer cannot, see below) raises ``InvalidSegment`` instead of a later ``SIGBUS``.
+Where asked (``watch_size``: the storage asks for objects that others than their owner may
+write), each outermost entry also compares the object's size (``fstat``, one more system call)
+with the largest mapping this process made of it: an object truncated behind our back (by a
+hostile peer; a segalloc peer cannot, see below) raises ``InvalidSegment`` instead of the
+``SIGBUS`` the operation would die of.
 
 Who maps an object is told by a Linux open-file-description record lock on byte 0, apart
 from the flock (the kernel keeps the two kinds apart): the ``LockTable`` takes a shared one on

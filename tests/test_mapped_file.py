@@ -527,9 +527,15 @@ def in_fork(work: Callable[[], object]) -> str:
     return said
 
 
-def test_a_truncated_object_is_an_error_not_sigbus(named: Named) -> None:
+@pytest.mark.parametrize("exposure", ["group may write", "owned by another user"])
+def test_a_truncated_object_is_an_error_not_sigbus(named: Named, exposure: str) -> None:
+    """An object others may write is checked at every operation: a truncation by them is an
+    InvalidSegment naming the new size, not the SIGBUS the operation would die of."""
     name = named.new_name()
-    with named.cls(Mode.CREATE_ONLY, name, 16 * SIZE) as seg:
+    named.cls(Mode.CREATE_ONLY, name, 16 * SIZE, permissions=0o660).close()
+    if exposure == "owned by another user":
+        os.chown(named.path(name), 65534, 65534)
+    with named.cls(Mode.OPEN_ONLY, name, permissions=0o660, trust_foreign=True) as seg:
         seg.construct(ctypes.c_int64, "MyInt", 42)
         seg.allocate(8 * SIZE)
 
