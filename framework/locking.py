@@ -11,7 +11,7 @@ Two open file descriptions of one file exclude each other even inside one proces
 holding one segment object's lock would deadlock on a second object over the same backing
 object. ``LockTable`` prevents that: every storage of this process that maps the same backing
 object (by device and inode) shares one ``FileLock``. The table also tells the class-level
-``resize`` whether this process still maps an object.
+``resizing`` whether this process still maps an object.
 
 After ``fork`` the child would share the parent's open file descriptions, so the two would not
 exclude each other; the child therefore reopens every lock's description (``/proc/self/fd``).
@@ -148,10 +148,7 @@ class FileLock:
 
     # entering and leaving run around every operation: plain attribute work, no inner calls
     # unless the lock is contended or the object shrank
-    def __enter__(self) -> FileLock:
-        return self.enter(None)
-
-    def enter(self, timeout: float | None) -> FileLock:
+    def enter(self, timeout: float | None = None) -> FileLock:
         """Take the lock, waiting at most ``timeout`` seconds (None: for ever); then
         ``LockTimeout`` says who holds it."""
         if not self._thread_lock.acquire(False):
@@ -170,6 +167,8 @@ class FileLock:
                 raise
         self._depth += 1
         return self
+
+    __enter__ = enter  # ``with lock:`` waits for ever, at the cost of no extra call
 
     def _wait_for_thread(self, timeout: float | None) -> None:
         if not self._thread_lock.acquire(True, -1 if timeout is None else timeout):
