@@ -250,17 +250,12 @@ class MappedStorage(Storage):
             lock.enter(timeout)
             held = True
             if os.fstat(fd).st_size:  # an opener took the creation over before our flock
-                lock.release()
-                held = False
-                process_locks.unshare(lock)
-                lock = None
                 raise FileExistsError(errno.EEXIST, "another process took its creation over", path)
             os.posix_fallocate(fd, 0, size)
             mapping = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
-        except FileExistsError:
-            raise
-        except BaseException:
-            os.unlink(path)  # before the lock goes, so no opener maps what is being undone
+        except BaseException as exc:
+            if not isinstance(exc, FileExistsError):  # a taken-over object is not ours to undo
+                os.unlink(path)  # before the lock goes, so no opener maps what is being undone
             if lock is not None:
                 if held:
                     lock.release()

@@ -13,6 +13,7 @@ import ctypes
 import os
 import random
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Container, Iterator
@@ -248,3 +249,31 @@ def test_a_creator_that_died_before_formatting_is_taken_over(
             seg.construct(ctypes.c_int64, "MyInt", 42)
         assert_settled(cls, name, {SIZE})
         cls.remove(name)
+
+
+def test_a_creator_overtaken_before_its_lock_opens_what_was_made(
+    segment_name: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creator between its ``O_CREAT | O_EXCL`` and its lock, while another opener takes the
+    (empty) object over and formats it: the creator then must not format it again."""
+    cls, name = segment_name
+    real_fchmod = os.fchmod
+    overtaken: list[bool] = []
+
+    def fchmod_then_overtake(fd: int, mode: int) -> None:
+        real_fchmod(fd, mode)
+        if not overtaken:  # only the first creator is overtaken (the taker calls this too)
+            overtaken.append(True)
+            thread = threading.Thread(target=create, args=(cls, name))
+            thread.start()
+            thread.join()
+
+    monkeypatch.setattr("segalloc.backends.mapping.os.fchmod", fchmod_then_overtake)
+    with pytest.raises(FileExistsError, match="took its creation over"):
+        cls(Mode.CREATE_ONLY, name, 2 * SIZE)
+    assert_settled(cls, name, {SIZE})  # the taker's segment, formatted once
+    cls.remove(name)
+    overtaken.clear()
+    with cls(Mode.OPEN_OR_CREATE, name, 2 * SIZE) as seg:  # open-or-create opens it instead
+        assert not seg.storage.created and seg.get_size() == SIZE
+    assert_settled(cls, name, {SIZE})
