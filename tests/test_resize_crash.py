@@ -31,7 +31,7 @@ BACKENDS = ["shared_memory", "mapped_file"]
 SIZE = 1 << 16
 EXTRA = 1 << 15
 #: random kills per backend and algorithm (default run / -m slow)
-RANDOM_KILLS, SLOW_RANDOM_KILLS = 6, 100
+RANDOM_KILLS, SLOW_RANDOM_KILLS = 6, 200
 #: random kills during creation per backend (default run / -m slow)
 CREATION_KILLS, SLOW_CREATION_KILLS = 20, 200
 
