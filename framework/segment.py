@@ -836,10 +836,10 @@ class Segment:
         return self._closed
 
     def close(self) -> None:
-        """Unmap the segment and give its lock back; idempotent. Objects taken from it should
-        not be used afterwards: one still alive keeps the mapping (of a shared-memory or file
-        segment: and this process's claim on it, so nobody can resize it under the object)
-        until it goes, but reads and writes through it take no lock."""
+        """Unmap the segment and give its lock back; idempotent. Objects taken from it must not
+        be used afterwards: one still alive keeps the mapping (and, for a shared-memory or file
+        segment, the one descriptor ``mmap`` holds) until it goes, takes no lock, and does not
+        count as mapping the segment, so a peer may resize it under the object."""
         if self._closed:
             return
         self._closed = True
