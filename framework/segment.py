@@ -895,7 +895,8 @@ class NamedSegment(Segment):
                 old = segment.get_size()
             set_size(old + extra)
             try:
-                cls(Mode.OPEN_ONLY, name, **opening).close()  # opening takes the tail in
+                with cls(Mode.OPEN_ONLY, name, **opening) as grown:  # opening takes the tail in
+                    grown.flush()
             except BaseException:
                 set_size(old)  # the segment did not take the bytes in
                 raise
