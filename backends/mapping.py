@@ -1,7 +1,7 @@
 """``MappedStorage``: what every backend over a named, ``mmap``-able object shares
 (``segalloc.backends.mapped_file`` and ``segalloc.backends.shared_memory``): the five modes,
 race-free creation, space reserved up front, the cross-process lock and the class-level
-``remove`` / ``resize``.
+``remove`` / ``resizing``.
 It is not a plugin itself; each backend module subclasses it and registers the subclass.
 
 Creation is race-free without a temporary name: the creator makes the object with
@@ -9,7 +9,26 @@ Creation is race-free without a temporary name: the creator makes the object wit
 manager has formatted the bytes (the first locked section after creation ends that hold).
 An opener maps the object only under the lock and only once its first bytes are not all zero;
 it finds zeros only in the instant between the creator's ``open`` and its ``flock`` or when
-the creator died half way, so it retries briefly and then gives up with ``InvalidSegment``.
+the creator died half way. Holding the lock over an unformatted object proves the creator is
+not formatting it, so an ``OPEN_OR_CREATE`` opener takes the creation over (resets the size,
+keeps the lock until formatted); a creator that reaches its ``flock`` only after such a take-over
+finds the object sized and steps back (``FileExistsError``, which open-or-create turns into
+opening). Other modes retry briefly and then give up with ``InvalidSegment``.
+
+Only regular files are opened (``O_NONBLOCK`` first, so a FIFO cannot block the open; then
+``fstat``). The shared read-write modes refuse an object owned by another user, or writable by
+group or others beyond ``permissions``, with ``PermissionError`` unless ``trust_foreign=True``:
+whoever can write it can rewrite the metadata under us or truncate it. An object others may
+write (opened with ``trust_foreign`` or a wider ``permissions``) has its size checked at every
+operation, so a truncation by them is an ``InvalidSegment`` there, not a ``SIGBUS``; the limit:
+a truncation during an operation, or an access through an object ``find`` returned (which
+takes no lock), can still meet ``SIGBUS``. Objects only their owner may write are not checked:
+only that user's (or root's) non-segalloc processes could truncate them.
+
+A process with a segment open on the object holds a shared record lock on it
+(``segalloc.locking``), so ``resizing`` refuses with ``BufferError`` while any process has it
+open. After ``close()`` the process no longer counts, even if objects it kept still view the
+mapping (they keep it alive until they go).
 
 Space is reserved with ``os.posix_fallocate`` when the object is made (and when it grows), so a
 full device is an ``OSError`` then, never a ``SIGBUS`` on a later write into a page that has
@@ -42,8 +61,11 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import fcntl
 import mmap
 import os
+import pwd
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -51,7 +73,7 @@ from typing import Any, ClassVar
 
 from segalloc.errors import InvalidSegment
 from segalloc.interfaces import Mode, Storage
-from segalloc.locking import FileLock, process_locks
+from segalloc.locking import FileLock, mapping_pids, others_map, process_locks
 
 __all__ = ["MappedStorage"]
 
@@ -69,6 +91,11 @@ _PRIVATE_ACCESS = {
     Mode.OPEN_COPY_ON_WRITE: (os.O_RDONLY, mmap.ACCESS_COPY),
 }
 _SHARED_ACCESS = (os.O_RDWR, mmap.ACCESS_WRITE)
+#: the mode bits that let others than the owner write an object
+_OTHERS_WRITE = 0o022
+#: what an object that is not a regular file is, for the refusal
+_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+          stat.S_IFSOCK: "socket", stat.S_IFDIR: "directory"}
 
 
 def _check_size(size: object, what: str) -> int:
@@ -85,6 +112,62 @@ def _check_permissions(permissions: object) -> int:
     if not 0 <= permissions <= 0o777:
         raise ValueError(f"permissions must be in [0, 0o777], got {permissions:#o}")
     return permissions
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be >= 0 seconds, got {timeout}")
+    return float(timeout)
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """A descriptor of the regular file ``path`` (``InvalidSegment`` for anything else); the
+    open never blocks (a FIFO would wait for a writer)."""
+    fd = os.open(path, flags | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise InvalidSegment(f"{path} is a {_KINDS.get(kind, 'special file')}, not a regular "
+                                 "file: segments live only in regular files")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_ownership(path: str, fd: int, permissions: int) -> None:
+    """``PermissionError`` unless this user owns the object and nobody else may write it
+    beyond what ``permissions`` allows."""
+    info = os.fstat(fd)
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.geteuid():
+        raise PermissionError(
+            errno.EPERM, f"owned by {_user(info.st_uid)}, not by this user "
+            f"({_user(os.geteuid())}), mode {mode:#o}: another user could rewrite or truncate it "
+            "under us; pass trust_foreign=True to open it anyway", path)
+    foreign_writers = mode & _OTHERS_WRITE & ~permissions
+    if foreign_writers:
+        raise PermissionError(
+            errno.EPERM, f"mode {mode:#o} lets {'group' if foreign_writers & 0o020 else 'others'}"
+            f" write it (owner {_user(info.st_uid)}); pass permissions={mode:#o} (or "
+            "trust_foreign=True) to open it anyway", path)
+
+
+def _exposed(info: os.stat_result) -> bool:
+    """True when others than this user may write (so truncate) the object."""
+    return info.st_uid != os.geteuid() or bool(info.st_mode & _OTHERS_WRITE)
 
 
 def _still_named(path: str, fd: int) -> bool:
@@ -104,9 +187,11 @@ class MappedStorage(Storage):
     lock_factory: ClassVar[Callable[[int], FileLock]] = FileLock
 
     def __init__(
-        self, name: str, path: str, mode: Mode, mapping: mmap.mmap, lock: FileLock, created: bool
+        self, name: str, path: str, mode: Mode, mapping: mmap.mmap, lock: FileLock, created: bool,
+        timeout: float | None = None, exposed: bool = False,
     ) -> None:
-        """Wrap a mapping made by ``open`` (use ``open``)."""
+        """Wrap a mapping made by ``open`` (use ``open``); ``exposed``: others than this user
+        may write (so truncate) the object, so each operation checks its size first."""
         self._name = name
         self._path = path
         self._mode = mode
@@ -116,6 +201,9 @@ class MappedStorage(Storage):
         self._view = self._objects_view.toreadonly() if read_only else self._objects_view
         self._size = len(mapping)
         self._lock = lock
+        self._section = _Section(lock, timeout)
+        if exposed:
+            lock.watch_size(self._size)
         self._identity = process_locks.key(os.fstat(lock.fd))
         self._created = created
         #: the creator holds the lock until the segment manager has formatted the bytes
@@ -131,45 +219,58 @@ class MappedStorage(Storage):
     # -- creating and opening ------------------------------------------------------------
     @classmethod
     def open(
-        cls, mode: Mode, name: Any, size: int | None = None, *, permissions: int = 0o600
+        cls, mode: Mode, name: Any, size: int | None = None, *, permissions: int = 0o600,
+        trust_foreign: bool = False, timeout: float | None = None,
     ) -> MappedStorage:
-        """``(mode, name, size=None, *, permissions=0o600)``: ``size`` bytes (required to
-        create) under ``name``; a new object gets exactly ``permissions``, whatever the umask."""
+        """``(mode, name, size=None, *, permissions=0o600, trust_foreign=False, timeout=None)``:
+        ``size`` bytes (required to create) under ``name``; a new object gets exactly
+        ``permissions``, whatever the umask; ``OPEN_ONLY`` / ``OPEN_OR_CREATE`` refuse an object
+        of another user or one others may write beyond ``permissions`` unless
+        ``trust_foreign``; the lock waits at most ``timeout`` seconds (None: for ever)."""
         if not isinstance(mode, Mode):
             raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
         shown, path = cls._path_of(name)
+        timeout = _check_timeout(timeout)
+        _check_permissions(permissions)
         if mode in _CREATING:
             size = _check_size(size, "size")
-            _check_permissions(permissions)
         elif size is not None:
             raise ValueError(f"size is given only to create a segment, not with {mode}")
+        trusted = None if trust_foreign or mode in _PRIVATE_ACCESS else permissions
+        creation = (size, permissions) if mode is Mode.OPEN_OR_CREATE and size else None
         for _ in range(_NAME_ATTEMPTS):
             if mode in _CREATING:
                 assert size is not None
                 try:
-                    return cls._create(shown, path, size, permissions)
+                    return cls._create(shown, path, size, permissions, timeout)
                 except FileExistsError:
                     if mode is Mode.CREATE_ONLY:
                         raise
             try:
-                return cls._attach(shown, path, mode)
+                return cls._attach(shown, path, mode, trusted, timeout, creation)
             except FileNotFoundError:
                 if mode is not Mode.OPEN_OR_CREATE:
                     raise
         raise OSError(errno.EAGAIN, "others keep creating and removing it", path)
 
     @classmethod
-    def _create(cls, shown: str, path: str, size: int, permissions: int) -> MappedStorage:
+    def _create(
+        cls, shown: str, path: str, size: int, permissions: int, timeout: float | None
+    ) -> MappedStorage:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, permissions)
         lock, held = None, False
         try:
             os.fchmod(fd, permissions)
             lock = process_locks.share(fd, cls.lock_factory)
-            held = lock.acquire()
+            lock.enter(timeout)
+            held = True
+            if os.fstat(fd).st_size:  # an opener took the creation over before our flock
+                raise FileExistsError(errno.EEXIST, "another process took its creation over", path)
             os.posix_fallocate(fd, 0, size)
             mapping = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
-        except BaseException:
-            os.unlink(path)  # before the lock goes, so no opener maps what is being undone
+        except BaseException as exc:
+            if not isinstance(exc, FileExistsError):  # a taken-over object is not ours to undo
+                os.unlink(path)  # before the lock goes, so no opener maps what is being undone
             if lock is not None:
                 if held:
                     lock.release()
@@ -177,42 +278,73 @@ class MappedStorage(Storage):
             raise
         finally:
             os.close(fd)
-        return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True)
+        return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True, timeout=timeout,
+                   exposed=bool(permissions & _OTHERS_WRITE))
 
     @classmethod
-    def _attach(cls, shown: str, path: str, mode: Mode) -> MappedStorage:
+    def _attach(
+        cls, shown: str, path: str, mode: Mode, trusted: int | None, timeout: float | None,
+        creation: tuple[int, int] | None,
+    ) -> MappedStorage:
+        """Open an existing object; ``trusted``: the permissions others' writes may not exceed
+        (None: no ownership check); ``creation``: ``(size, permissions)`` to take over the
+        creation of an object its creator died before formatting."""
         flags, access = _PRIVATE_ACCESS.get(mode, _SHARED_ACCESS)
-        fd = os.open(path, flags | os.O_CLOEXEC)
+        fd = _open_regular(path, flags)
         try:
+            if trusted is not None:
+                _check_ownership(path, fd, trusted)
+            exposed = _exposed(os.fstat(fd))
             lock = process_locks.share(fd, cls.lock_factory)
             try:
-                mapping = cls._map_when_formatted(path, fd, lock, access)
+                mapping, created = cls._map_when_formatted(path, fd, lock, access, timeout,
+                                                           creation)
             except BaseException:
                 process_locks.unshare(lock)
                 raise
         finally:
             os.close(fd)
-        return cls(shown, path, mode, mapping, lock, created=False)
+        if created:
+            return cls(shown, path, Mode.CREATE_ONLY, mapping, lock, created=True, timeout=timeout,
+                       exposed=exposed)
+        return cls(shown, path, mode, mapping, lock, created=False, timeout=timeout, exposed=exposed)
 
     @staticmethod
-    def _map_when_formatted(path: str, fd: int, lock: FileLock, access: int) -> mmap.mmap:
-        """Map the object once its creator has formatted it (see the module docstring)."""
+    def _map_when_formatted(
+        path: str, fd: int, lock: FileLock, access: int, timeout: float | None,
+        creation: tuple[int, int] | None,
+    ) -> tuple[mmap.mmap, bool]:
+        """Map the object once its creator has formatted it, or take the creation over (see the
+        module docstring); ``(mapping, taken over)``."""
         deadline = time.monotonic() + FORMAT_WAIT
         pause = 0.0005
         while True:
-            with lock:
+            with _Section(lock, timeout):
                 size = os.fstat(fd).st_size
                 if size and any(os.pread(fd, _PROBE_BYTES, 0)):
-                    return mmap.mmap(fd, size, access=access)
+                    return mmap.mmap(fd, size, access=access), False
+                if creation is not None and _still_named(path, fd):
+                    return MappedStorage._take_over(fd, lock, *creation), True
             if not _still_named(path, fd):
                 raise FileNotFoundError(errno.ENOENT, "removed while being opened", path)
             if time.monotonic() >= deadline:
                 raise InvalidSegment(
                     f"{path} is empty: its creator has not formatted it (it may have died "
-                    "while creating it; remove it and create it again)"
+                    "while creating it; open it with OPEN_OR_CREATE to create it again)"
                 )
             time.sleep(pause)
             pause = min(2 * pause, 0.05)
+
+    @staticmethod
+    def _take_over(fd: int, lock: FileLock, size: int, permissions: int) -> mmap.mmap:
+        """Create afresh an object whose creator died before formatting it; called holding the
+        lock, which stays held (as a creator's) until the segment is formatted."""
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, permissions)
+        os.posix_fallocate(fd, 0, size)
+        mapping = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
+        lock.enter(None)  # re-entrant: the hold outlives the caller's section
+        return mapping
 
     # -- the Storage interface -----------------------------------------------------------
     @property
@@ -245,10 +377,21 @@ class MappedStorage(Storage):
         """How the object was opened (``CREATE_ONLY`` when this storage made it)."""
         return self._mode
 
+    @property
+    def lock_timeout(self) -> float | None:
+        """Seconds an operation waits for the lock before ``LockTimeout`` (None: for ever)."""
+        return self._section.timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, timeout: float | None) -> None:
+        self._section.timeout = _check_timeout(timeout)
+
     def lock(self) -> AbstractContextManager[object]:
         if self._formatting:
             return self._formatting_section()
-        return self._lock
+        if self._section.timeout is None:
+            return self._lock  # the plain shared lock: the cheapest section
+        return self._section
 
     @contextlib.contextmanager
     def _formatting_section(self) -> Iterator[FileLock]:
@@ -256,7 +399,7 @@ class MappedStorage(Storage):
         end also ends the hold taken at creation."""
         self._formatting = False
         try:
-            with self._lock:
+            with self._section:
                 yield self._lock
         finally:
             self._lock.release()
@@ -269,8 +412,10 @@ class MappedStorage(Storage):
             self._map.flush()
 
     def close(self) -> None:
-        """Unmap; idempotent. Objects still viewing the bytes keep the mapping alive (it goes
-        with them), but this process no longer counts as mapping the object."""
+        """Unmap and give the lock's descriptor back; idempotent. Objects still viewing the
+        bytes keep the mapping alive until the last of them goes, but this process no longer
+        counts as mapping the object: a peer may resize it, and their reads and writes take no
+        lock (do not use them)."""
         if self._closed:
             return
         self._closed = True
@@ -282,6 +427,8 @@ class MappedStorage(Storage):
                 view.release()
         with contextlib.suppress(BufferError):
             self._map.close()
+        # the last object viewing the bytes frees the mapping (and the descriptor mmap keeps)
+        del self._view, self._map
         process_locks.unshare(self._lock)
 
     def discard(self) -> None:
@@ -304,41 +451,72 @@ class MappedStorage(Storage):
             return False
         return True
 
-    @staticmethod
-    def _refuse_if_mapped(path: str, stat: os.stat_result) -> None:
-        if process_locks.holds(stat):
-            raise BufferError(
-                f"{path} is still mapped by this process: close every segment on it "
-                "before growing or shrinking it"
-            )
-
     @classmethod
-    def check_unmapped(cls, name: Any) -> None:
-        """``BufferError`` if a segment of this process maps ``name``."""
+    @contextlib.contextmanager
+    def resizing(
+        cls, name: Any, *, timeout: float | None = None, permissions: int = 0o600,
+        trust_foreign: bool = False,
+    ) -> Iterator[Callable[[int], None]]:
+        """``with resizing(name) as set_size:`` holds ``name``'s lock (segments this process
+        opens inside share it) and gives ``set_size(new_size)``, which sets the object's size
+        (growth reserves the space). ``BufferError`` (at entry and at each ``set_size``) while
+        any process has a segment open on it, this one included."""
         _, path = cls._path_of(name)
-        cls._refuse_if_mapped(path, os.stat(path))
-
-    @classmethod
-    def resize(cls, name: Any, new_size: int) -> None:
-        """Set the size of the object ``name``, which no segment of this process may map
-        (``BufferError`` otherwise: a mapping cannot follow). Growth reserves the space."""
-        _, path = cls._path_of(name)
-        _check_size(new_size, "new_size")
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        timeout = _check_timeout(timeout)
+        _check_permissions(permissions)
+        fd = _open_regular(path, os.O_RDWR)
         try:
-            cls._refuse_if_mapped(path, os.fstat(fd))
-            lock = cls.lock_factory(os.dup(fd))
+            if not trust_foreign:
+                _check_ownership(path, fd, permissions)
+            if process_locks.holds(os.fstat(fd)):
+                raise BufferError(f"{path} is still mapped by this process: close every segment "
+                                  "on it before growing or shrinking it")
+            lock = process_locks.share(fd, cls.lock_factory)
             try:
-                with lock:
-                    if new_size > os.fstat(fd).st_size:
-                        os.posix_fallocate(fd, 0, new_size)
-                    else:
-                        os.ftruncate(fd, new_size)
+                with _Section(lock, timeout):
+                    cls._refuse_if_mapped(path, lock.fd)
+
+                    def set_size(new_size: int) -> None:
+                        _check_size(new_size, "new_size")
+                        cls._refuse_if_mapped(path, lock.fd)
+                        if new_size > os.fstat(fd).st_size:
+                            os.posix_fallocate(fd, 0, new_size)
+                        else:
+                            os.ftruncate(fd, new_size)
+                        lock.watch_size(0)  # the next mapping watches the new size
+
+                    yield set_size
             finally:
-                lock.close()
+                process_locks.unshare(lock)
         finally:
             os.close(fd)
+
+    @staticmethod
+    def _refuse_if_mapped(path: str, fd: int) -> None:
+        if others_map(fd):
+            pids = mapping_pids(os.fstat(fd))
+            pids = [pid for pid in pids if pid != os.getpid()]
+            who = f"pid {', '.join(map(str, pids))}" if pids else "another process"
+            raise BufferError(f"{path} is still mapped by {who}: every process must close it "
+                              "before it is grown or shrunk")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"size={self._size}"
         return f"<{type(self).__name__} {self._name!r} {state} mode={self._mode.name}>"
+
+
+class _Section:
+    """``with storage.lock():`` with a ``lock_timeout``: the shared ``FileLock``, waited for at
+    most ``timeout`` seconds."""
+
+    __slots__ = ("_lock", "timeout")
+
+    def __init__(self, lock: FileLock, timeout: float | None) -> None:
+        self._lock = lock
+        self.timeout = timeout
+
+    def __enter__(self) -> FileLock:
+        return self._lock.enter(self.timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()

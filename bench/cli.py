@@ -163,6 +163,10 @@ def _add_scenarios_parser(sub: Any) -> None:
 
 
 # -- segalloc check / inspect -------------------------------------------------------------
+#: seconds ``check`` / ``inspect`` wait for a segment's lock (a stopped holder blocks for ever)
+LOCK_TIMEOUT = 5.0
+
+
 def _open_for_examination(args: argparse.Namespace) -> Any:
     """The segment named on the command line, opened read-only; None (after printing why to
     stderr) when it cannot be opened as a segment."""
@@ -171,7 +175,7 @@ def _open_for_examination(args: argparse.Namespace) -> Any:
 
     backend, name = (SHM_BACKEND, args.shm) if args.shm is not None else (FILE_BACKEND, args.path)
     try:
-        return open_read_only(backend, name)
+        return open_read_only(backend, name, args.timeout)
     except InvalidSegment as exc:
         print(f"segalloc: {name}: not a usable segment: {type(exc).__name__}: {exc}",
               file=sys.stderr)
@@ -227,6 +231,9 @@ def _add_segment_argument(p: argparse.ArgumentParser) -> None:
     where.add_argument("--shm", metavar="NAME",
                        help="a POSIX shared-memory segment (opened through shared_memory)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--timeout", type=float, default=LOCK_TIMEOUT, metavar="S",
+                   help="give up (exit 1, naming the lock's holder) when the segment's lock "
+                        f"stays taken for S seconds (default {LOCK_TIMEOUT:g})")
 
 
 def _add_check_parser(sub: Any) -> None:

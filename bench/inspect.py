@@ -26,16 +26,18 @@ SHM_BACKEND = "shared_memory"
 _PROBLEMS = (InvalidSegment, InvalidPointer)
 
 
-def open_read_only(backend: str, name: str) -> Segment:
-    """Open segment ``name`` read-only through registered ``backend``.
+def open_read_only(backend: str, name: str, timeout: float | None = None) -> Segment:
+    """Open segment ``name`` read-only through registered ``backend``; every wait for its
+    lock (the open's and each later operation's) lasts at most ``timeout`` seconds.
 
-    ``InvalidSegment`` (or ``SegmentCorrupt``) when the bytes are not a segment; ``OSError``
-    when the backing object cannot be opened (missing, permissions).
+    ``InvalidSegment`` (or ``SegmentCorrupt``) when the bytes are not a segment (or not a
+    regular file); ``LockTimeout`` (a ``TimeoutError``) naming the holder when the lock stays
+    taken; ``OSError`` when the backing object cannot be opened (missing, permissions).
     """
     storage_class = plugins().backends.get(backend)
     if storage_class is None:
         raise InvalidSegment(f"backend {backend!r} is not installed")
-    return managed_class(storage_class)(Mode.OPEN_READ_ONLY, name)
+    return managed_class(storage_class)(Mode.OPEN_READ_ONLY, name, timeout=timeout)
 
 
 def check(segment: Segment) -> str | None:

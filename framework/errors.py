@@ -10,6 +10,7 @@ __all__ = [
     "BadAlloc",
     "InvalidPointer",
     "InvalidSegment",
+    "LockTimeout",
     "NameExists",
     "ReadOnlySegment",
     "SegallocError",
@@ -35,6 +36,10 @@ class InvalidSegment(SegallocError):
 
 class SegmentCorrupt(InvalidSegment):
     """An in-segment structure is inconsistent (a walk left the region, a cycle, a bad tag)."""
+
+
+class LockTimeout(SegallocError, TimeoutError):
+    """A segment's lock was not free within the timeout asked (its holder is named)."""
 
 
 class ReadOnlySegment(SegallocError, PermissionError):

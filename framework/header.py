@@ -64,8 +64,11 @@ class SegmentHeader:
             MAGIC, FORMAT_VERSION, HEADER_SIZE, self.total_size, name,
             self.layout_version, 0, self.index_offset, self.journal_offset,
         )
-        buf[0:_CHECKSUM_AT] = fixed
+        # the magic last, in one word: a creator killed while writing leaves no magic (an
+        # unformatted object, which the next opener may create again), never a bad checksum
+        buf[len(MAGIC) : _CHECKSUM_AT] = fixed[len(MAGIC) :]
         struct.pack_into("<II", buf, _CHECKSUM_AT, zlib.crc32(fixed), 0)
+        buf[0 : len(MAGIC)] = MAGIC
 
     @classmethod
     def read(cls, buf: memoryview, backing_size: int) -> SegmentHeader:
@@ -102,6 +105,16 @@ class SegmentHeader:
         if journal and not HEADER_SIZE <= journal < total:
             raise InvalidSegment(f"journal offset {journal} lies outside the segment")
         return cls(total, algorithm, layout, index, journal)
+
+    @staticmethod
+    def peek(buf: memoryview) -> tuple[int, int]:
+        """``(total_size, journal_offset)`` as stored, unvalidated (0, 0 when too short): what
+        recovery needs before the header can be trusted."""
+        if len(buf) < HEADER_SIZE:
+            return 0, 0
+        (total,) = struct.unpack_from("<Q", buf, 16)
+        (journal,) = struct.unpack_from("<Q", buf, 72)
+        return total, journal
 
     def replace(self, **changes: int | str) -> SegmentHeader:
         """A copy with some fields changed."""

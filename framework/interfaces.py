@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
@@ -68,8 +68,11 @@ class Storage(abc.ABC):
     #: the user-facing class name mirroring Boost ("ManagedHeapMemory", ...)
     managed_class_name: ClassVar[str]
     #: True for backing objects found by name (shm, files): resized only while unmapped,
-    #: through the class-level ``resize`` and ``remove``
+    #: through the class-level ``resizing`` and ``remove``
     named: ClassVar[bool] = False
+    #: seconds an operation waits for the lock before ``LockTimeout`` (None: for ever; named
+    #: backends honour it)
+    lock_timeout: float | None = None
 
     @classmethod
     @abc.abstractmethod
@@ -77,7 +80,8 @@ class Storage(abc.ABC):
         """Create or open the backing object from the user's arguments to the managed class.
 
         Heap: ``(size)``; external: ``(mode, buffer, size=None)``; shared memory and mapped
-        files: ``(mode, name, size=None, *, permissions=0o600)``.
+        files: ``(mode, name, size=None, *, permissions=0o600, trust_foreign=False,
+        timeout=None)``.
         """
 
     @property
@@ -136,14 +140,12 @@ class Storage(abc.ABC):
         raise NotImplementedError(f"{cls.__name__} has no named backing object")
 
     @classmethod
-    def check_unmapped(cls, name: str) -> None:
-        """``BufferError`` if this process maps ``name`` (so it cannot be resized). Named
-        backends only."""
-        raise NotImplementedError(f"{cls.__name__} has no named backing object")
-
-    @classmethod
-    def resize(cls, name: str, new_size: int) -> None:
-        """Set the named backing object's size while it is not mapped. Named backends only."""
+    def resizing(
+        cls, name: Any, *, timeout: float | None = None, permissions: int = 0o600,
+        trust_foreign: bool = False,
+    ) -> AbstractContextManager[Callable[[int], None]]:
+        """``with resizing(name) as set_size:`` holds the named object's lock and gives a
+        ``set_size(new_size)``; ``BufferError`` while any process maps it. Named backends only."""
         raise NotImplementedError(f"{cls.__name__} has no named backing object")
 
     def grow_in_place(self, extra: int) -> None:

@@ -173,7 +173,9 @@ class Journal:
         journal_words = range(self.offset // 8, entries + ENTRY_WORDS * self.capacity)
         for n in range(count - 1, -1, -1):
             index, old = raw[entries + ENTRY_WORDS * n], raw[entries + ENTRY_WORDS * n + 1]
-            if not INDEX_ROOT_AT // 8 <= index < len(raw) or index in journal_words:
+            # the header's fields (before the transaction word) are logged by a class-level resize
+            writable = index < DIRTY_WORD or INDEX_ROOT_AT // 8 <= index < len(raw)
+            if not writable or index in journal_words:
                 raise SegmentCorrupt(f"journal entry {n} names word {index}, outside what operations write")
             raw[index] = old
         raw[DIRTY_WORD] = 0

@@ -65,7 +65,10 @@ class ManagedSharedMemory(NamedSegment):
 
     ``size`` bytes (required to create, refused otherwise) under ``name`` (no ``/``); a new
     object gets exactly ``permissions``, whatever the umask. ``algorithm`` picks a new segment's
-    allocation algorithm (default best_fit) or, when opening, checks the segment's.
+    allocation algorithm (default best_fit) or, when opening, checks the segment's. An object of
+    another user, or one that group or others may write beyond ``permissions``, is refused with
+    ``PermissionError`` unless ``trust_foreign``; the lock waits at most ``timeout`` seconds
+    (None: for ever; ``LockTimeout`` names the holder), and ``lock_timeout`` changes it later.
 
     Every process that opens ``name`` sees the same segment; operations are locked across
     processes and journaled, so a process killed inside one leaves it rolled back. The object
@@ -77,9 +80,11 @@ class ManagedSharedMemory(NamedSegment):
 
     def __init__(
         self, mode: Mode, name: str, size: int | None = None, *,
-        algorithm: str | None = None, permissions: int = 0o600,
+        algorithm: str | None = None, permissions: int = 0o600, trust_foreign: bool = False,
+        timeout: float | None = None,
     ) -> None:
-        super().__init__(mode, name, size, algorithm=algorithm, permissions=permissions)
+        super().__init__(mode, name, size, algorithm=algorithm, permissions=permissions,
+                         trust_foreign=trust_foreign, timeout=timeout)
 
 
 class ManagedMappedFile(NamedSegment):
@@ -88,17 +93,20 @@ class ManagedMappedFile(NamedSegment):
     ``size`` bytes (required to create, refused otherwise) in the file ``path``; a new file gets
     exactly ``permissions``, whatever the umask. ``algorithm`` picks a new segment's allocation
     algorithm (default best_fit) or, when opening, checks the segment's. The same sharing,
-    locking, journal and class-level ``grow`` / ``shrink_to_fit`` / ``remove`` as
-    ``ManagedSharedMemory``; the segment outlives every process.
+    locking, journal, ownership check (``trust_foreign``), lock ``timeout`` and class-level
+    ``grow`` / ``shrink_to_fit`` / ``remove`` as ``ManagedSharedMemory``; the segment outlives
+    every process.
     """
 
     backend = "mapped_file"
 
     def __init__(
         self, mode: Mode, path: str | os.PathLike[str], size: int | None = None, *,
-        algorithm: str | None = None, permissions: int = 0o600,
+        algorithm: str | None = None, permissions: int = 0o600, trust_foreign: bool = False,
+        timeout: float | None = None,
     ) -> None:
-        super().__init__(mode, path, size, algorithm=algorithm, permissions=permissions)
+        super().__init__(mode, path, size, algorithm=algorithm, permissions=permissions,
+                         trust_foreign=trust_foreign, timeout=timeout)
 
 
 #: the built-in managed classes by the backend plugin they name

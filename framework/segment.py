@@ -28,7 +28,7 @@ from segalloc.errors import (
     SegmentCorrupt,
 )
 from segalloc.exports import Exports
-from segalloc.header import HEADER_SIZE, SegmentHeader
+from segalloc.header import DIRTY_AT, HEADER_SIZE, SegmentHeader
 from segalloc.interfaces import Command, MemoryAlgorithm, Mode, Storage
 from segalloc.journal import UNJOURNALED, Journal
 from segalloc.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
@@ -165,7 +165,7 @@ class Segment:
         segment._attach_storage(storage, algorithm)
         return segment
 
-    def _attach_storage(self, storage: Storage, algorithm: str | None, grown_by: int = 0) -> None:
+    def _attach_storage(self, storage: Storage, algorithm: str | None) -> None:
         self._storage = storage
         #: bumped whenever the memory moves, so proxies can tell they are stale
         self.generation = 0
@@ -182,7 +182,7 @@ class Segment:
                 if storage.created:
                     self._format(algorithm or DEFAULT_ALGORITHM)
                 else:
-                    self._open(algorithm, grown_by)
+                    self._open(algorithm)
         except BaseException:
             if storage.created:
                 storage.discard()
@@ -206,9 +206,11 @@ class Segment:
         SegmentHeader(len(buf), cls.name, cls.layout_version, root, journal).write(buf)
         self._bind(buf, alg, root, journal)
 
-    def _open(self, expected: str | None, grown_by: int) -> None:
+    def _open(self, expected: str | None) -> None:
         buf = self._storage.buffer
-        header = SegmentHeader.read(buf, len(buf) - grown_by)
+        header, tail = self._read_header(buf)
+        if tail and self._storage.read_only:
+            buf, tail = buf[: len(buf) - tail], 0  # a read-only view leaves the tail alone
         if expected is not None and expected != header.algorithm:
             raise InvalidSegment(
                 f"segment was made by algorithm {header.algorithm!r}, not {expected!r}"
@@ -229,28 +231,62 @@ class Segment:
             raise SegmentCorrupt("segment header has no named-object index")
         journal = Journal(buf, 0 if buf.readonly else header.journal_offset)
         if journal.pending() and not journal.pending() & UNJOURNALED:
-            self.recovered = journal.recover(None)
+            self.recovered = journal.recover(None) or self.recovered
         try:
             alg = cls.attach(buf, HEADER_SIZE)
         except SegmentCorrupt:
             raise
         except _DAMAGE as exc:
             raise SegmentCorrupt(f"algorithm {cls.name!r} cannot attach: {exc}") from exc
-        if alg.size != len(buf) - grown_by - HEADER_SIZE:
+        if alg.size != len(buf) - tail - HEADER_SIZE:
             raise SegmentCorrupt(
                 f"algorithm region is {alg.size} bytes but the header leaves "
-                f"{len(buf) - grown_by - HEADER_SIZE}"
+                f"{len(buf) - tail - HEADER_SIZE}"
             )
         if journal.pending():
             self.recovered = journal.recover(alg.verify)
-        if grown_by:
-            alg.grow(grown_by)
-            header = header.replace(total_size=len(buf))
-            header.write(buf)
         if self._storage.named and not self._storage.read_only and not header.journal_offset:
             header = header.replace(journal_offset=Journal.create(buf, alg))
             header.write(buf)
         self._bind(buf, alg, header.index_offset, header.journal_offset)
+        if tail:
+            self._take_in_tail(tail)
+
+    def _read_header(self, buf: memoryview) -> tuple[SegmentHeader, int]:
+        """The validated header and the ``tail``: bytes of a named backing object past the size
+        the header gives, which an interrupted class-level grow (object extended, header not yet)
+        or shrink (header cut, object not yet) leaves. A resize killed while rewriting the
+        header inside its transaction leaves it half written, so a pending transaction is
+        rolled back first, its journal found through the header's stored offset (the journal
+        block's own magic vouches for it)."""
+        total, journal_offset = SegmentHeader.peek(buf)
+        if not buf.readonly and HEADER_SIZE <= journal_offset < len(buf):
+            word = int.from_bytes(buf[DIRTY_AT : DIRTY_AT + 8], "little")
+            if word and not word & UNJOURNALED:
+                self.recovered = Journal(buf, journal_offset).recover(None)
+                total, _ = SegmentHeader.peek(buf)
+        resizable = self._storage.named and HEADER_SIZE <= total < len(buf)
+        tail = len(buf) - total if resizable else 0
+        return SegmentHeader.read(buf, len(buf) - tail), tail
+
+    def _take_in_tail(self, tail: int) -> None:
+        """Give the algorithm the last ``tail`` bytes of the buffer, which the header does not
+        count yet, and count them: one transaction, so a kill inside leaves the tail out again
+        (and the next opener takes it in)."""
+        with self._writing:
+            self._journal.preserve(0, DIRTY_AT)
+            self._alg.grow(tail)
+            self._rewrite_header()
+
+    def _give_back_tail(self) -> int:
+        """Shrink the algorithm's region and the header's size to fit, in one transaction;
+        the new size, which the backing object is then cut to."""
+        with self._writing:
+            region = self._alg.shrink_to_fit()
+            self._journal.preserve(0, DIRTY_AT)
+            self._header().replace(total_size=HEADER_SIZE + region).write(self._buf)
+        self.flush()
+        return HEADER_SIZE + region
 
     def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int, journal: int) -> None:
         self._buf = buf
@@ -298,6 +334,16 @@ class Segment:
     def read_only(self) -> bool:
         """True when the segment refuses changes."""
         return self._storage.read_only
+
+    @property
+    def lock_timeout(self) -> float | None:
+        """Seconds each operation waits for the lock before ``LockTimeout``, which names the
+        holder (None: for ever; shared memory and mapped files; set at open with ``timeout=``)."""
+        return self._storage.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, timeout: float | None) -> None:
+        self._storage.lock_timeout = timeout
 
     def locked(self) -> _Access:
         """``with seg.locked():`` holds the segment's lock (threads and processes) across
@@ -991,7 +1037,10 @@ class Segment:
         return self._closed
 
     def close(self) -> None:
-        """Unmap the segment; idempotent. Objects taken from it must not be used afterwards."""
+        """Unmap the segment and give its lock back; idempotent. Objects taken from it must not
+        be used afterwards: one still alive keeps the mapping (and, for a shared-memory or file
+        segment, the one descriptor ``mmap`` holds) until it goes, takes no lock, and does not
+        count as mapping the segment, so a peer may resize it under the object."""
         if self._closed:
             return
         self._closed = True
@@ -1032,43 +1081,39 @@ class NamedSegment(Segment):
                             "its name")
 
     @classmethod
-    def grow(cls, name: Any, extra: int) -> None:  # type: ignore[override]
-        """Add ``extra`` bytes to the unmapped segment ``name`` (class-level, as in Boost)."""
+    def grow(cls, name: Any, extra: int, **options: Any) -> None:  # type: ignore[override]
+        """Add ``extra`` bytes to the segment ``name`` (class-level, as in Boost), which no
+        process may map (``BufferError``). ``options``: ``timeout`` for the lock,
+        ``permissions`` / ``trust_foreign`` as for opening.
+
+        Crash-safe: the object is extended first, then one transaction gives the algorithm the
+        new tail and writes the header; a kill in between leaves a tail that the next opener
+        takes in, a kill inside the transaction is rolled back (and the tail taken in)."""
         cls._check_name(name, "grow(name, extra)")
         _check_size(extra, "extra")
-        cls.storage_class.check_unmapped(name)
-        with cls(Mode.OPEN_ONLY, name) as segment:
-            old = segment.get_size()
-        cls.storage_class.resize(name, old + extra)
-        try:
-            cls._take_in_tail(name, extra)
-        except BaseException:
-            cls.storage_class.resize(name, old)  # the segment did not take the bytes in
-            raise
+        opening = {key: value for key, value in options.items() if key != "timeout"}
+        with cls.storage_class.resizing(name, **options) as set_size:
+            with cls(Mode.OPEN_ONLY, name, **opening) as segment:  # settles an earlier resize
+                old = segment.get_size()
+            set_size(old + extra)
+            try:
+                with cls(Mode.OPEN_ONLY, name, **opening) as grown:  # opening takes the tail in
+                    grown.flush()
+            except BaseException:
+                set_size(old)  # the segment did not take the bytes in
+                raise
 
     @classmethod
-    def _take_in_tail(cls, name: Any, extra: int) -> None:
-        """Give the algorithm the last ``extra`` bytes of ``name``'s backing object, which is
-        that much longer than its header says."""
-        grown = cls.__new__(cls)
-        grown._attach_storage(cls.storage_class.open(Mode.OPEN_ONLY, name), None, grown_by=extra)
-        grown.flush()
-        grown.close()
+    def shrink_to_fit(cls, name: Any, **options: Any) -> int:  # type: ignore[override]
+        """Give the free tail of the segment ``name``, which no process may map, back; returns
+        its new size. ``options`` as for ``grow``.
 
-    @classmethod
-    def shrink_to_fit(cls, name: Any) -> int:  # type: ignore[override]
-        """Give the free tail of the unmapped segment ``name`` back; returns its new size."""
+        Crash-safe: one transaction shrinks the algorithm's region and the header, then the
+        object is cut; a kill in between leaves a tail that the next opener takes in again."""
         cls._check_name(name, "shrink_to_fit(name)")
-        cls.storage_class.check_unmapped(name)
-        with cls(Mode.OPEN_ONLY, name) as segment:
-            old = segment.get_size()
-            with segment._writing:
-                region = segment._alg.shrink_to_fit()
-                segment._header().replace(total_size=HEADER_SIZE + region).write(segment._buf)
-            segment.flush()
-        try:
-            cls.storage_class.resize(name, HEADER_SIZE + region)
-        except BaseException:
-            cls._take_in_tail(name, old - HEADER_SIZE - region)  # the object kept its size
-            raise
-        return HEADER_SIZE + region
+        opening = {key: value for key, value in options.items() if key != "timeout"}
+        with cls.storage_class.resizing(name, **options) as set_size:
+            with cls(Mode.OPEN_ONLY, name, **opening) as segment:
+                new_size = segment._give_back_tail()
+            set_size(new_size)
+        return new_size

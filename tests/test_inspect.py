@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import os
+import signal
 import struct
 import uuid
 from collections.abc import Iterator
@@ -155,3 +157,29 @@ def test_library_functions_on_an_external_buffer() -> None:
         assert check(seg) is None
         report = inspect(seg)
     assert report["sizes"]["segment"] == SIZE and report["sizes"]["used"] > 0
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("opening the FIFO blocked")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)  # before the fix, opening a FIFO read-only waited for a writer for ever
+    try:
+        for command in ("check", "inspect"):
+            code, out, err = run(capsys, command, str(fifo))
+            assert code == 1 and "FIFO, not a regular file" in err and "Traceback" not in err
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_check_waits_for_the_lock_a_few_seconds_by_default() -> None:
+    from segalloc.bench.cli import LOCK_TIMEOUT, build_parser
+
+    args = build_parser().parse_args(["check", "some.seg"])
+    assert args.timeout == LOCK_TIMEOUT and 0 < LOCK_TIMEOUT <= 30
+    assert build_parser().parse_args(["inspect", "x", "--timeout", "0.5"]).timeout == 0.5

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from segalloc import (
     InvalidSegment,
+    LockTimeout,
     ManagedMappedFile,
     ManagedSharedMemory,
     Mode,
@@ -367,3 +370,215 @@ def test_scenario_7_copy_on_write(tmp_path: Path, algorithm: str) -> None:
         with pytest.raises(ReadOnlySegment):
             read_only.allocate(16)
     assert original.read_bytes() == before
+
+
+# -- what is opened: regular files only, owned by us -----------------------------------------
+def opens_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """The exception ``call`` raised (None if none), asserting it returned within ``seconds``
+    (in a daemon thread, so a blocking open cannot hang the run)."""
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # reported to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"the call still blocks after {seconds} s"
+    return outcome[0]
+
+
+def test_a_fifo_is_refused_without_blocking(named: Named) -> None:
+    name = named.new_name()
+    os.mkfifo(named.path(name), 0o600)
+    try:
+        for mode in (Mode.OPEN_READ_ONLY, Mode.OPEN_ONLY, Mode.OPEN_COPY_ON_WRITE):
+            error = opens_within(5, lambda mode=mode: named.cls(mode, name))  # type: ignore[misc]
+            assert isinstance(error, InvalidSegment) and "FIFO" in str(error)
+        error = opens_within(5, lambda: named.cls(Mode.OPEN_OR_CREATE, name, SIZE))
+        assert isinstance(error, InvalidSegment) and "not a regular file" in str(error)
+        error = opens_within(5, lambda: named.cls.grow(name, 4096))
+        assert isinstance(error, InvalidSegment) and "FIFO" in str(error)
+    finally:
+        os.unlink(named.path(name))
+
+
+def test_a_device_is_refused() -> None:
+    with pytest.raises(InvalidSegment, match="character device, not a regular file"):
+        ManagedMappedFile(Mode.OPEN_READ_ONLY, "/dev/zero")
+
+
+def test_an_object_of_another_user_is_refused_unless_trusted(named: Named) -> None:
+    name = named.new_name()
+    make_with_int(named, name)
+    os.chown(named.path(name), 65534, 65534)
+    before = file_bytes(named, name)
+    for call in (lambda: named.cls(Mode.OPEN_ONLY, name),
+                 lambda: named.cls(Mode.OPEN_OR_CREATE, name, SIZE),  # not silently adopted
+                 lambda: named.cls.grow(name, 4096)):
+        with pytest.raises(PermissionError, match=r"owned by .*uid 65534.*mode 0o600"):
+            call()
+    assert file_bytes(named, name) == before
+    with named.cls(Mode.OPEN_ONLY, name, trust_foreign=True) as seg:
+        assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
+    with named.cls(Mode.OPEN_READ_ONLY, name) as seg:  # a private view: nothing to rewrite
+        assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
+
+
+def test_an_object_others_may_write_is_refused_unless_allowed(named: Named) -> None:
+    name = named.new_name()
+    make_with_int(named, name)
+    os.chmod(named.path(name), 0o666)
+    for call in (lambda: named.cls(Mode.OPEN_ONLY, name),
+                 lambda: named.cls(Mode.OPEN_OR_CREATE, name, SIZE)):
+        with pytest.raises(PermissionError, match="mode 0o666 lets group write"):
+            call()
+    with named.cls(Mode.OPEN_ONLY, name, permissions=0o666) as seg:
+        assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
+    with named.cls(Mode.OPEN_OR_CREATE, name, SIZE, trust_foreign=True) as seg:
+        assert not seg.storage.created
+    os.chmod(named.path(name), 0o602)
+    with pytest.raises(PermissionError, match="lets others write"):
+        named.cls(Mode.OPEN_ONLY, name, permissions=0o660)
+
+
+# -- the lock: timeouts, and a truncated object ---------------------------------------------
+def hold_flock(path: str) -> int:
+    """Another open file description holding the flock: to the lock, another process."""
+    holder = os.open(path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    return holder
+
+
+def test_a_held_lock_times_out_naming_its_holder(named: Named) -> None:
+    name = named.new_name()
+    make_with_int(named, name)
+    with named.cls(Mode.OPEN_ONLY, name, timeout=0.05) as seg:
+        assert seg.lock_timeout == 0.05
+        holder = hold_flock(named.path(name))
+        try:
+            with pytest.raises(LockTimeout, match=rf"held by pid {os.getpid()}\b"):
+                seg.allocate(16)
+            seg.lock_timeout = 0
+            with pytest.raises(TimeoutError, match="waited 0"):
+                seg.find(ctypes.c_int64, "MyInt")
+            with pytest.raises(LockTimeout):
+                named.cls(Mode.OPEN_READ_ONLY, name, timeout=0.05)
+        finally:
+            os.close(holder)
+        assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42  # free again: works
+        seg.lock_timeout = None
+        assert seg.check_sanity()
+    holder = hold_flock(named.path(name))
+    try:
+        with pytest.raises(LockTimeout):
+            named.cls.grow(name, 4096, timeout=0.05)
+    finally:
+        os.close(holder)
+    with pytest.raises(ValueError, match="timeout"):
+        named.cls(Mode.OPEN_ONLY, name, timeout=-1)
+
+
+def test_another_thread_holding_the_lock_times_out(named: Named) -> None:
+    name = named.new_name()
+    make_with_int(named, name)
+    with named.cls(Mode.OPEN_ONLY, name, timeout=0.05) as seg:
+        held, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with seg.locked():
+                held.set()
+                done.wait(10)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        try:
+            assert held.wait(10)
+            with pytest.raises(LockTimeout, match="another thread of this process"):
+                seg.allocate(16)
+        finally:
+            done.set()
+            thread.join()
+        seg.deallocate(seg.allocate(16))
+
+
+def in_fork(work: Callable[[], object]) -> str:
+    """Run ``work`` in a forked child: the name of what it raised, "returned", or how it died."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # never returns into pytest
+        try:
+            work()
+            os.write(write_end, b"returned")
+        except BaseException as exc:
+            os.write(write_end, f"{type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    said = os.read(read_end, 4096).decode()
+    os.close(read_end)
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return said
+
+
+@pytest.mark.parametrize("exposure", ["group may write", "owned by another user"])
+def test_a_truncated_object_is_an_error_not_sigbus(named: Named, exposure: str) -> None:
+    """An object others may write is checked at every operation: a truncation by them is an
+    InvalidSegment naming the new size, not the SIGBUS the operation would die of."""
+    name = named.new_name()
+    named.cls(Mode.CREATE_ONLY, name, 16 * SIZE, permissions=0o660).close()
+    if exposure == "owned by another user":
+        os.chown(named.path(name), 65534, 65534)
+    with named.cls(Mode.OPEN_ONLY, name, permissions=0o660, trust_foreign=True) as seg:
+        seg.construct(ctypes.c_int64, "MyInt", 42)
+        seg.allocate(8 * SIZE)
+
+        def truncated_then_used() -> None:
+            os.truncate(named.path(name), SIZE)  # a hostile peer
+            seg.allocate(4 * SIZE)
+            seg.verify()
+
+        outcome = in_fork(truncated_then_used)
+    assert outcome.startswith("InvalidSegment") and f"truncated to {SIZE} bytes" in outcome
+
+
+# -- close() and objects kept after it --------------------------------------------------------
+def descriptors_of(path: str) -> int:
+    target = os.stat(path)
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            info = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino)
+    return count
+
+
+def mapped(path: str) -> bool:
+    inode = f" {os.stat(path).st_ino} "
+    with open("/proc/self/maps") as maps:
+        return any(inode in line for line in maps)
+
+
+def test_objects_kept_after_close_keep_only_the_mapping(named: Named) -> None:
+    """close() gives the lock's descriptor back and this process stops counting as mapping the
+    object; a kept object still reads the bytes (the mapping and the one descriptor mmap keeps
+    live on) until it goes, and then nothing of the segment is left in the process."""
+    name = named.new_name()
+    path = named.path(name)
+    seg = named.cls(Mode.CREATE_ONLY, name, SIZE)
+    obj = seg.construct(ctypes.c_int64, "MyInt", 5)
+    seg.close()
+    assert obj.value == 5 and mapped(path) and descriptors_of(path) == 1
+    named.cls.grow(name, 4096)  # this process no longer counts as mapping it
+    assert obj.value == 5  # a grow leaves the old bytes mapped in place
+    del obj
+    assert not mapped(path) and descriptors_of(path) == 0  # while `seg` is still referenced
+    assert seg.closed

@@ -275,3 +275,68 @@ def test_a_forked_child_is_excluded_by_its_parent(shared: tuple[str, str]) -> No
         child = fork.Process(target=try_the_inherited_lock, args=(seg, results))
         run_all([child])
         assert results.get(timeout=PATIENCE) is True
+
+
+# -- class-level resize while a peer maps; a stopped holder ------------------------------------
+def hold_open(backend: str, name: str, ready: Event, leave: Event) -> None:
+    with open_segment(backend, name):
+        ready.set()
+        leave.wait(PATIENCE)
+
+
+def test_grow_and_shrink_refuse_while_a_peer_process_maps(shared: tuple[str, str]) -> None:
+    backend, name = shared
+    cls: Any = managed_class(plugins().backend(backend))
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SEGMENT_SIZE) as seg:
+        seg.construct(ctypes.c_int64, "MyInt", 1)
+    size = SEGMENT_SIZE
+    for ending in ("leaves", "is killed"):
+        ready, leave = SPAWN.Event(), SPAWN.Event()
+        peer = SPAWN.Process(target=hold_open, args=(backend, name, ready, leave))
+        peer.start()
+        try:
+            assert ready.wait(PATIENCE)
+            for change in (lambda: cls.grow(name, 4096), lambda: cls.shrink_to_fit(name)):
+                with pytest.raises(BufferError, match=rf"still mapped by pid {peer.pid}\b"):
+                    change()
+            with open_segment(backend, name) as seg:
+                assert seg.get_size() == size and seg.check_sanity()
+        finally:
+            if ending == "leaves":
+                leave.set()
+                join_all([peer])
+            else:
+                peer.kill()  # the kernel drops a dead mapper's claim
+                peer.join(PATIENCE)
+        cls.grow(name, 4096)
+        with open_segment(backend, name) as seg:
+            assert seg.get_size() == size + 4096
+            assert seg.find(ctypes.c_int64, "MyInt")[0].value == 1
+        size = cls.shrink_to_fit(name)
+        assert size < SEGMENT_SIZE
+
+
+def test_a_stopped_lock_holder_times_out_naming_it(
+    shared: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from segalloc import LockTimeout
+    from segalloc.bench.cli import main
+
+    backend, name = shared
+    open_segment(backend, name, Mode.CREATE_ONLY, size=SEGMENT_SIZE).close()
+    holding = SPAWN.Event()
+    holder = SPAWN.Process(target=hold_the_lock, args=(backend, name, holding))
+    holder.start()
+    try:
+        assert holding.wait(PATIENCE)
+        os.kill(holder.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+        with pytest.raises(LockTimeout, match=rf"held by pid {holder.pid}\b"):
+            open_segment(backend, name, Mode.OPEN_READ_ONLY, timeout=0.1)
+        where = ["--shm", name] if backend == "shared_memory" else [name]
+        for command in ("check", "inspect"):
+            assert main([command, *where, "--timeout", "0.1"]) == 1
+            assert f"held by pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.join(PATIENCE)
+    assert main(["check", *where, "--timeout", "0.1"]) == 0

@@ -36,7 +36,7 @@ def test_names_are_validated(bad: object, error: type[Exception]) -> None:
         lambda: SharedMemoryStorage.open(Mode.CREATE_ONLY, bad, 4096),
         lambda: SharedMemoryStorage.open(Mode.OPEN_ONLY, bad),
         lambda: ManagedSharedMemory.remove(bad),
-        lambda: SharedMemoryStorage.resize(bad, 4096),
+        lambda: SharedMemoryStorage.resizing(bad).__enter__(),
     ):
         with pytest.raises(error, match="name"):
             call()

@@ -56,7 +56,8 @@ def test_mypy_sees_the_real_classes_and_flags_the_mistakes(
     signature = revealed[1].replace("builtins.", "")  # older mypy spells builtins out
     assert signature.startswith("def (mode: segalloc.interfaces.Mode, name: str, size: ")
     assert ", *, algorithm: " in signature
-    assert signature.endswith(", permissions: int =) -> segalloc.managed.ManagedSharedMemory")
+    assert ", permissions: int =, trust_foreign: bool =, timeout: " in signature
+    assert signature.endswith(") -> segalloc.managed.ManagedSharedMemory")
     assert "Too many positional arguments" in report[6] and "[call-arg]" in report[6]
     assert '"algorithm"' in report[7] and "[arg-type]" in report[7]
     assert '"int | None"' in report[8] and "[assignment]" in report[8]
