@@ -29,8 +29,12 @@ Rules every container keeps:
   proxies raise ``ValueError``; a destroyed container's proxies must not be used (as in Boost).
 - Iteration, slicing and ``keys()``/``values()``/``items()`` return snapshots taken under the
   lock, so they never see a half-done change by another thread or process.
-- Every walk is bounded by the stored length and the segment size, so damaged links raise
-  ``SegmentCorrupt`` instead of hanging or reading outside the segment.
+- Damaged bytes raise ``SegmentCorrupt`` naming the container, never an ``IndexError`` or
+  ``struct.error`` of the code that trusted them, and cost what the segment really holds:
+  every walk detects cycles (``segalloc.walks``) and is bounded by the stored length, which is
+  itself checked against the bytes the allocator has handed out before anything is sized by it.
+- ``segment_verify`` (the deep check ``Segment.verify`` runs) walks every link, length, bucket
+  table and buffer, and claims every block the container owns.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from segalloc import objects
-from segalloc.errors import BadAlloc, InvalidPointer, SegmentCorrupt
+from segalloc.errors import BadAlloc, InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command
+from segalloc.walks import LinkWalk
 
 if TYPE_CHECKING:
     from segalloc.segment import Segment
@@ -59,8 +64,9 @@ Words = Any
 
 #: a word is the unit of every link and counter
 WORD = 8
-#: smallest block any algorithm hands out, used to bound walks (nodes are at least this apart)
-_MIN_NODE_SPACING = 16
+#: what code that trusts a damaged word provokes (a word index past the view, a value no word
+#: holds, a short buffer): inside a container operation it means ``SegmentCorrupt``
+_DAMAGE = (IndexError, ValueError, OverflowError, struct.error)
 #: tunable: first capacity a vector / string buffer gets, in elements
 _MIN_CAPACITY = 4
 #: tunable: first bucket count of a dict (a power of two); the table doubles at load factor 1
@@ -210,6 +216,46 @@ def _round_up(n: int) -> int:
     return (n + WORD - 1) & -WORD
 
 
+_ExceptionT = TypeVar("_ExceptionT", bound=BaseException)
+
+
+def _caller_error(error: _ExceptionT) -> _ExceptionT:
+    """Mark an ``IndexError``/``ValueError`` as the API's own answer to the caller (an index
+    out of range, a value not found), so ``_Operation`` never mistakes it for damage."""
+    setattr(error, _CALLER_MARK, True)
+    return error
+
+
+_CALLER_MARK = "_segalloc_caller_error"
+
+
+class _Operation:
+    """``with proxy._reading()`` / ``proxy._changing()``: one segment operation (the lock, and
+    the journal transaction when changing) in which damage a walk trips over becomes
+    ``SegmentCorrupt`` naming the container, inside the transaction, so it rolls back."""
+
+    __slots__ = ("_access", "_proxy")
+
+    def __init__(self, proxy: _Proxy, access: Any) -> None:
+        self._proxy = proxy
+        self._access = access
+
+    def __enter__(self) -> None:
+        self._access.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: object) -> None:
+        if (isinstance(error, _DAMAGE) and not isinstance(error, SegallocError)
+                and not getattr(error, _CALLER_MARK, False)):
+            corrupt = self._proxy._corrupt(f"a damaged link or size ({type(error).__name__}: "
+                                           f"{error})")
+            try:
+                self._access.__exit__(type(corrupt), corrupt, trace)
+            finally:
+                raise corrupt from error
+        self._access.__exit__(kind, error, trace)
+
+
 # ------------------------------------------------------------------------------------------
 # The proxy every container shares: segment, handle, views, staleness and write checks
 # ------------------------------------------------------------------------------------------
@@ -299,8 +345,20 @@ class _Proxy:
         """The segment's bytes, for reading elements (writes go through ``segment.write``)."""
         return self.segment.buffer
 
-    def _max_nodes(self) -> int:
-        return len(self._buf) // _MIN_NODE_SPACING + 1
+    def _reading(self) -> _Operation:
+        return _Operation(self, self.segment.locked())
+
+    def _changing(self) -> _Operation:
+        return _Operation(self, self.segment.transaction())
+
+    def _checked_count(self, count: int, unit: int, what: str = "length") -> int:
+        """A count read from the segment, refused unless ``count`` items of ``unit`` bytes fit
+        in the bytes the allocator has handed out: nothing may size a walk or a Python object
+        by a word that the segment's real contents do not back."""
+        alg = self.segment.algorithm
+        if count * unit > alg.size - alg.free_memory:
+            raise self._corrupt(f"{what} {count} is more than the allocated blocks can hold")
+        return count
 
     def _allocate_all(self, sizes: list[int]) -> list[int]:
         """One block per size, or ``BadAlloc`` with none of them kept."""
@@ -314,18 +372,33 @@ class _Proxy:
     def _corrupt(self, why: str) -> SegmentCorrupt:
         return SegmentCorrupt(f"{type(self).__name__} at {self.segment_handle}: {why}")
 
-    def _stored_length(self, length: int) -> int:
-        """A length read from the segment, refused when no segment of this size could hold
-        that many elements (``len`` must not hand a damaged word to ``list``)."""
-        if length > len(self._buf):
-            raise self._corrupt(f"length {length} exceeds what the segment can hold")
-        return length
+    def _ring(self, w: Words, length: int) -> list[int]:
+        """The nodes of a circular list whose sentinel is the header (lists, and dicts'
+        insertion order: the NEXT link is word 0 of the header and of every node), in order;
+        ``length`` nodes exactly, no cycle, every link aligned. The list grows as the walk
+        confirms nodes, so a lying length costs no memory."""
+        h = self.segment_handle
+        walk = LinkWalk(length, f"{type(self).__name__} at {h}: the chain")
+        nodes: list[int] = []
+        node = int(w[h >> 3])
+        try:
+            for _ in range(length):
+                if node == h or node & (WORD - 1):
+                    raise self._corrupt(f"bad link {node} after {len(nodes)} items")
+                walk.step(node)
+                nodes.append(node)
+                node = int(w[node >> 3])
+        except IndexError:
+            raise self._corrupt(f"link {node} points outside the segment") from None
+        if node != h:
+            raise self._corrupt(f"the chain does not close after {length} items")
+        return nodes
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         try:
-            with self.segment.locked():
+            with self._reading():
                 shown = repr(self._snapshot())
         except (InvalidPointer, SegmentCorrupt, ValueError) as exc:
             shown = f"<unreadable: {exc}>"
@@ -427,7 +500,7 @@ class _Sequence(_Proxy):
         length = self._length(w)
         position = index + length if index < 0 else index
         if not 0 <= position < length:
-            raise IndexError(f"{type(self).__name__} index out of range")
+            raise _caller_error(IndexError(f"{type(self).__name__} index out of range"))
         return position
 
     def _snapshot(self) -> list[Any]:
@@ -443,11 +516,11 @@ class _Sequence(_Proxy):
 
     # -- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
-        with self.segment.locked():
-            return self._stored_length(self._length(self._words()))
+        with self._reading():
+            return self._length(self._words())
 
     def __getitem__(self, index: int | slice) -> Any:
-        with self.segment.locked():
+        with self._reading():
             if isinstance(index, slice):
                 return self._snapshot()[index]
             w = self._words()
@@ -455,11 +528,11 @@ class _Sequence(_Proxy):
             return self._element.decode(self._buf, start, self._size())
 
     def __iter__(self) -> Iterator[Any]:
-        with self.segment.locked():
+        with self._reading():
             return iter(self._snapshot())
 
     def __reversed__(self) -> Iterator[Any]:
-        with self.segment.locked():
+        with self._reading():
             return iter(self._snapshot()[::-1])
 
     def __contains__(self, value: object) -> bool:
@@ -467,7 +540,7 @@ class _Sequence(_Proxy):
             raw = self._element.encode(value)
         except (TypeError, OverflowError):
             return False
-        with self.segment.locked():
+        with self._reading():
             return raw in self._raw_all(self._words())
 
     def count(self, value: Any) -> int:
@@ -476,17 +549,20 @@ class _Sequence(_Proxy):
             raw = self._element.encode(value)
         except (TypeError, OverflowError):
             return 0
-        with self.segment.locked():
+        with self._reading():
             return self._raw_all(self._words()).count(raw)
 
     def index(self, value: Any, start: int = 0, stop: int = sys.maxsize) -> int:
         """The first position of ``value`` in ``[start, stop)``; ``ValueError`` if absent."""
         try:
             raw = self._element.encode(value)
-            with self.segment.locked():
-                return self._raw_all(self._words()).index(raw, start, stop)
-        except (TypeError, OverflowError, ValueError):
-            raise ValueError(f"{value!r} is not in {type(self).__name__}") from None
+        except (TypeError, OverflowError):
+            raw = None
+        with self._reading():
+            raws = self._raw_all(self._words())
+        if raw in raws[start:stop]:
+            return raws.index(raw, start, stop)
+        raise _caller_error(ValueError(f"{value!r} is not in {type(self).__name__}"))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _Sequence):
@@ -500,12 +576,12 @@ class _Sequence(_Proxy):
         if isinstance(index, slice):
             raise TypeError(f"{type(self).__name__} does not support slice assignment")
         raw = self._element.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             self._store_at(w, self._position(w, index), raw)
 
     def __delitem__(self, index: int | slice) -> None:
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if isinstance(index, slice):
                 indices = list(range(*index.indices(self._length(w))))
@@ -516,7 +592,7 @@ class _Sequence(_Proxy):
     def insert(self, index: int, value: Any) -> None:
         """Insert before ``index`` (clamped, as ``list.insert``); ``BadAlloc`` changes nothing."""
         raw = self._element.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             length = self._length(w)
             position = index + length if index < 0 else index
@@ -525,14 +601,14 @@ class _Sequence(_Proxy):
     def append(self, value: Any) -> None:
         """Add ``value`` at the end; ``BadAlloc`` changes nothing."""
         raw = self._element.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             self._insert_raw(w, self._length(w), [raw])
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append every value, all or nothing: ``BadAlloc`` leaves the sequence as it was."""
         raws = self._encode_all(values)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if raws:
                 self._insert_raw(w, self._length(w), raws)
@@ -543,10 +619,10 @@ class _Sequence(_Proxy):
 
     def pop(self, index: int = -1) -> Any:
         """Remove and return the element at ``index`` (the last by default)."""
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if not self._length(w):
-                raise IndexError(f"pop from empty {type(self).__name__}")
+                raise _caller_error(IndexError(f"pop from empty {type(self).__name__}"))
             position = self._position(w, index)
             raw = self._raw_at(w, position)
             self._delete_indices(w, [position])
@@ -554,13 +630,13 @@ class _Sequence(_Proxy):
 
     def remove(self, value: Any) -> None:
         """Remove the first element equal to ``value``; ``ValueError`` if there is none."""
-        with self.segment.transaction():
+        with self._changing():
             position = self.index(value)
             self._delete_indices(self._words(), [position])
 
     def clear(self) -> None:
         """Remove every element and free what they used."""
-        with self.segment.transaction():
+        with self._changing():
             self._words()
             self._release_all()
 
@@ -609,27 +685,13 @@ class SegmentList(_Sequence, Generic[T]):
         w[hw + L_LENGTH] = 0
 
     def _length(self, w: Words) -> int:
-        return int(w[(self.segment_handle >> 3) + L_LENGTH])
+        """The stored length, checked against the allocated bytes (a node per element)."""
+        return self._checked_count(int(w[(self.segment_handle >> 3) + L_LENGTH]),
+                                   LIST_VALUE + self._size())
 
     def _nodes(self, w: Words) -> list[int]:
         """Every node offset in order, checking the links as it walks."""
-        h = self.segment_handle
-        length = self._length(w)
-        if length > self._max_nodes():
-            raise self._corrupt(f"length {length} exceeds what the segment can hold")
-        nodes: list[int] = []
-        node = w[(h >> 3) + L_NEXT]
-        try:
-            for _ in range(length):
-                if node == h or node & (WORD - 1):
-                    raise self._corrupt(f"bad link {node} after {len(nodes)} nodes")
-                nodes.append(node)
-                node = w[(node >> 3) + L_NEXT]
-        except IndexError:
-            raise self._corrupt(f"link {node} points outside the segment") from None
-        if node != h:
-            raise self._corrupt(f"the chain does not close after {length} nodes")
-        return nodes
+        return self._ring(w, self._length(w))
 
     def _node_at(self, w: Words, position: int) -> int:
         """The node at ``position`` (0 <= position < length), walking from the nearer end."""
@@ -641,11 +703,13 @@ class SegmentList(_Sequence, Generic[T]):
             node, link, steps = w[(h >> 3) + L_PREV], L_PREV, length - 1 - position
         try:
             for _ in range(steps):
+                if node == h or node & (WORD - 1):
+                    raise self._corrupt(f"bad link {node} on the way to item {position}")
                 node = w[(node >> 3) + link]
         except IndexError:
             raise self._corrupt(f"link {node} points outside the segment") from None
-        if node == h:
-            raise self._corrupt("the chain is shorter than its length")
+        if node == h or node & (WORD - 1):
+            raise self._corrupt(f"bad link {node} on the way to item {position}")
         return int(node)
 
     def _element_at(self, w: Words, index: int) -> int:
@@ -775,15 +839,17 @@ class SegmentVector(_Sequence, Generic[T]):
         w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
 
     def _length(self, w: Words) -> int:
-        return int(w[(self.segment_handle >> 3) + B_LENGTH])
+        return self._span(w)[1]
 
     def _span(self, w: Words) -> tuple[int, int]:
-        """``(data, length)`` checked against the segment bounds."""
+        """``(data, length)`` checked against the segment bounds and the allocated bytes."""
         hw = self.segment_handle >> 3
         data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
-        if length > capacity or data + capacity * self._size() > len(self._buf):
+        size = self._size()
+        if length > capacity or data + capacity * size > len(self._buf) or (capacity and not data):
             raise self._corrupt(f"buffer {data} of {capacity} elements ({length} used) is "
                                 "outside the segment")
+        self._checked_count(capacity, size, "capacity")
         return data, length
 
     def _element_at(self, w: Words, index: int) -> int:
@@ -826,14 +892,15 @@ class SegmentVector(_Sequence, Generic[T]):
             super().__setitem__(index, value)
             return
         raws = self._encode_all(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             current = self._raw_all(w)
             if index.step not in (None, 1):
                 targets = range(*index.indices(len(current)))
                 if len(targets) != len(raws):
-                    raise ValueError(f"attempt to assign sequence of size {len(raws)} to "
-                                     f"extended slice of size {len(targets)}")
+                    raise _caller_error(ValueError(
+                        f"attempt to assign sequence of size {len(raws)} to extended slice "
+                        f"of size {len(targets)}"))
             current[index] = raws
             self._replace_all(w, current)
 
@@ -845,13 +912,13 @@ class SegmentVector(_Sequence, Generic[T]):
 
     def reserve(self, capacity: int) -> None:
         """Make room for ``capacity`` elements now; ``BadAlloc`` changes nothing."""
-        with self.segment.transaction():
+        with self._changing():
             _reserve(self, self._words(), self._size(), capacity)
 
     @property
     def capacity(self) -> int:
         """Elements the current buffer holds without moving."""
-        with self.segment.locked():
+        with self._reading():
             return int(self._words()[(self.segment_handle >> 3) + B_CAPACITY])
 
 
@@ -889,16 +956,27 @@ class SegmentString(_Proxy):
         _release_buffer(self, w)
         self._release_header(w)
 
-    def _snapshot(self) -> str:
-        w = self._words()
+    def _fields(self, w: Words) -> tuple[int, int, int]:
+        """``(data, bytes, code points)``, checked against each other (UTF-8 takes one to four
+        bytes a code point), the segment bounds and the allocated bytes."""
         hw = self.segment_handle >> 3
         data, nbytes, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
-        if nbytes > capacity or data + capacity > len(self._buf):
+        chars = int(w[hw + S_CHARS])
+        if nbytes > capacity or data + capacity > len(self._buf) or (capacity and not data):
             raise self._corrupt(f"text buffer {data} of {capacity} bytes is outside the segment")
+        if not chars <= nbytes <= 4 * chars:
+            raise self._corrupt(f"{chars} code points cannot take {nbytes} bytes of UTF-8")
+        self._checked_count(capacity, 1, "capacity")
+        return data, nbytes, chars
+
+    def _snapshot(self) -> str:
+        data, nbytes, chars = self._fields(self._words())
         try:
             text: str = self._codec.decode(self._buf, data, nbytes)
         except UnicodeDecodeError as exc:
             raise self._corrupt(f"text is not UTF-8: {exc}") from None
+        if len(text) != chars:
+            raise self._corrupt(f"the text has {len(text)} code points, its length says {chars}")
         return text
 
     def _store(self, w: Words, text: str, keep: int = 0) -> None:
@@ -914,18 +992,18 @@ class SegmentString(_Proxy):
         """Apply ``change(old_text) -> new_text`` all or nothing."""
         if not isinstance(text, str):
             raise TypeError(f"SegmentString holds str, not {type(text).__name__}")
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             self._store(w, change(self._snapshot()))
 
     # -- reading ---------------------------------------------------------------------------
     def __str__(self) -> str:
-        with self.segment.locked():
+        with self._reading():
             return self._snapshot()
 
     def __len__(self) -> int:
-        with self.segment.locked():
-            return self._stored_length(int(self._words()[(self.segment_handle >> 3) + S_CHARS]))
+        with self._reading():
+            return self._fields(self._words())[2]
 
     def __getitem__(self, index: int | slice) -> str:
         return str(self)[index]
@@ -954,7 +1032,7 @@ class SegmentString(_Proxy):
         """Add ``text`` at the end, writing only the new bytes."""
         if not isinstance(text, str):
             raise TypeError(f"SegmentString holds str, not {type(text).__name__}")
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             used = int(w[(self.segment_handle >> 3) + B_LENGTH])
             self._store(w, self._snapshot() + text, keep=used)
@@ -970,14 +1048,17 @@ class SegmentString(_Proxy):
     def __delitem__(self, index: int | slice) -> None:
         def without(old: str) -> str:
             chars = list(old)
-            del chars[index]
+            try:
+                del chars[index]
+            except IndexError as exc:
+                raise _caller_error(IndexError(str(exc))) from None
             return "".join(chars)
 
         self._edit("", without)
 
     def clear(self) -> None:
         """Make the text empty and free its buffer."""
-        with self.segment.transaction():
+        with self._changing():
             self._release_all()
 
 
@@ -1059,50 +1140,55 @@ class SegmentDict(_Proxy, Generic[K, V]):
         if initial:
             self.update(initial[0])
 
+    def _length(self, w: Words) -> int:
+        """The stored item count, checked against the allocated bytes (a node per item)."""
+        return self._checked_count(int(w[(self.segment_handle >> 3) + D_LENGTH]), NODE_KEY)
+
     def _nodes(self, w: Words) -> list[int]:
-        h = self.segment_handle
-        length = int(w[(h >> 3) + D_LENGTH])
-        if length > self._max_nodes():
-            raise self._corrupt(f"length {length} exceeds what the segment can hold")
-        nodes: list[int] = []
-        node = w[(h >> 3) + D_NEXT]
-        try:
-            for _ in range(length):
-                if node == h or node & (WORD - 1):
-                    raise self._corrupt(f"bad link {node} after {len(nodes)} items")
-                nodes.append(int(node))
-                node = w[(node >> 3) + D_NEXT]
-        except IndexError:
-            raise self._corrupt(f"link {node} points outside the segment") from None
-        if node != h:
-            raise self._corrupt(f"the order chain does not close after {length} items")
-        return nodes
+        return self._ring(w, self._length(w))
+
+    def _table(self, w: Words) -> tuple[int, int]:
+        """``(bucket array, bucket count)``; refused unless the count is a power of two (a
+        mask of any other count would send keys to buckets they were never filed in) and the
+        array lies in the segment."""
+        hw = self.segment_handle >> 3
+        table, count = int(w[hw + D_BUCKETS]), int(w[hw + D_COUNT])
+        if count & (count - 1) or bool(table) != bool(count) or table & (WORD - 1):
+            raise self._corrupt(f"bucket table {table} of {count} buckets is impossible "
+                                "(the count must be a power of two)")
+        if table + count * WORD > len(self._buf):
+            raise self._corrupt(f"bucket table {table} of {count} buckets is outside the segment")
+        self._checked_count(count, WORD, "bucket count")
+        return table, count
 
     def _bucket_word(self, w: Words, tag: int) -> int:
         """The word index of the bucket head for a key tag (the table must exist)."""
-        hw = self.segment_handle >> 3
-        return (int(w[hw + D_BUCKETS]) >> 3) + (tag & 0xFFFFFFFF & (int(w[hw + D_COUNT]) - 1))
+        table, count = self._table(w)
+        return (table >> 3) + (tag & 0xFFFFFFFF & (count - 1))
 
     def _find(self, w: Words, raw_key: bytes, tag: int) -> tuple[int, int]:
         """``(node, word that links to it)`` for ``raw_key``; node 0 when absent."""
-        if not w[(self.segment_handle >> 3) + D_COUNT]:
+        table, count = self._table(w)
+        if not count:
             return 0, 0
-        link = self._bucket_word(w, tag)
+        link = (table >> 3) + (tag & 0xFFFFFFFF & (count - 1))
+        walk = LinkWalk(self._length(w), f"{type(self).__name__} at {self.segment_handle}: "
+                                         "a bucket chain")
         buf, klen = self._buf, len(raw_key)
         try:
-            for _ in range(self._max_nodes()):
+            while True:
                 node = int(w[link])
                 if not node:
                     return 0, 0
                 if node & (WORD - 1):
                     raise self._corrupt(f"bad chain link {node}")
+                walk.step(node)
                 if w[(node >> 3) + N_KEYTAG] == tag and buf[node + NODE_KEY : node + NODE_KEY
                                                             + klen] == raw_key:
                     return node, link
                 link = (node >> 3) + N_CHAIN
         except IndexError:
             raise self._corrupt("a chain link points outside the segment") from None
-        raise self._corrupt("a bucket chain does not end")
 
     def _value_at(self, w: Words, node: int) -> Any:
         klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
@@ -1163,7 +1249,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
         final: dict[bytes, bytes] = {}
         for key, value in pairs:
             final[self._key.encode(key)] = self._value.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             hw = self.segment_handle >> 3
             plan = []
@@ -1240,12 +1326,12 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
-        with self.segment.locked():
-            return self._stored_length(int(self._words()[(self.segment_handle >> 3) + D_LENGTH]))
+        with self._reading():
+            return self._length(self._words())
 
     def __getitem__(self, key: Any) -> Any:
         found = self._lookup(key)
-        with self.segment.locked():
+        with self._reading():
             w = self._words()
             node = self._find(w, *found)[0] if found else 0
             if not node:
@@ -1263,12 +1349,12 @@ class SegmentDict(_Proxy, Generic[K, V]):
         found = self._lookup(key)
         if found is None:
             return False
-        with self.segment.locked():
+        with self._reading():
             return self._find(self._words(), *found)[0] != 0
 
     def copy(self) -> dict[Any, Any]:
         """A Python dict with the same items, in insertion order."""
-        with self.segment.locked():
+        with self._reading():
             return self._snapshot()
 
     def __iter__(self) -> Iterator[Any]:
@@ -1304,7 +1390,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``; if absent, store ``default`` first."""
-        with self.segment.transaction():
+        with self._changing():
             if key in self:
                 return self[key]
             self[key] = default
@@ -1315,7 +1401,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def _pop(self, key: Any) -> Any:
         found = self._lookup(key)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             node, link = self._find(w, *found) if found else (0, 0)
             if not node:
@@ -1337,7 +1423,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last inserted (key, value), as ``dict.popitem``."""
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if not w[(self.segment_handle >> 3) + D_LENGTH]:
                 raise KeyError("popitem(): dictionary is empty")
@@ -1353,5 +1439,5 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def clear(self) -> None:
         """Remove every item and free the nodes and the table."""
-        with self.segment.transaction():
+        with self._changing():
             self._release_all()

@@ -26,8 +26,9 @@ Index root (four words in the segment header, at ``INDEX_ROOT_AT``; outside its 
 A new segment spends nothing on the index; the bucket table is allocated with the first named
 or unique object and doubled as objects are added.
 
-Chains are hashed by (kind, name); every walk is bounded by the number of blocks the region
-can hold, so a planted cycle raises ``SegmentCorrupt`` instead of hanging.
+Chains are hashed by (kind, name); every walk detects cycles and is bounded by the stored
+object count (itself checked against the bytes the allocator has handed out), so a planted
+cycle or a lying count raises ``SegmentCorrupt`` at once instead of walking the claimed size.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.header import INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
+from segalloc.walks import LinkWalk
 
 __all__ = ["ENTRY_SIZE", "Entry", "InstanceType", "NameIndex"]
 
@@ -111,7 +113,6 @@ class NameIndex:
         self.words = words
         self.algorithm = algorithm
         self.root = root
-        self._max_steps = len(buf) // 16 + 1
 
     # -- creation ------------------------------------------------------------------------
     @staticmethod
@@ -131,9 +132,14 @@ class NameIndex:
             return 0, 0, 0, 0
         if count & (count - 1) or buckets % 8 or not 0 < buckets <= buckets + 8 * count <= len(self.buf):
             raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
-        if named + unique > len(self.buf) // ENTRY_SIZE:
-            raise SegmentCorrupt(f"named-object index at {self.root} counts more objects than fit")
+        if 8 * count + (named + unique) * ENTRY_SIZE > self._allocated_bytes():
+            raise SegmentCorrupt(f"named-object index at {self.root} claims {count} buckets and "
+                                 f"{named + unique} objects, more than the allocated blocks hold")
         return count, buckets, named, unique
+
+    def _allocated_bytes(self) -> int:
+        """Bytes the algorithm has handed out: what any stored count must fit in."""
+        return max(self.algorithm.size - self.algorithm.free_memory, 0)
 
     # -- entries -------------------------------------------------------------------------
     def read_entry(self, offset: int) -> Entry:
@@ -171,30 +177,34 @@ class NameIndex:
         padding = bytes(-len(data) % 8)
         return b"".join((header, data, padding, name, type_id))
 
-    def _chain(self, head: int) -> Iterator[Entry]:
+    def _chain(self, head: int, walk: LinkWalk) -> Iterator[Entry]:
+        """The entries of one bucket chain; ``walk`` bounds them (shared across chains when
+        the caller walks the whole index)."""
         offset = head
-        for _ in range(self._max_steps):
-            if offset == 0:
-                return
+        while offset:
+            walk.step(offset)
             try:
                 entry = self.read_entry(offset)
             except InvalidPointer:
                 raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object") from None
             yield entry
             offset = entry.next
-        raise SegmentCorrupt("named-object chain does not end (a cycle)")
+
+    def _walk(self, named: int, unique: int) -> LinkWalk:
+        """A walk bounded by the stored object count (no chain holds more)."""
+        return LinkWalk(named + unique, "named-object chain")
 
     def _bucket_at(self, buckets: int, bucket_count: int, hsh: int) -> int:
         return buckets + 8 * (hsh & (bucket_count - 1))
 
     def find(self, kind: InstanceType, name: bytes) -> Entry | None:
         """The entry keyed (kind, name), if any."""
-        count, buckets, _, _ = self._root()
+        count, buckets, named, unique = self._root()
         if not count:
             return None
         hsh = key_hash(kind, name)
         (head,) = struct.unpack_from("<Q", self.buf, self._bucket_at(buckets, count, hsh))
-        for entry in self._chain(head):
+        for entry in self._chain(head, self._walk(named, unique)):
             if entry.hash == hsh and entry.kind is kind and entry.name == name:
                 return entry
         return None
@@ -220,13 +230,13 @@ class NameIndex:
 
     def unlink(self, entry: Entry) -> None:
         """Take an entry out of its bucket chain."""
-        count, buckets, _, _ = self._root()
+        count, buckets, named, unique = self._root()
         if not count:
             raise SegmentCorrupt(f"object at {entry.offset} claims a name but the index is empty")
         slot = self._bucket_at(buckets, count, entry.hash)
         (head,) = struct.unpack_from("<Q", self.buf, slot)
         prev_field = slot
-        for candidate in self._chain(head):
+        for candidate in self._chain(head, self._walk(named, unique)):
             if candidate.offset == entry.offset:
                 self.words[prev_field >> 3] = candidate.next
                 self._count(entry.kind, -1)
@@ -247,11 +257,26 @@ class NameIndex:
         return named, unique
 
     def entries(self) -> Iterator[Entry]:
-        """Every indexed entry (named and unique), bucket by bucket."""
-        count, buckets, _, _ = self._root()
+        """Every indexed entry (named and unique), bucket by bucket; all the chains together
+        hold no more than the stored count."""
+        count, buckets, named, unique = self._root()
+        if count:
+            self._check_table(buckets, count)
+        walk = self._walk(named, unique)
         for slot in range(buckets, buckets + 8 * count, 8):
             (head,) = struct.unpack_from("<Q", self.buf, slot)
-            yield from self._chain(head)
+            yield from self._chain(head, walk)
+
+    def _check_table(self, buckets: int, count: int) -> None:
+        """The bucket table is a live block big enough for its buckets (before walking them
+        all: a lying count must not cost a walk of the claimed size)."""
+        try:
+            room = self.algorithm.usable_size(buckets)
+        except InvalidPointer:
+            raise SegmentCorrupt(f"named-object bucket table {buckets} is not a live block") from None
+        if room < 8 * count:
+            raise SegmentCorrupt(f"named-object bucket table {buckets} holds {room} bytes, "
+                                 f"not {count} buckets")
 
     def rehash(self, bucket_count: int) -> bool:
         """Move every entry to a table of ``bucket_count`` buckets; False when there is no room."""
