@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from segalloc import objects
+from segalloc.deep_check import Claim, register_segment_type
 from segalloc.errors import BadAlloc, InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command
 from segalloc.walks import LinkWalk
@@ -313,11 +314,30 @@ class _Proxy:
         """Free every node and buffer the container owns."""
         cls(segment, offset)._release_all()
 
+    @classmethod
+    def segment_verify(cls, segment: Segment, offset: int, claim: Claim) -> None:
+        """The deep check: every link, length and table of the container at ``offset``, and a
+        ``claim`` of every block it owns; ``SegmentCorrupt`` names the fault."""
+        cls(segment, offset)._verify(segment.words, claim)
+
     def _initialise(self, *initial: Any) -> None:
         raise NotImplementedError
 
     def _release_all(self) -> None:
         raise NotImplementedError
+
+    def _verify(self, w: Words, claim: Claim) -> None:
+        raise NotImplementedError
+
+    def _check_back_links(self, w: Words, nodes: list[int]) -> None:
+        """Each node's PREV (word 1, lists and dicts alike) names the node before it, the
+        header's the last: the ring is the same read both ways."""
+        h = self.segment_handle
+        before = h
+        for node in [*nodes, h]:
+            if w[(node >> 3) + 1] != before:
+                raise self._corrupt(f"node {node} links back to {w[(node >> 3) + 1]}, not {before}")
+            before = node
 
     # -- access (inside ``with segment.locked()`` / ``segment.transaction()``) -----------------
     #
@@ -425,6 +445,7 @@ def _specialise(base: type, key: tuple[object, ...], codecs: dict[str, _Codec]) 
     }
     cls = type(name, (base,), namespace)
     _SPECIALISED[(base, key)] = cls
+    register_segment_type(cls)
     return cls
 
 
@@ -484,6 +505,11 @@ class _Sequence(_Proxy):
         size = self._element.size
         assert size is not None, "sequence elements have a fixed size"
         return size
+
+    def _known_size(self) -> int:
+        """The element size, or 1 (the least any element takes) when the deep check of a
+        process that never named the element type runs on the family's base class."""
+        return self._size() if hasattr(self, "_element") else 1
 
     def _raw_at(self, w: Words, index: int) -> bytes:
         start = self._element_at(w, index)
@@ -759,6 +785,14 @@ class SegmentList(_Sequence, Generic[T]):
             deallocate(node)
         self._clear_header()
 
+    def _verify(self, w: Words, claim: Claim) -> None:
+        node_size = LIST_VALUE + self._known_size()
+        length = self._checked_count(int(w[(self.segment_handle >> 3) + L_LENGTH]), node_size)
+        nodes = self._ring(w, length)
+        self._check_back_links(w, nodes)
+        for node in nodes:
+            claim(node, node_size)
+
     def appendleft(self, value: Any) -> None:
         """Add ``value`` at the front (Boost's ``push_front``); ``BadAlloc`` changes nothing."""
         self.insert(0, value)
@@ -822,6 +856,17 @@ def _release_buffer(proxy: _Proxy, w: Words) -> None:
     if w[hw + B_DATA]:
         proxy.segment.algorithm.deallocate(w[hw + B_DATA])
     w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
+
+
+def _verify_buffer(proxy: _Proxy, claim: Claim, data: int, length: int, capacity: int,
+                   size: int) -> None:
+    """A growable buffer's fields agree (length within capacity; no block, no capacity) and
+    its block is live, holds the capacity and belongs to this container alone."""
+    if length > capacity or bool(data) != bool(capacity) or data & (WORD - 1):
+        raise proxy._corrupt(f"buffer {data} of capacity {capacity} cannot hold {length} items")
+    proxy._checked_count(capacity, size, "capacity")
+    if data:
+        claim(data, capacity * size)
 
 
 class SegmentVector(_Sequence, Generic[T]):
@@ -910,6 +955,11 @@ class SegmentVector(_Sequence, Generic[T]):
         self.segment.write(data, block)
         w[(self.segment_handle >> 3) + B_LENGTH] = len(raws)
 
+    def _verify(self, w: Words, claim: Claim) -> None:
+        hw = self.segment_handle >> 3
+        data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
+        _verify_buffer(self, claim, data, length, capacity, self._known_size())
+
     def reserve(self, capacity: int) -> None:
         """Make room for ``capacity`` elements now; ``BadAlloc`` changes nothing."""
         with self._changing():
@@ -968,6 +1018,12 @@ class SegmentString(_Proxy):
             raise self._corrupt(f"{chars} code points cannot take {nbytes} bytes of UTF-8")
         self._checked_count(capacity, 1, "capacity")
         return data, nbytes, chars
+
+    def _verify(self, w: Words, claim: Claim) -> None:
+        hw = self.segment_handle >> 3
+        data, nbytes, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
+        _verify_buffer(self, claim, data, nbytes, capacity, 1)
+        self._snapshot()
 
     def _snapshot(self) -> str:
         data, nbytes, chars = self._fields(self._words())
@@ -1324,6 +1380,50 @@ class SegmentDict(_Proxy, Generic[K, V]):
         w = self._words()
         return {self._key_at(w, node): self._value_at(w, node) for node in self._nodes(w)}
 
+    def _verify(self, w: Words, claim: Claim) -> None:
+        nodes = self._nodes(w)
+        self._check_back_links(w, nodes)
+        table, count = self._table(w)
+        if nodes and not count:
+            raise self._corrupt(f"{len(nodes)} items but no bucket table")
+        if count:
+            claim(table, count * WORD)
+        buf = self._buf
+        for node in nodes:
+            tag, vlen = int(w[(node >> 3) + N_KEYTAG]), int(w[(node >> 3) + N_VLEN])
+            klen = tag >> 32
+            claim(node, NODE_KEY + _round_up(klen) + vlen)
+            if zlib.crc32(buf[node + NODE_KEY : node + NODE_KEY + klen]) != tag & 0xFFFFFFFF:
+                raise self._corrupt(f"item {node} has a damaged key hash")
+            if hasattr(self, "_key"):
+                for codec, length in ((self._key, klen), (self._value, vlen)):
+                    if codec.size is not None and codec.size != length:
+                        raise self._corrupt(f"item {node} stores {length} bytes for a "
+                                            f"{codec.label} of {codec.size}")
+                self._key_at(w, node)
+                self._value_at(w, node)
+        self._check_chains(w, table, count, nodes)
+
+    def _check_chains(self, w: Words, table: int, count: int, nodes: list[int]) -> None:
+        """Every item sits in the chain of the bucket its key hash names, once, and the
+        chains hold nothing else."""
+        unfiled = set(nodes)
+        walk = LinkWalk(len(nodes), f"{type(self).__name__} at {self.segment_handle}: "
+                                    "the bucket chains")
+        for bucket in range(count):
+            node = int(w[(table >> 3) + bucket])
+            while node:
+                walk.step(node)
+                if node not in unfiled:
+                    raise self._corrupt(f"bucket {bucket} holds {node}, not an item (or twice)")
+                if int(w[(node >> 3) + N_KEYTAG]) & (count - 1) != bucket:
+                    raise self._corrupt(f"item {node} is in bucket {bucket}, its hash names "
+                                        "another")
+                unfiled.discard(node)
+                node = int(w[(node >> 3) + N_CHAIN])
+        if unfiled:
+            raise self._corrupt(f"item {min(unfiled)} is in no bucket chain")
+
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
         with self._reading():
@@ -1441,3 +1541,8 @@ class SegmentDict(_Proxy, Generic[K, V]):
         """Remove every item and free the nodes and the table."""
         with self._changing():
             self._release_all()
+
+
+for _family in (SegmentList, SegmentVector, SegmentDict):
+    register_segment_type(_family, family=_family.__name__)
+register_segment_type(SegmentString)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,6 +266,42 @@ class NameIndex:
         for slot in range(buckets, buckets + 8 * count, 8):
             (head,) = struct.unpack_from("<Q", self.buf, slot)
             yield from self._chain(head, walk)
+
+    def verify(self, claim: Callable[[int, int], None],
+               claim_entry: Callable[[Entry], Callable[[int, int], None]]) -> list[Entry]:
+        """The deep check of the index: the root and its bucket table (``claim``-ed), every
+        chain (bounded, cycle-detecting), every entry in the bucket its hash names, with the
+        hash of its key, and a live block of its size (``claim_entry(entry)``'s claim); the
+        counts agree with the entries. Returns the entries, for the objects' own checks."""
+        count, buckets, named, unique = self._root()
+        if not count:
+            return []
+        self._check_table(buckets, count)
+        claim(buckets, 8 * count)
+        walk = self._walk(named, unique)
+        found: list[Entry] = []
+        for bucket in range(count):
+            (head,) = struct.unpack_from("<Q", self.buf, buckets + 8 * bucket)
+            for entry in self._chain(head, walk):
+                if entry.kind is InstanceType.ANONYMOUS:
+                    raise SegmentCorrupt(f"anonymous object at {entry.offset} is indexed")
+                if entry.hash != key_hash(entry.kind, entry.name):
+                    raise SegmentCorrupt(f"object at {entry.offset} ({entry.name!r}) has a "
+                                         "damaged name hash")
+                if entry.hash & (count - 1) != bucket:
+                    raise SegmentCorrupt(f"object at {entry.offset} ({entry.name!r}) is filed "
+                                         f"in bucket {bucket}, its hash names another")
+                if not entry.is_array and entry.count != 1:
+                    raise SegmentCorrupt(f"object at {entry.offset} ({entry.name!r}) is one "
+                                         f"element but counts {entry.count}")
+                claim_entry(entry)(entry.offset, entry_bytes(
+                    entry.count, entry.elem_size, entry.name, entry.type_id.encode()))
+                found.append(entry)
+        kinds = [entry.kind for entry in found]
+        counted = (kinds.count(InstanceType.NAMED), kinds.count(InstanceType.UNIQUE))
+        if counted != (named, unique):
+            raise SegmentCorrupt(f"name index counts {(named, unique)} objects but holds {counted}")
+        return found
 
     def _check_table(self, buckets: int, count: int) -> None:
         """The bucket table is a live block big enough for its buckets (before walking them
