@@ -115,6 +115,9 @@ def check_index_and_objects(segment: Segment, index: NameIndex) -> None:
         if check is None:
             continue
         label = _label(entry)
+        if entry.is_array or entry.elem_size != cls.segment_sizeof():  # type: ignore[union-attr]
+            raise SegmentCorrupt(f"{label}: {entry.count} elements of {entry.elem_size} bytes, "
+                                 f"not one of {cls.segment_sizeof()}")  # type: ignore[union-attr]
         try:
             check(segment, entry.handle, ledger.claimer(f"{label}'s blocks"))
         except SegmentCorrupt as exc:
