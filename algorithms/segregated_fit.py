@@ -424,7 +424,8 @@ class SegregatedFit(MemoryAlgorithm):
         (grown segments)."""
         w = self.words
         h = w[self._heads + self._max_index]
-        walk = LinkWalk(self._block_bound(), "segregated_fit: the last free list")
+        walk = LinkWalk(self._block_bound(), "segregated_fit: the last free list",
+                        "the blocks the region can hold")
         while True:
             walk.step(h)
             if not h:

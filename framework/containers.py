@@ -398,7 +398,7 @@ class _Proxy:
         ``length`` nodes exactly, no cycle, every link aligned. The list grows as the walk
         confirms nodes, so a lying length costs no memory."""
         h = self.segment_handle
-        walk = LinkWalk(length, f"{type(self).__name__} at {h}: the chain")
+        walk = LinkWalk(length, f"{type(self).__name__} at {h}: the chain", "its stored length")
         nodes: list[int] = []
         node = int(w[h >> 3])
         try:
@@ -1229,7 +1229,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
             return 0, 0
         link = (table >> 3) + (tag & 0xFFFFFFFF & (count - 1))
         walk = LinkWalk(self._length(w), f"{type(self).__name__} at {self.segment_handle}: "
-                                         "a bucket chain")
+                                         "a bucket chain", "its stored length")
         buf, klen = self._buf, len(raw_key)
         try:
             while True:
@@ -1409,7 +1409,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
         chains hold nothing else."""
         unfiled = set(nodes)
         walk = LinkWalk(len(nodes), f"{type(self).__name__} at {self.segment_handle}: "
-                                    "the bucket chains")
+                                    "the bucket chains", "its items")
         for bucket in range(count):
             node = int(w[(table >> 3) + bucket])
             while node:

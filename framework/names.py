@@ -192,7 +192,7 @@ class NameIndex:
 
     def _walk(self, named: int, unique: int) -> LinkWalk:
         """A walk bounded by the stored object count (no chain holds more)."""
-        return LinkWalk(named + unique, "named-object chain")
+        return LinkWalk(named + unique, "named-object chain", "the index counts")
 
     def _bucket_at(self, buckets: int, bucket_count: int, hsh: int) -> int:
         return buckets + 8 * (hsh & (bucket_count - 1))

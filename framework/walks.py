@@ -26,12 +26,14 @@ __all__ = ["LinkWalk"]
 class LinkWalk:
     """One walk along links: ``step(node)`` for every node reached, in order.
 
-    ``what`` names the chain in the ``SegmentCorrupt`` it raises (``"named-object chain"``).
+    ``what`` names the chain in the ``SegmentCorrupt`` it raises (``"named-object chain"``),
+    ``bound`` what the budget is (``"its stored length"``).
     """
 
-    __slots__ = ("_left", "_power", "_since", "_saved", "what")
+    __slots__ = ("_bound", "_left", "_power", "_since", "_saved", "what")
 
-    def __init__(self, budget: int, what: str) -> None:
+    def __init__(self, budget: int, what: str, bound: str = "the segment holds") -> None:
+        self._bound = f"{bound} ({budget})"
         self._left = budget
         self._power = 1
         self._since = 0
@@ -45,7 +47,7 @@ class LinkWalk:
             raise SegmentCorrupt(f"{self.what} runs in a cycle (through {node})")
         self._left -= 1
         if self._left < 0:
-            raise SegmentCorrupt(f"{self.what} is longer than the segment holds")
+            raise SegmentCorrupt(f"{self.what} is longer than {self._bound}")
         self._since += 1
         if self._since == self._power:
             self._saved = node

@@ -155,3 +155,24 @@ def test_library_functions_on_an_external_buffer() -> None:
         assert check(seg) is None
         report = inspect(seg)
     assert report["sizes"]["segment"] == SIZE and report["sizes"]["used"] > 0
+
+
+def test_check_walks_the_containers_and_names_the_damaged_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list whose ring runs in a cycle: the allocator's blocks are intact, so only the deep
+    check sees it; ``check`` and ``inspect`` name the list."""
+    path = tmp_path / "segment.seg"
+    with segalloc.ManagedMappedFile(Mode.CREATE_ONLY, str(path), SIZE) as seg:
+        populate(seg)
+        lst = seg.construct(segalloc.SegmentList[ctypes.c_int], "numbers", [1, 2, 3, 4])
+        first, _, _ = struct.unpack_from("<QQQ", seg.buffer, lst.segment_handle)
+        second = struct.unpack_from("<Q", seg.buffer, first)[0]
+        third = struct.unpack_from("<Q", seg.buffer, second)[0]
+        struct.pack_into("<Q", seg.buffer, third, first)  # third -> first: a cycle
+        struct.pack_into("<Q", seg.buffer, lst.segment_handle + 16, 12)  # that it runs round
+        del lst
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 1 and "named object 'numbers'" in err and "cycle" in err
+    code, out, _ = run(capsys, "inspect", "--json", str(path))
+    assert code == 1 and "named object 'numbers'" in json.loads(out)["problem"]
