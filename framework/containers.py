@@ -68,6 +68,10 @@ WORD = 8
 #: what code that trusts a damaged word provokes (a word index past the view, a value no word
 #: holds, a short buffer): inside a container operation it means ``SegmentCorrupt``
 _DAMAGE = (IndexError, ValueError, OverflowError, struct.error)
+#: tunable: a stored count whose items take at most this many bytes is used without asking the
+#: allocator (the hot paths read counts on every operation); a lie that small costs little and
+#: walks still detect cycles. Above it the count must fit in the allocator's used bytes.
+_UNCHECKED_BYTES = 1 << 20
 #: tunable: first capacity a vector / string buffer gets, in elements
 _MIN_CAPACITY = 4
 #: tunable: first bucket count of a dict (a power of two); the table doubles at load factor 1
@@ -375,9 +379,10 @@ class _Proxy:
         """A count read from the segment, refused unless ``count`` items of ``unit`` bytes fit
         in the bytes the allocator has handed out: nothing may size a walk or a Python object
         by a word that the segment's real contents do not back."""
-        alg = self.segment.algorithm
-        if count * unit > alg.size - alg.free_memory:
-            raise self._corrupt(f"{what} {count} is more than the allocated blocks can hold")
+        if count * unit > _UNCHECKED_BYTES:
+            alg = self.segment.algorithm
+            if count * unit > alg.size - alg.free_memory:
+                raise self._corrupt(f"{what} {count} is more than the allocated blocks can hold")
         return count
 
     def _allocate_all(self, sizes: list[int]) -> list[int]:
