@@ -269,7 +269,7 @@ class _Operation:
 class _Proxy:
     """A light handle on a container in a segment (the segment + the container's offset)."""
 
-    __slots__ = ("segment", "segment_handle", "_generation")
+    __slots__ = ("segment", "segment_handle", "_generation", "_read", "_change")
 
     #: bytes of the container's fixed header (its constructed object's data)
     _HEADER_SIZE: ClassVar[int]
@@ -285,6 +285,9 @@ class _Proxy:
         self.segment = segment
         self.segment_handle = handle
         self._generation = segment.generation
+        # made once: every operation enters one (they hold no state between uses)
+        self._read = _Operation(self, segment.locked())
+        self._change = _Operation(self, segment.transaction())
 
     # -- SegmentType protocol (framework/objects.py) ------------------------------------
     @classmethod
@@ -370,10 +373,10 @@ class _Proxy:
         return self.segment.buffer
 
     def _reading(self) -> _Operation:
-        return _Operation(self, self.segment.locked())
+        return self._read
 
     def _changing(self) -> _Operation:
-        return _Operation(self, self.segment.transaction())
+        return self._change
 
     def _checked_count(self, count: int, unit: int, what: str = "length") -> int:
         """A count read from the segment, refused unless ``count`` items of ``unit`` bytes fit
@@ -889,7 +892,9 @@ class SegmentVector(_Sequence, Generic[T]):
         w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
 
     def _length(self, w: Words) -> int:
-        return self._span(w)[1]
+        """The stored length, checked against the allocated bytes (``_span`` checks it against
+        the capacity and the buffer on every access to the elements)."""
+        return self._checked_count(int(w[(self.segment_handle >> 3) + B_LENGTH]), self._size())
 
     def _span(self, w: Words) -> tuple[int, int]:
         """``(data, length)`` checked against the segment bounds and the allocated bytes."""
