@@ -794,3 +794,15 @@ def test_a_list_cycle_with_a_lying_length_costs_nothing() -> None:
                 list(lst)
         with pytest.raises(SegmentCorrupt, match="cycle"):
             seg.verify()
+
+
+#: inputs the fuzzer (tests/fuzz/fuzz_segment.py) failed on before they were fixed: one
+#: selector byte (the specimen's algorithm) and the image, as libFuzzer wrote them
+FUZZ_CRASHES = sorted((Path(__file__).parent / "fuzz" / "crashes").iterdir())
+
+
+@pytest.mark.parametrize("crash", FUZZ_CRASHES, ids=[path.name for path in FUZZ_CRASHES])
+def test_a_fuzz_finding_stays_fixed(crash: Path) -> None:
+    data = crash.read_bytes()
+    spec = specimen(ALGORITHMS[data[0] % len(ALGORITHMS)])
+    run_image(data[1:], spec)
