@@ -1256,13 +1256,24 @@ class SegmentDict(_Proxy, Generic[K, V]):
         except IndexError:
             raise self._corrupt("a chain link points outside the segment") from None
 
-    def _value_at(self, w: Words, node: int) -> Any:
+    def _lengths(self, w: Words, node: int) -> tuple[int, int]:
+        """``(key bytes, value bytes)`` of an item; lengths beyond what is read unchecked
+        must fit in the item's block before anything is copied by them."""
         klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
         vlen = int(w[(node >> 3) + N_VLEN])
+        if klen + vlen > _UNCHECKED_BYTES:
+            needed = NODE_KEY + _round_up(klen) + vlen
+            if self.segment.algorithm.usable_size(node) < needed:
+                raise self._corrupt(f"item {node} claims {klen} + {vlen} bytes, more than its "
+                                    "block holds")
+        return klen, vlen
+
+    def _value_at(self, w: Words, node: int) -> Any:
+        klen, vlen = self._lengths(w, node)
         return self._decoded(self._value, node + NODE_KEY + _round_up(klen), vlen)
 
     def _key_at(self, w: Words, node: int) -> Any:
-        klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
+        klen = self._lengths(w, node)[0]
         return self._decoded(self._key, node + NODE_KEY, klen)
 
     def _decoded(self, codec: _Codec, at: int, length: int) -> Any:
@@ -1539,7 +1550,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
                 raise KeyError("popitem(): dictionary is empty")
             last = int(w[(self.segment_handle >> 3) + D_PREV])
             tag = int(w[(last >> 3) + N_KEYTAG])
-            raw_key = bytes(self._buf[last + NODE_KEY : last + NODE_KEY + (tag >> 32)])
+            raw_key = bytes(self._buf[last + NODE_KEY : last + NODE_KEY + self._lengths(w, last)[0]])
             node, link = self._find(w, raw_key, tag)
             if node != last:
                 raise self._corrupt(f"the last item {last} is not in its bucket chain")

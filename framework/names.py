@@ -62,6 +62,10 @@ _ENTRY = struct.Struct("<QIBBHQQIII4x")
 _ROOT = struct.Struct("<QQQQ")
 _FLAG_ARRAY = 1
 _INITIAL_BUCKETS = 8
+#: tunable: a name and type identity this long are copied without asking the allocator; a
+#: longer one must fit in the entry's block first (a lying length must not cost a copy of
+#: the claimed segment)
+_UNCHECKED_NAME_BYTES = 1 << 16
 assert _ENTRY.size == ENTRY_SIZE
 
 
@@ -137,6 +141,13 @@ class NameIndex:
                                  f"{named + unique} objects, more than the allocated blocks hold")
         return count, buckets, named, unique
 
+    def _block_size(self, offset: int) -> int:
+        """Usable bytes of the block at ``offset``; 0 when it is not a live block."""
+        try:
+            return self.algorithm.usable_size(offset)
+        except InvalidPointer:
+            return 0
+
     def _allocated_bytes(self) -> int:
         """Bytes the algorithm has handed out: what any stored count must fit in."""
         return max(self.algorithm.size - self.algorithm.free_memory, 0)
@@ -155,6 +166,9 @@ class NameIndex:
         end = name_at + name_len + type_len
         if end > len(self.buf):
             raise SegmentCorrupt(f"object header at {offset} claims bytes past the segment end")
+        if name_len + type_len > _UNCHECKED_NAME_BYTES and self._block_size(offset) < end - offset:
+            raise SegmentCorrupt(f"object header at {offset} claims a {name_len}-byte name, "
+                                 "more than its block holds")
         name = bytes(self.buf[name_at : name_at + name_len])
         try:
             name.decode()
