@@ -28,6 +28,12 @@ class SegmentType(Protocol):
     """A type that builds itself in a segment and may own more blocks there (containers).
 
     The object users hold is a light proxy; ``segment_handle`` is its offset in the segment.
+
+    Optional (not part of the structural check, so older types still qualify):
+    ``segment_verify(segment, offset, claim)``, a classmethod that checks the object's links
+    and lengths, bounded, and calls ``claim(block, size)`` for every block it owns; the deep
+    check (``segalloc.deep_check``) runs it for types registered with
+    ``register_segment_type``.
     """
 
     @classmethod
