@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.walks import LinkWalk
 
 __all__ = ["SegregatedFit"]
 
@@ -423,7 +424,10 @@ class SegregatedFit(MemoryAlgorithm):
         (grown segments)."""
         w = self.words
         h = w[self._heads + self._max_index]
-        for _ in range(self._block_bound()):
+        walk = LinkWalk(self._block_bound(), "segregated_fit: the last free list",
+                        "the blocks the region can hold")
+        while True:
+            walk.step(h)
             if not h:
                 h = w[self._top_word]
                 if not h or w[h] & -ALIGN < span:
@@ -435,7 +439,6 @@ class SegregatedFit(MemoryAlgorithm):
                 self._trim(h, span)
                 return (h << 3) + WORD
             h = w[h + NEXT]
-        raise SegmentCorrupt("the last free list is longer than the region allows (a cycle?)")
 
     def _block_bound(self) -> int:
         """No walk visits more blocks than fit in the region."""

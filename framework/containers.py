@@ -37,8 +37,12 @@ Rules every container keeps:
   proxies raise ``ValueError``; a destroyed container's proxies must not be used (as in Boost).
 - Iteration, slicing and ``keys()``/``values()``/``items()`` return snapshots taken under the
   lock, so they never see a half-done change by another thread or process.
-- Every walk is bounded by the stored length and the segment size, so damaged links raise
-  ``SegmentCorrupt`` instead of hanging or reading outside the segment.
+- Damaged bytes raise ``SegmentCorrupt`` naming the container, never an ``IndexError`` or
+  ``struct.error`` of the code that trusted them, and cost what the segment really holds:
+  every walk detects cycles (``segalloc.walks``) and is bounded by the stored length, which is
+  itself checked against the bytes the allocator has handed out before anything is sized by it.
+- ``segment_verify`` (the deep check ``Segment.verify`` runs) walks every link, length, bucket
+  table and buffer, and claims every block the container owns.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from segalloc import objects
-from segalloc.errors import BadAlloc, InvalidPointer, SegmentCorrupt
+from segalloc.deep_check import Claim, register_segment_type
+from segalloc.errors import BadAlloc, InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command
+from segalloc.walks import LinkWalk
 
 if TYPE_CHECKING:
     from segalloc.segment import Segment
@@ -68,8 +74,13 @@ Words = Any
 
 #: a word is the unit of every link and counter
 WORD = 8
-#: smallest block any algorithm hands out, used to bound walks (nodes are at least this apart)
-_MIN_NODE_SPACING = 16
+#: what code that trusts a damaged word provokes (a word index past the view, a value no word
+#: holds, a short buffer): inside a container operation it means ``SegmentCorrupt``
+_DAMAGE = (IndexError, ValueError, OverflowError, struct.error)
+#: tunable: a stored count whose items take at most this many bytes is used without asking the
+#: allocator (the hot paths read counts on every operation); a lie that small costs little and
+#: walks still detect cycles. Above it the count must fit in the allocator's used bytes.
+_UNCHECKED_BYTES = 1 << 20
 #: tunable: first capacity a vector / string buffer gets, in elements
 _MIN_CAPACITY = 4
 #: tunable: first bucket count of a dict (a power of two); the table doubles at load factor 1
@@ -239,6 +250,46 @@ def _round_up(n: int) -> int:
     return (n + WORD - 1) & -WORD
 
 
+_ExceptionT = TypeVar("_ExceptionT", bound=BaseException)
+
+
+def _caller_error(error: _ExceptionT) -> _ExceptionT:
+    """Mark an ``IndexError``/``ValueError`` as the API's own answer to the caller (an index
+    out of range, a value not found), so ``_Operation`` never mistakes it for damage."""
+    setattr(error, _CALLER_MARK, True)
+    return error
+
+
+_CALLER_MARK = "_segalloc_caller_error"
+
+
+class _Operation:
+    """``with proxy._reading()`` / ``proxy._changing()``: one segment operation (the lock, and
+    the journal transaction when changing) in which damage a walk trips over becomes
+    ``SegmentCorrupt`` naming the container, inside the transaction, so it rolls back."""
+
+    __slots__ = ("_access", "_proxy")
+
+    def __init__(self, proxy: _Proxy, access: Any) -> None:
+        self._proxy = proxy
+        self._access = access
+
+    def __enter__(self) -> None:
+        self._access.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: object) -> None:
+        if (isinstance(error, _DAMAGE) and not isinstance(error, SegallocError)
+                and not getattr(error, _CALLER_MARK, False)):
+            corrupt = self._proxy._corrupt(f"a damaged link or size ({type(error).__name__}: "
+                                           f"{error})")
+            try:
+                self._access.__exit__(type(corrupt), corrupt, trace)
+            finally:
+                raise corrupt from error
+        self._access.__exit__(kind, error, trace)
+
+
 # ------------------------------------------------------------------------------------------
 # The proxy every container shares: segment, handle, views, staleness and write checks
 # ------------------------------------------------------------------------------------------
@@ -247,7 +298,7 @@ def _round_up(n: int) -> int:
 class _Proxy:
     """A light handle on a container in a segment (the segment + the container's offset)."""
 
-    __slots__ = ("segment", "segment_handle", "_generation")
+    __slots__ = ("segment", "segment_handle", "_generation", "_read", "_change")
 
     #: bytes of the container's fixed header (its constructed object's data)
     _HEADER_SIZE: ClassVar[int]
@@ -263,6 +314,9 @@ class _Proxy:
         self.segment = segment
         self.segment_handle = handle
         self._generation = segment.generation
+        # made once: every operation enters one (they hold no state between uses)
+        self._read = _Operation(self, segment.locked())
+        self._change = _Operation(self, segment.transaction())
 
     # -- SegmentType protocol (framework/objects.py) ------------------------------------
     @classmethod
@@ -307,11 +361,30 @@ class _Proxy:
         """Free every node and buffer the container owns."""
         cls(segment, offset)._release_all()
 
+    @classmethod
+    def segment_verify(cls, segment: Segment, offset: int, claim: Claim) -> None:
+        """The deep check: every link, length and table of the container at ``offset``, and a
+        ``claim`` of every block it owns; ``SegmentCorrupt`` names the fault."""
+        cls(segment, offset)._verify(segment.words, claim)
+
     def _initialise(self, *initial: Any) -> None:
         raise NotImplementedError
 
     def _release_all(self) -> None:
         raise NotImplementedError
+
+    def _verify(self, w: Words, claim: Claim) -> None:
+        raise NotImplementedError
+
+    def _check_back_links(self, w: Words, nodes: list[int]) -> None:
+        """Each node's PREV (word 1, lists and dicts alike) names the node before it, the
+        header's the last: the ring is the same read both ways."""
+        h = self.segment_handle
+        before = h
+        for node in [*nodes, h]:
+            if w[(node >> 3) + 1] != before:
+                raise self._corrupt(f"node {node} links back to {w[(node >> 3) + 1]}, not {before}")
+            before = node
 
     # -- access (inside ``with segment.locked()`` / ``segment.transaction()``) -----------------
     #
@@ -339,8 +412,21 @@ class _Proxy:
         """The segment's bytes, for reading elements (writes go through ``segment.write``)."""
         return self.segment.buffer
 
-    def _max_nodes(self) -> int:
-        return len(self._buf) // _MIN_NODE_SPACING + 1
+    def _reading(self) -> _Operation:
+        return self._read
+
+    def _changing(self) -> _Operation:
+        return self._change
+
+    def _checked_count(self, count: int, unit: int, what: str = "length") -> int:
+        """A count read from the segment, refused unless ``count`` items of ``unit`` bytes fit
+        in the bytes the allocator has handed out: nothing may size a walk or a Python object
+        by a word that the segment's real contents do not back."""
+        if count * unit > _UNCHECKED_BYTES:
+            alg = self.segment.algorithm
+            if count * unit > alg.size - alg.free_memory:
+                raise self._corrupt(f"{what} {count} is more than the allocated blocks can hold")
+        return count
 
     def _allocate_all(self, sizes: list[int]) -> list[int]:
         """One block per size, or ``BadAlloc`` with none of them kept."""
@@ -354,18 +440,33 @@ class _Proxy:
     def _corrupt(self, why: str) -> SegmentCorrupt:
         return SegmentCorrupt(f"{type(self).__name__} at {self.segment_handle}: {why}")
 
-    def _stored_length(self, length: int) -> int:
-        """A length read from the segment, refused when no segment of this size could hold
-        that many elements (``len`` must not hand a damaged word to ``list``)."""
-        if length > len(self._buf):
-            raise self._corrupt(f"length {length} exceeds what the segment can hold")
-        return length
+    def _ring(self, w: Words, length: int) -> list[int]:
+        """The nodes of a circular list whose sentinel is the header (lists, and dicts'
+        insertion order: the NEXT link is word 0 of the header and of every node), in order;
+        ``length`` nodes exactly, no cycle, every link aligned. The list grows as the walk
+        confirms nodes, so a lying length costs no memory."""
+        h = self.segment_handle
+        walk = LinkWalk(length, f"{type(self).__name__} at {h}: the chain", "its stored length")
+        nodes: list[int] = []
+        node = int(w[h >> 3])
+        try:
+            for _ in range(length):
+                if node == h or node & (WORD - 1):
+                    raise self._corrupt(f"bad link {node} after {len(nodes)} items")
+                walk.step(node)
+                nodes.append(node)
+                node = int(w[node >> 3])
+        except IndexError:
+            raise self._corrupt(f"link {node} points outside the segment") from None
+        if node != h:
+            raise self._corrupt(f"the chain does not close after {length} items")
+        return nodes
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         try:
-            with self.segment.locked():
+            with self._reading():
                 shown = repr(self._snapshot())
         except (InvalidPointer, SegmentCorrupt, ValueError) as exc:
             shown = f"<unreadable: {exc}>"
@@ -392,6 +493,7 @@ def _specialise(base: type, key: tuple[object, ...], codecs: dict[str, _Codec]) 
     }
     cls = type(name, (base,), namespace)
     _SPECIALISED[(base, key)] = cls
+    register_segment_type(cls)
     return cls
 
 
@@ -462,6 +564,11 @@ class _Sequence(_Proxy):
         assert size is not None, "sequence elements have a fixed size"
         return size
 
+    def _known_size(self) -> int:
+        """The element size, or 1 (the least any element takes) when the deep check of a
+        process that never named the element type runs on the family's base class."""
+        return self._size() if hasattr(self, "_element") else 1
+
     def _raw_at(self, w: Words, index: int) -> bytes:
         start, length = self._element_span(w, index)
         return bytes(self._buf[start : start + length])
@@ -478,7 +585,7 @@ class _Sequence(_Proxy):
         length = self._length(w)
         position = index + length if index < 0 else index
         if not 0 <= position < length:
-            raise IndexError(f"{type(self).__name__} index out of range")
+            raise _caller_error(IndexError(f"{type(self).__name__} index out of range"))
         return position
 
     def _snapshot(self) -> list[Any]:
@@ -494,22 +601,22 @@ class _Sequence(_Proxy):
 
     # -- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
-        with self.segment.locked():
-            return self._stored_length(self._length(self._words()))
+        with self._reading():
+            return self._length(self._words())
 
     def __getitem__(self, index: int | slice) -> Any:
-        with self.segment.locked():
+        with self._reading():
             if isinstance(index, slice):
                 return self._snapshot()[index]
             w = self._words()
             return self._decode(self._raw_at(w, self._position(w, index)))
 
     def __iter__(self) -> Iterator[Any]:
-        with self.segment.locked():
+        with self._reading():
             return iter(self._snapshot())
 
     def __reversed__(self) -> Iterator[Any]:
-        with self.segment.locked():
+        with self._reading():
             return iter(self._snapshot()[::-1])
 
     def __contains__(self, value: object) -> bool:
@@ -517,7 +624,7 @@ class _Sequence(_Proxy):
             raw = self._element.encode(value)
         except (TypeError, OverflowError):
             return False
-        with self.segment.locked():
+        with self._reading():
             return raw in self._raw_all(self._words())
 
     def count(self, value: Any) -> int:
@@ -526,17 +633,20 @@ class _Sequence(_Proxy):
             raw = self._element.encode(value)
         except (TypeError, OverflowError):
             return 0
-        with self.segment.locked():
+        with self._reading():
             return self._raw_all(self._words()).count(raw)
 
     def index(self, value: Any, start: int = 0, stop: int = sys.maxsize) -> int:
         """The first position of ``value`` in ``[start, stop)``; ``ValueError`` if absent."""
         try:
             raw = self._element.encode(value)
-            with self.segment.locked():
-                return self._raw_all(self._words()).index(raw, start, stop)
-        except (TypeError, OverflowError, ValueError):
-            raise ValueError(f"{value!r} is not in {type(self).__name__}") from None
+        except (TypeError, OverflowError):
+            raw = None
+        with self._reading():
+            raws = self._raw_all(self._words())
+        if raw in raws[start:stop]:
+            return raws.index(raw, start, stop)
+        raise _caller_error(ValueError(f"{value!r} is not in {type(self).__name__}"))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _Sequence):
@@ -550,12 +660,12 @@ class _Sequence(_Proxy):
         if isinstance(index, slice):
             raise TypeError(f"{type(self).__name__} does not support slice assignment")
         raw = self._element.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             self._store_at(w, self._position(w, index), raw)
 
     def __delitem__(self, index: int | slice) -> None:
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if isinstance(index, slice):
                 indices = list(range(*index.indices(self._length(w))))
@@ -566,7 +676,7 @@ class _Sequence(_Proxy):
     def insert(self, index: int, value: Any) -> None:
         """Insert before ``index`` (clamped, as ``list.insert``); ``BadAlloc`` changes nothing."""
         raw = self._element.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             length = self._length(w)
             position = index + length if index < 0 else index
@@ -575,14 +685,14 @@ class _Sequence(_Proxy):
     def append(self, value: Any) -> None:
         """Add ``value`` at the end; ``BadAlloc`` changes nothing."""
         raw = self._element.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             self._insert_raw(w, self._length(w), [raw])
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append every value, all or nothing: ``BadAlloc`` leaves the sequence as it was."""
         raws = self._encode_all(values)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if raws:
                 self._insert_raw(w, self._length(w), raws)
@@ -593,10 +703,10 @@ class _Sequence(_Proxy):
 
     def pop(self, index: int = -1) -> Any:
         """Remove and return the element at ``index`` (the last by default)."""
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if not self._length(w):
-                raise IndexError(f"pop from empty {type(self).__name__}")
+                raise _caller_error(IndexError(f"pop from empty {type(self).__name__}"))
             position = self._position(w, index)
             raw = self._raw_at(w, position)
             self._delete_indices(w, [position])
@@ -604,13 +714,13 @@ class _Sequence(_Proxy):
 
     def remove(self, value: Any) -> None:
         """Remove the first element equal to ``value``; ``ValueError`` if there is none."""
-        with self.segment.transaction():
+        with self._changing():
             position = self.index(value)
             self._delete_indices(self._words(), [position])
 
     def clear(self) -> None:
         """Remove every element and free what they used."""
-        with self.segment.transaction():
+        with self._changing():
             self._words()
             self._release_all()
 
@@ -666,27 +776,21 @@ class SegmentList(_Sequence, Generic[T]):
         w[hw + L_LENGTH] = 0
 
     def _length(self, w: Words) -> int:
-        return int(w[(self.segment_handle >> 3) + L_LENGTH])
+        """The stored length, checked against the allocated bytes (a node per element)."""
+        return self._checked_count(int(w[(self.segment_handle >> 3) + L_LENGTH]),
+                                   self._least_node())
+
+    def _least_node(self) -> int:
+        """The fewest bytes a node takes (links, a length when values vary, a fixed-size
+        value), which bounds how many nodes the allocated bytes can hold; the least of every
+        layout when a process that never named the element type runs the deep check."""
+        if not hasattr(self, "_element"):
+            return LIST_VALUE + 1
+        return self._value_offset() + (self._element.size or 0)
 
     def _nodes(self, w: Words) -> list[int]:
         """Every node offset in order, checking the links as it walks."""
-        h = self.segment_handle
-        length = self._length(w)
-        if length > self._max_nodes():
-            raise self._corrupt(f"length {length} exceeds what the segment can hold")
-        nodes: list[int] = []
-        node = w[(h >> 3) + L_NEXT]
-        try:
-            for _ in range(length):
-                if node == h or node & (WORD - 1):
-                    raise self._corrupt(f"bad link {node} after {len(nodes)} nodes")
-                nodes.append(node)
-                node = w[(node >> 3) + L_NEXT]
-        except IndexError:
-            raise self._corrupt(f"link {node} points outside the segment") from None
-        if node != h:
-            raise self._corrupt(f"the chain does not close after {length} nodes")
-        return nodes
+        return self._ring(w, self._length(w))
 
     def _node_at(self, w: Words, position: int) -> int:
         """The node at ``position`` (0 <= position < length), walking from the nearer end."""
@@ -698,11 +802,13 @@ class SegmentList(_Sequence, Generic[T]):
             node, link, steps = w[(h >> 3) + L_PREV], L_PREV, length - 1 - position
         try:
             for _ in range(steps):
+                if node == h or node & (WORD - 1):
+                    raise self._corrupt(f"bad link {node} on the way to item {position}")
                 node = w[(node >> 3) + link]
         except IndexError:
             raise self._corrupt(f"link {node} points outside the segment") from None
-        if node == h:
-            raise self._corrupt("the chain is shorter than its length")
+        if node == h or node & (WORD - 1):
+            raise self._corrupt(f"bad link {node} on the way to item {position}")
         return int(node)
 
     def _value_offset(self) -> int:
@@ -794,6 +900,16 @@ class SegmentList(_Sequence, Generic[T]):
             deallocate(node)
         self._clear_header()
 
+    def _verify(self, w: Words, claim: Claim) -> None:
+        least = self._least_node()
+        length = self._checked_count(int(w[(self.segment_handle >> 3) + L_LENGTH]), least)
+        nodes = self._ring(w, length)
+        self._check_back_links(w, nodes)
+        known = hasattr(self, "_element")
+        for node in nodes:
+            start, size = self._value_span(w, node) if known else (node + least, 0)
+            claim(node, start - node + size)
+
     def appendleft(self, value: Any) -> None:
         """Add ``value`` at the front (Boost's ``push_front``); ``BadAlloc`` changes nothing."""
         self.insert(0, value)
@@ -862,6 +978,17 @@ def _release_buffer(proxy: _Proxy, w: Words) -> None:
     w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
 
 
+def _verify_buffer(proxy: _Proxy, claim: Claim, data: int, length: int, capacity: int,
+                   size: int) -> None:
+    """A growable buffer's fields agree (length within capacity; no block, no capacity) and
+    its block is live, holds the capacity and belongs to this container alone."""
+    if length > capacity or bool(data) != bool(capacity) or data & (WORD - 1):
+        raise proxy._corrupt(f"buffer {data} of capacity {capacity} cannot hold {length} items")
+    proxy._checked_count(capacity, size, "capacity")
+    if data:
+        claim(data, capacity * size)
+
+
 class SegmentVector(_Sequence, Generic[T]):
     """A contiguous array in the segment that grows in place when it can (Boost's vector<T>).
 
@@ -878,15 +1005,19 @@ class SegmentVector(_Sequence, Generic[T]):
         w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
 
     def _length(self, w: Words) -> int:
-        return int(w[(self.segment_handle >> 3) + B_LENGTH])
+        """The stored length, checked against the allocated bytes (``_span`` checks it against
+        the capacity and the buffer on every access to the elements)."""
+        return self._checked_count(int(w[(self.segment_handle >> 3) + B_LENGTH]), self._size())
 
     def _span(self, w: Words) -> tuple[int, int]:
-        """``(data, length)`` checked against the segment bounds."""
+        """``(data, length)`` checked against the segment bounds and the allocated bytes."""
         hw = self.segment_handle >> 3
         data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
-        if length > capacity or data + capacity * self._size() > len(self._buf):
+        size = self._size()
+        if length > capacity or data + capacity * size > len(self._buf) or (capacity and not data):
             raise self._corrupt(f"buffer {data} of {capacity} elements ({length} used) is "
                                 "outside the segment")
+        self._checked_count(capacity, size, "capacity")
         return data, length
 
     def _element_span(self, w: Words, index: int) -> tuple[int, int]:
@@ -929,14 +1060,15 @@ class SegmentVector(_Sequence, Generic[T]):
             super().__setitem__(index, value)
             return
         raws = self._encode_all(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             current = self._raw_all(w)
             if index.step not in (None, 1):
                 targets = range(*index.indices(len(current)))
                 if len(targets) != len(raws):
-                    raise ValueError(f"attempt to assign sequence of size {len(raws)} to "
-                                     f"extended slice of size {len(targets)}")
+                    raise _caller_error(ValueError(
+                        f"attempt to assign sequence of size {len(raws)} to extended slice "
+                        f"of size {len(targets)}"))
             current[index] = raws
             self._replace_all(w, current)
 
@@ -946,15 +1078,20 @@ class SegmentVector(_Sequence, Generic[T]):
         self.segment.write(data, block)
         w[(self.segment_handle >> 3) + B_LENGTH] = len(raws)
 
+    def _verify(self, w: Words, claim: Claim) -> None:
+        hw = self.segment_handle >> 3
+        data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
+        _verify_buffer(self, claim, data, length, capacity, self._known_size())
+
     def reserve(self, capacity: int) -> None:
         """Make room for ``capacity`` elements now; ``BadAlloc`` changes nothing."""
-        with self.segment.transaction():
+        with self._changing():
             _reserve(self, self._words(), self._size(), capacity)
 
     @property
     def capacity(self) -> int:
         """Elements the current buffer holds without moving."""
-        with self.segment.locked():
+        with self._reading():
             return int(self._words()[(self.segment_handle >> 3) + B_CAPACITY])
 
     # -- the buffer protocol: scalar elements only -------------------------------------
@@ -1031,16 +1168,33 @@ class SegmentString(_Proxy):
         _release_buffer(self, w)
         self._release_header(w)
 
-    def _snapshot(self) -> str:
-        w = self._words()
+    def _fields(self, w: Words) -> tuple[int, int, int]:
+        """``(data, bytes, code points)``, checked against each other (UTF-8 takes one to four
+        bytes a code point), the segment bounds and the allocated bytes."""
         hw = self.segment_handle >> 3
         data, nbytes, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
-        if nbytes > capacity or data + capacity > len(self._buf):
+        chars = int(w[hw + S_CHARS])
+        if nbytes > capacity or data + capacity > len(self._buf) or (capacity and not data):
             raise self._corrupt(f"text buffer {data} of {capacity} bytes is outside the segment")
+        if not chars <= nbytes <= 4 * chars:
+            raise self._corrupt(f"{chars} code points cannot take {nbytes} bytes of UTF-8")
+        self._checked_count(capacity, 1, "capacity")
+        return data, nbytes, chars
+
+    def _verify(self, w: Words, claim: Claim) -> None:
+        hw = self.segment_handle >> 3
+        data, nbytes, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
+        _verify_buffer(self, claim, data, nbytes, capacity, 1)
+        self._snapshot()
+
+    def _snapshot(self) -> str:
+        data, nbytes, chars = self._fields(self._words())
         try:
             text: str = self._codec.decode(self._buf, data, nbytes)
         except UnicodeDecodeError as exc:
             raise self._corrupt(f"text is not UTF-8: {exc}") from None
+        if len(text) != chars:
+            raise self._corrupt(f"the text has {len(text)} code points, its length says {chars}")
         return text
 
     def _store(self, w: Words, text: str, keep: int = 0) -> None:
@@ -1056,18 +1210,18 @@ class SegmentString(_Proxy):
         """Apply ``change(old_text) -> new_text`` all or nothing."""
         if not isinstance(text, str):
             raise TypeError(f"SegmentString holds str, not {type(text).__name__}")
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             self._store(w, change(self._snapshot()))
 
     # -- reading ---------------------------------------------------------------------------
     def __str__(self) -> str:
-        with self.segment.locked():
+        with self._reading():
             return self._snapshot()
 
     def __len__(self) -> int:
-        with self.segment.locked():
-            return self._stored_length(int(self._words()[(self.segment_handle >> 3) + S_CHARS]))
+        with self._reading():
+            return self._fields(self._words())[2]
 
     def __getitem__(self, index: int | slice) -> str:
         return str(self)[index]
@@ -1096,7 +1250,7 @@ class SegmentString(_Proxy):
         """Add ``text`` at the end, writing only the new bytes."""
         if not isinstance(text, str):
             raise TypeError(f"SegmentString holds str, not {type(text).__name__}")
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             used = int(w[(self.segment_handle >> 3) + B_LENGTH])
             self._store(w, self._snapshot() + text, keep=used)
@@ -1112,14 +1266,17 @@ class SegmentString(_Proxy):
     def __delitem__(self, index: int | slice) -> None:
         def without(old: str) -> str:
             chars = list(old)
-            del chars[index]
+            try:
+                del chars[index]
+            except IndexError as exc:
+                raise _caller_error(IndexError(str(exc))) from None
             return "".join(chars)
 
         self._edit("", without)
 
     def clear(self) -> None:
         """Make the text empty and free its buffer."""
-        with self.segment.transaction():
+        with self._changing():
             self._release_all()
 
 
@@ -1209,58 +1366,74 @@ class SegmentDict(_Proxy, Generic[K, V]):
         if initial:
             self.update(initial[0])
 
+    def _length(self, w: Words) -> int:
+        """The stored item count, checked against the allocated bytes (a node per item)."""
+        return self._checked_count(int(w[(self.segment_handle >> 3) + D_LENGTH]), NODE_KEY)
+
     def _nodes(self, w: Words) -> list[int]:
-        h = self.segment_handle
-        length = int(w[(h >> 3) + D_LENGTH])
-        if length > self._max_nodes():
-            raise self._corrupt(f"length {length} exceeds what the segment can hold")
-        nodes: list[int] = []
-        node = w[(h >> 3) + D_NEXT]
-        try:
-            for _ in range(length):
-                if node == h or node & (WORD - 1):
-                    raise self._corrupt(f"bad link {node} after {len(nodes)} items")
-                nodes.append(int(node))
-                node = w[(node >> 3) + D_NEXT]
-        except IndexError:
-            raise self._corrupt(f"link {node} points outside the segment") from None
-        if node != h:
-            raise self._corrupt(f"the order chain does not close after {length} items")
-        return nodes
+        return self._ring(w, self._length(w))
+
+    def _table(self, w: Words) -> tuple[int, int]:
+        """``(bucket array, bucket count)``; refused unless the count is a power of two (a
+        mask of any other count would send keys to buckets they were never filed in) and the
+        array lies in the segment."""
+        hw = self.segment_handle >> 3
+        table, count = int(w[hw + D_BUCKETS]), int(w[hw + D_COUNT])
+        if count & (count - 1) or bool(table) != bool(count) or table & (WORD - 1):
+            raise self._corrupt(f"bucket table {table} of {count} buckets is impossible "
+                                "(the count must be a power of two)")
+        if table + count * WORD > len(self._buf):
+            raise self._corrupt(f"bucket table {table} of {count} buckets is outside the segment")
+        self._checked_count(count, WORD, "bucket count")
+        return table, count
 
     def _bucket_word(self, w: Words, tag: int) -> int:
         """The word index of the bucket head for a key tag (the table must exist)."""
-        hw = self.segment_handle >> 3
-        return (int(w[hw + D_BUCKETS]) >> 3) + (tag & 0xFFFFFFFF & (int(w[hw + D_COUNT]) - 1))
+        table, count = self._table(w)
+        return (table >> 3) + (tag & 0xFFFFFFFF & (count - 1))
 
     def _find(self, w: Words, raw_key: bytes, tag: int) -> tuple[int, int]:
         """``(node, word that links to it)`` for ``raw_key``; node 0 when absent."""
-        if not w[(self.segment_handle >> 3) + D_COUNT]:
+        table, count = self._table(w)
+        if not count:
             return 0, 0
-        link = self._bucket_word(w, tag)
+        link = (table >> 3) + (tag & 0xFFFFFFFF & (count - 1))
+        walk = LinkWalk(self._length(w), f"{type(self).__name__} at {self.segment_handle}: "
+                                         "a bucket chain", "its stored length")
         buf, klen = self._buf, len(raw_key)
         try:
-            for _ in range(self._max_nodes()):
+            while True:
                 node = int(w[link])
                 if not node:
                     return 0, 0
                 if node & (WORD - 1):
                     raise self._corrupt(f"bad chain link {node}")
+                walk.step(node)
                 if w[(node >> 3) + N_KEYTAG] == tag and buf[node + NODE_KEY : node + NODE_KEY
                                                             + klen] == raw_key:
                     return node, link
                 link = (node >> 3) + N_CHAIN
         except IndexError:
             raise self._corrupt("a chain link points outside the segment") from None
-        raise self._corrupt("a bucket chain does not end")
 
-    def _value_at(self, w: Words, node: int) -> Any:
+    def _lengths(self, w: Words, node: int) -> tuple[int, int]:
+        """``(key bytes, value bytes)`` of an item; lengths beyond what is read unchecked
+        must fit in the item's block before anything is copied by them."""
         klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
         vlen = int(w[(node >> 3) + N_VLEN])
+        if klen + vlen > _UNCHECKED_BYTES:
+            needed = NODE_KEY + _round_up(klen) + vlen
+            if self.segment.algorithm.usable_size(node) < needed:
+                raise self._corrupt(f"item {node} claims {klen} + {vlen} bytes, more than its "
+                                    "block holds")
+        return klen, vlen
+
+    def _value_at(self, w: Words, node: int) -> Any:
+        klen, vlen = self._lengths(w, node)
         return self._decoded(self._value, node + NODE_KEY + _round_up(klen), vlen)
 
     def _key_at(self, w: Words, node: int) -> Any:
-        klen = int(w[(node >> 3) + N_KEYTAG]) >> 32
+        klen = self._lengths(w, node)[0]
         return self._decoded(self._key, node + NODE_KEY, klen)
 
     def _decoded(self, codec: _Codec, at: int, length: int) -> Any:
@@ -1313,7 +1486,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
         final: dict[bytes, bytes] = {}
         for key, value in pairs:
             final[self._key.encode(key)] = self._value.encode(value)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             hw = self.segment_handle >> 3
             plan = []
@@ -1388,14 +1561,58 @@ class SegmentDict(_Proxy, Generic[K, V]):
         w = self._words()
         return {self._key_at(w, node): self._value_at(w, node) for node in self._nodes(w)}
 
+    def _verify(self, w: Words, claim: Claim) -> None:
+        nodes = self._nodes(w)
+        self._check_back_links(w, nodes)
+        table, count = self._table(w)
+        if nodes and not count:
+            raise self._corrupt(f"{len(nodes)} items but no bucket table")
+        if count:
+            claim(table, count * WORD)
+        buf = self._buf
+        for node in nodes:
+            tag, vlen = int(w[(node >> 3) + N_KEYTAG]), int(w[(node >> 3) + N_VLEN])
+            klen = tag >> 32
+            claim(node, NODE_KEY + _round_up(klen) + vlen)
+            if zlib.crc32(buf[node + NODE_KEY : node + NODE_KEY + klen]) != tag & 0xFFFFFFFF:
+                raise self._corrupt(f"item {node} has a damaged key hash")
+            if hasattr(self, "_key"):
+                for codec, length in ((self._key, klen), (self._value, vlen)):
+                    if codec.size is not None and codec.size != length:
+                        raise self._corrupt(f"item {node} stores {length} bytes for a "
+                                            f"{codec.label} of {codec.size}")
+                self._key_at(w, node)
+                self._value_at(w, node)
+        self._check_chains(w, table, count, nodes)
+
+    def _check_chains(self, w: Words, table: int, count: int, nodes: list[int]) -> None:
+        """Every item sits in the chain of the bucket its key hash names, once, and the
+        chains hold nothing else."""
+        unfiled = set(nodes)
+        walk = LinkWalk(len(nodes), f"{type(self).__name__} at {self.segment_handle}: "
+                                    "the bucket chains", "its items")
+        for bucket in range(count):
+            node = int(w[(table >> 3) + bucket])
+            while node:
+                walk.step(node)
+                if node not in unfiled:
+                    raise self._corrupt(f"bucket {bucket} holds {node}, not an item (or twice)")
+                if int(w[(node >> 3) + N_KEYTAG]) & (count - 1) != bucket:
+                    raise self._corrupt(f"item {node} is in bucket {bucket}, its hash names "
+                                        "another")
+                unfiled.discard(node)
+                node = int(w[(node >> 3) + N_CHAIN])
+        if unfiled:
+            raise self._corrupt(f"item {min(unfiled)} is in no bucket chain")
+
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
-        with self.segment.locked():
-            return self._stored_length(int(self._words()[(self.segment_handle >> 3) + D_LENGTH]))
+        with self._reading():
+            return self._length(self._words())
 
     def __getitem__(self, key: Any) -> Any:
         found = self._lookup(key)
-        with self.segment.locked():
+        with self._reading():
             w = self._words()
             node = self._find(w, *found)[0] if found else 0
             if not node:
@@ -1413,12 +1630,12 @@ class SegmentDict(_Proxy, Generic[K, V]):
         found = self._lookup(key)
         if found is None:
             return False
-        with self.segment.locked():
+        with self._reading():
             return self._find(self._words(), *found)[0] != 0
 
     def copy(self) -> dict[Any, Any]:
         """A Python dict with the same items, in insertion order."""
-        with self.segment.locked():
+        with self._reading():
             return self._snapshot()
 
     def __iter__(self) -> Iterator[Any]:
@@ -1454,7 +1671,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``; if absent, store ``default`` first."""
-        with self.segment.transaction():
+        with self._changing():
             if key in self:
                 return self[key]
             self[key] = default
@@ -1465,7 +1682,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def _pop(self, key: Any) -> Any:
         found = self._lookup(key)
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             node, link = self._find(w, *found) if found else (0, 0)
             if not node:
@@ -1487,13 +1704,13 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last inserted (key, value), as ``dict.popitem``."""
-        with self.segment.transaction():
+        with self._changing():
             w = self._words()
             if not w[(self.segment_handle >> 3) + D_LENGTH]:
                 raise KeyError("popitem(): dictionary is empty")
             last = int(w[(self.segment_handle >> 3) + D_PREV])
             tag = int(w[(last >> 3) + N_KEYTAG])
-            raw_key = bytes(self._buf[last + NODE_KEY : last + NODE_KEY + (tag >> 32)])
+            raw_key = bytes(self._buf[last + NODE_KEY : last + NODE_KEY + self._lengths(w, last)[0]])
             node, link = self._find(w, raw_key, tag)
             if node != last:
                 raise self._corrupt(f"the last item {last} is not in its bucket chain")
@@ -1503,5 +1720,10 @@ class SegmentDict(_Proxy, Generic[K, V]):
 
     def clear(self) -> None:
         """Remove every item and free the nodes and the table."""
-        with self.segment.transaction():
+        with self._changing():
             self._release_all()
+
+
+for _family in (SegmentList, SegmentVector, SegmentDict):
+    register_segment_type(_family, family=_family.__name__)
+register_segment_type(SegmentString)

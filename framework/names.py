@@ -26,8 +26,9 @@ Index root (four words in the segment header, at ``INDEX_ROOT_AT``; outside its 
 A new segment spends nothing on the index; the bucket table is allocated with the first named
 or unique object and doubled as objects are added.
 
-Chains are hashed by (kind, name); every walk is bounded by the number of blocks the region
-can hold, so a planted cycle raises ``SegmentCorrupt`` instead of hanging.
+Chains are hashed by (kind, name); every walk detects cycles and is bounded by the stored
+object count (itself checked against the bytes the allocator has handed out), so a planted
+cycle or a lying count raises ``SegmentCorrupt`` at once instead of walking the claimed size.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.header import INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
+from segalloc.walks import LinkWalk
 
 __all__ = ["ENTRY_SIZE", "Entry", "InstanceType", "NameIndex"]
 
@@ -60,6 +62,10 @@ _ENTRY = struct.Struct("<QIBBHQQIII4x")
 _ROOT = struct.Struct("<QQQQ")
 _FLAG_ARRAY = 1
 _INITIAL_BUCKETS = 8
+#: tunable: a name and type identity this long are copied without asking the allocator; a
+#: longer one must fit in the entry's block first (a lying length must not cost a copy of
+#: the claimed segment)
+_UNCHECKED_NAME_BYTES = 1 << 16
 assert _ENTRY.size == ENTRY_SIZE
 
 
@@ -111,7 +117,6 @@ class NameIndex:
         self.words = words
         self.algorithm = algorithm
         self.root = root
-        self._max_steps = len(buf) // 16 + 1
 
     # -- creation ------------------------------------------------------------------------
     @staticmethod
@@ -131,9 +136,21 @@ class NameIndex:
             return 0, 0, 0, 0
         if count & (count - 1) or buckets % 8 or not 0 < buckets <= buckets + 8 * count <= len(self.buf):
             raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
-        if named + unique > len(self.buf) // ENTRY_SIZE:
-            raise SegmentCorrupt(f"named-object index at {self.root} counts more objects than fit")
+        if 8 * count + (named + unique) * ENTRY_SIZE > self._allocated_bytes():
+            raise SegmentCorrupt(f"named-object index at {self.root} claims {count} buckets and "
+                                 f"{named + unique} objects, more than the allocated blocks hold")
         return count, buckets, named, unique
+
+    def _block_size(self, offset: int) -> int:
+        """Usable bytes of the block at ``offset``; 0 when it is not a live block."""
+        try:
+            return self.algorithm.usable_size(offset)
+        except InvalidPointer:
+            return 0
+
+    def _allocated_bytes(self) -> int:
+        """Bytes the algorithm has handed out: what any stored count must fit in."""
+        return max(self.algorithm.size - self.algorithm.free_memory, 0)
 
     # -- entries -------------------------------------------------------------------------
     def read_entry(self, offset: int) -> Entry:
@@ -149,6 +166,9 @@ class NameIndex:
         end = name_at + name_len + type_len
         if end > len(self.buf):
             raise SegmentCorrupt(f"object header at {offset} claims bytes past the segment end")
+        if name_len + type_len > _UNCHECKED_NAME_BYTES and self._block_size(offset) < end - offset:
+            raise SegmentCorrupt(f"object header at {offset} claims a {name_len}-byte name, "
+                                 "more than its block holds")
         name = bytes(self.buf[name_at : name_at + name_len])
         try:
             name.decode()
@@ -171,30 +191,34 @@ class NameIndex:
         padding = bytes(-len(data) % 8)
         return b"".join((header, data, padding, name, type_id))
 
-    def _chain(self, head: int) -> Iterator[Entry]:
+    def _chain(self, head: int, walk: LinkWalk) -> Iterator[Entry]:
+        """The entries of one bucket chain; ``walk`` bounds them (shared across chains when
+        the caller walks the whole index)."""
         offset = head
-        for _ in range(self._max_steps):
-            if offset == 0:
-                return
+        while offset:
+            walk.step(offset)
             try:
                 entry = self.read_entry(offset)
             except InvalidPointer:
                 raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object") from None
             yield entry
             offset = entry.next
-        raise SegmentCorrupt("named-object chain does not end (a cycle)")
+
+    def _walk(self, named: int, unique: int) -> LinkWalk:
+        """A walk bounded by the stored object count (no chain holds more)."""
+        return LinkWalk(named + unique, "named-object chain", "the index counts")
 
     def _bucket_at(self, buckets: int, bucket_count: int, hsh: int) -> int:
         return buckets + 8 * (hsh & (bucket_count - 1))
 
     def find(self, kind: InstanceType, name: bytes) -> Entry | None:
         """The entry keyed (kind, name), if any."""
-        count, buckets, _, _ = self._root()
+        count, buckets, named, unique = self._root()
         if not count:
             return None
         hsh = key_hash(kind, name)
         (head,) = struct.unpack_from("<Q", self.buf, self._bucket_at(buckets, count, hsh))
-        for entry in self._chain(head):
+        for entry in self._chain(head, self._walk(named, unique)):
             if entry.hash == hsh and entry.kind is kind and entry.name == name:
                 return entry
         return None
@@ -220,13 +244,13 @@ class NameIndex:
 
     def unlink(self, entry: Entry) -> None:
         """Take an entry out of its bucket chain."""
-        count, buckets, _, _ = self._root()
+        count, buckets, named, unique = self._root()
         if not count:
             raise SegmentCorrupt(f"object at {entry.offset} claims a name but the index is empty")
         slot = self._bucket_at(buckets, count, entry.hash)
         (head,) = struct.unpack_from("<Q", self.buf, slot)
         prev_field = slot
-        for candidate in self._chain(head):
+        for candidate in self._chain(head, self._walk(named, unique)):
             if candidate.offset == entry.offset:
                 self.words[prev_field >> 3] = candidate.next
                 self._count(entry.kind, -1)
@@ -247,11 +271,62 @@ class NameIndex:
         return named, unique
 
     def entries(self) -> Iterator[Entry]:
-        """Every indexed entry (named and unique), bucket by bucket."""
-        count, buckets, _, _ = self._root()
+        """Every indexed entry (named and unique), bucket by bucket; all the chains together
+        hold no more than the stored count."""
+        count, buckets, named, unique = self._root()
+        if count:
+            self._check_table(buckets, count)
+        walk = self._walk(named, unique)
         for slot in range(buckets, buckets + 8 * count, 8):
             (head,) = struct.unpack_from("<Q", self.buf, slot)
-            yield from self._chain(head)
+            yield from self._chain(head, walk)
+
+    def verify(self, claim: Callable[[int, int], None],
+               claim_entry: Callable[[Entry], Callable[[int, int], None]]) -> list[Entry]:
+        """The deep check of the index: the root and its bucket table (``claim``-ed), every
+        chain (bounded, cycle-detecting), every entry in the bucket its hash names, with the
+        hash of its key, and a live block of its size (``claim_entry(entry)``'s claim); the
+        counts agree with the entries. Returns the entries, for the objects' own checks."""
+        count, buckets, named, unique = self._root()
+        if not count:
+            return []
+        self._check_table(buckets, count)
+        claim(buckets, 8 * count)
+        walk = self._walk(named, unique)
+        found: list[Entry] = []
+        for bucket in range(count):
+            (head,) = struct.unpack_from("<Q", self.buf, buckets + 8 * bucket)
+            for entry in self._chain(head, walk):
+                if entry.kind is InstanceType.ANONYMOUS:
+                    raise SegmentCorrupt(f"anonymous object at {entry.offset} is indexed")
+                if entry.hash != key_hash(entry.kind, entry.name):
+                    raise SegmentCorrupt(f"object at {entry.offset} ({entry.name!r}) has a "
+                                         "damaged name hash")
+                if entry.hash & (count - 1) != bucket:
+                    raise SegmentCorrupt(f"object at {entry.offset} ({entry.name!r}) is filed "
+                                         f"in bucket {bucket}, its hash names another")
+                if not entry.is_array and entry.count != 1:
+                    raise SegmentCorrupt(f"object at {entry.offset} ({entry.name!r}) is one "
+                                         f"element but counts {entry.count}")
+                claim_entry(entry)(entry.offset, entry_bytes(
+                    entry.count, entry.elem_size, entry.name, entry.type_id.encode()))
+                found.append(entry)
+        kinds = [entry.kind for entry in found]
+        counted = (kinds.count(InstanceType.NAMED), kinds.count(InstanceType.UNIQUE))
+        if counted != (named, unique):
+            raise SegmentCorrupt(f"name index counts {(named, unique)} objects but holds {counted}")
+        return found
+
+    def _check_table(self, buckets: int, count: int) -> None:
+        """The bucket table is a live block big enough for its buckets (before walking them
+        all: a lying count must not cost a walk of the claimed size)."""
+        try:
+            room = self.algorithm.usable_size(buckets)
+        except InvalidPointer:
+            raise SegmentCorrupt(f"named-object bucket table {buckets} is not a live block") from None
+        if room < 8 * count:
+            raise SegmentCorrupt(f"named-object bucket table {buckets} holds {room} bytes, "
+                                 f"not {count} buckets")
 
     def rehash(self, bucket_count: int) -> bool:
         """Move every entry to a table of ``bucket_count`` buckets; False when there is no room."""

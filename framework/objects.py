@@ -31,6 +31,14 @@ class SegmentType(Protocol):
     """A type that builds itself in a segment and may own more blocks there (containers).
 
     The object users hold is a light proxy; ``segment_handle`` is its offset in the segment.
+
+    Optional (not part of the structural check, so older types still qualify):
+    ``segment_prepare(*args)``, a classmethod that checks the construct arguments before the
+    segment allocates anything (a value that cannot be stored raises with nothing changed) and
+    returns the arguments to construct with; and ``segment_verify(segment, offset, claim)``, a
+    classmethod that checks the object's links and lengths, bounded, and calls
+    ``claim(block, size)`` for every block it owns; the deep check (``segalloc.deep_check``)
+    runs it for types registered with ``register_segment_type``.
     """
 
     @classmethod
@@ -40,11 +48,6 @@ class SegmentType(Protocol):
     @classmethod
     def segment_type_id(cls) -> str:
         """A stable identity string, stored in the object header and checked on ``find``."""
-
-    @classmethod
-    def segment_prepare(cls, *args: Any) -> tuple[Any, ...]:
-        """Check the construct arguments before the segment allocates anything (a value that
-        cannot be stored raises with nothing changed); the arguments to construct with."""
 
     @classmethod
     def segment_construct(cls, segment: Segment, offset: int, *args: Any) -> Any:
@@ -250,9 +253,8 @@ def type_mismatch(what: str, stored: str, cls: type) -> str:
 
 def prepared_args(cls: type, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """The construct arguments of ``cls``, checked before the segment allocates its block."""
-    if is_ctypes_type(cls):
-        return args
-    return tuple(cls.segment_prepare(*args))  # type: ignore[attr-defined]
+    prepare = None if is_ctypes_type(cls) else getattr(cls, "segment_prepare", None)
+    return args if prepare is None else tuple(prepare(*args))
 
 
 def sizeof(cls: type) -> int:

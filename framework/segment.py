@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, overload
 
 from segalloc import arrays, objects
+from segalloc.deep_check import check_index_and_objects
 from segalloc.errors import (
     BadAlloc,
     InvalidPointer,
@@ -712,6 +713,10 @@ class Segment:
         return twin.from_buffer(self._objects_buf, handle)
 
     def _attach(self, cls: type, entry: Entry) -> Any:
+        if entry.elem_size != objects.sizeof(cls) or entry.count > len(self._buf):
+            raise SegmentCorrupt(f"object {entry.display_name or entry.handle!r} claims "
+                                 f"{entry.count} elements of {entry.elem_size} bytes, not of the "
+                                 f"{objects.sizeof(cls)} its type has")
         if objects.is_ctypes_type(cls):
             return self._ctypes_at(cls, entry.handle, entry.count if entry.is_array else None)
         return cls.segment_attach(self, entry.handle)  # type: ignore[attr-defined]
@@ -980,33 +985,27 @@ class Segment:
                              "delete them (del obj) first and fetch them again afterwards "
                              "(container proxies need not be deleted)")
 
-    def verify(self) -> None:
-        """Check the header, the algorithm's structures and the name index; ``SegmentCorrupt``
-        (or ``InvalidSegment``) names the first fault."""
+    def verify(self, *, deep: bool = True) -> None:
+        """Check the header and the algorithm's structures and, unless ``deep=False``, the
+        name index and every object found through it, containers included (links both ways,
+        lengths, bucket tables, capacities, every block they own live and owned once: see
+        ``segalloc.deep_check``); ``SegmentCorrupt`` (or ``InvalidSegment``) names the first
+        fault and the object it is in. Bounded by what the segment really holds."""
         with self._reading:
             try:
                 self._header()
                 self._alg.verify()
-                table = self._index.table_block()
-                if table is not None:
-                    self._alg.usable_size(table)
-                kinds = []
-                for entry in self._index.entries():
-                    self._alg.usable_size(entry.offset)  # InvalidPointer unless a live block
-                    kinds.append(entry.kind)
-                counted = (kinds.count(InstanceType.NAMED), kinds.count(InstanceType.UNIQUE))
-                if counted != self._index.counts():
-                    raise SegmentCorrupt(f"name index counts {self._index.counts()} objects "
-                                         f"but holds {counted}")
+                if deep:
+                    check_index_and_objects(self, self._index)
             except InvalidPointer as exc:
                 raise SegmentCorrupt(f"named object outside any live block: {exc}") from exc
             except _DAMAGE as exc:
                 raise SegmentCorrupt(str(exc)) from exc
 
-    def check_sanity(self) -> bool:
-        """Boost's ``check_sanity``: True when ``verify`` finds nothing wrong."""
+    def check_sanity(self, *, deep: bool = True) -> bool:
+        """Boost's ``check_sanity``: True when ``verify(deep=deep)`` finds nothing wrong."""
         try:
-            self.verify()
+            self.verify(deep=deep)
         except InvalidSegment:
             return False
         return True

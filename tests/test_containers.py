@@ -730,3 +730,161 @@ def bytes_a_rolled_back_allocation_keeps(seg: Any, size: int) -> int:
         seg.algorithm.allocate(size)
         raise RuntimeError("roll it back")
     return int(free - seg.get_free_memory())
+
+
+# ------------------------------------------------------------------------------------------
+# The deep check: Segment.verify() walks every container and names the one that is damaged
+# ------------------------------------------------------------------------------------------
+
+
+def word(seg: Any, at: int) -> int:
+    return int(struct.unpack_from("<Q", seg.buffer, at)[0])
+
+
+def put(seg: Any, at: int, value: int) -> None:
+    struct.pack_into("<Q", seg.buffer, at, value)
+
+
+def populated(algorithm: str) -> Any:
+    seg = heap(64 * 1024, algorithm)
+    seg.construct(SegmentList[c_int], "list", [1, 2, 3])
+    seg.construct(SegmentList[c_int], "other list", [4, 5])
+    seg.construct(SegmentVector[c_int], "vector", list(range(10)))
+    seg.construct(SegmentString, "text", "some text")
+    seg.construct(SegmentDict[bytes, c_int], "dict", {bytes([k]): k for k in range(6)})
+    return seg
+
+
+def handle(seg: Any, cls: type, name: str) -> int:
+    return int(seg.find(cls, name)[0].segment_handle)
+
+
+def _list_back_link(seg: Any) -> None:
+    h = handle(seg, SegmentList[c_int], "list")
+    put(seg, word(seg, h) + 8, word(seg, h) + 64)
+
+
+def _shared_buffer(seg: Any) -> None:
+    text, vector = handle(seg, SegmentString, "text"), handle(seg, SegmentVector[c_int], "vector")
+    put(seg, vector, word(seg, text))  # the vector's buffer is the string's
+    put(seg, vector + 16, word(seg, text + 16) // 4)
+    put(seg, vector + 8, word(seg, text + 16) // 4)
+
+
+def _node_in_a_free_block(seg: Any) -> None:
+    h = handle(seg, SegmentList[c_int], "list")
+    free, _ = next(iter(seg.free_blocks()))
+    first = word(seg, h)
+    put(seg, free + 256, first)  # a well-linked first node that is not a live block
+    put(seg, free + 264, h)
+    put(seg, first + 8, free + 256)
+    put(seg, h, free + 256)
+    put(seg, h + 16, 4)
+
+
+def _vector_capacity(seg: Any) -> None:
+    put(seg, handle(seg, SegmentVector[c_int], "vector") + 16, 400)
+
+
+def _string_chars(seg: Any) -> None:
+    put(seg, handle(seg, SegmentString, "text") + 24, 8)
+
+
+def _dict_wrong_bucket(seg: Any) -> None:
+    h = handle(seg, SegmentDict[bytes, c_int], "dict")
+    table = word(seg, h + 24)
+    heads = [word(seg, table + 8 * b) for b in range(8)]
+    for bucket in range(8):
+        put(seg, table + 8 * bucket, heads[(bucket + 1) % 8])
+
+
+def _dict_length(seg: Any) -> None:
+    put(seg, handle(seg, SegmentDict[bytes, c_int], "dict") + 16, 5)
+
+
+def _dict_key_hash(seg: Any) -> None:
+    h = handle(seg, SegmentDict[bytes, c_int], "dict")
+    node = word(seg, h)
+    put(seg, node + 24, word(seg, node + 24) ^ 1)
+
+
+def _entry_hash(seg: Any) -> None:
+    entry = handle(seg, SegmentString, "text") - 48
+    put(seg, entry + 40, word(seg, entry + 40) ^ 1 << 20)
+
+
+def _index_count(seg: Any) -> None:
+    root = seg._index.root
+    put(seg, root + 16, word(seg, root + 16) - 1)
+
+
+DEEP_FAULTS: dict[str, tuple[Callable[[Any], None], str]] = {
+    "list back link": (_list_back_link, "named object 'list'.*links back"),
+    "buffer owned twice": (_shared_buffer, "also claimed by named object '(text|vector)'"),
+    "node not a live block": (_node_in_a_free_block, "named object 'list'.*not a live block"),
+    "vector capacity past its block": (_vector_capacity, "named object 'vector'.*holds"),
+    "string code points": (_string_chars, "named object 'text'.*code points"),
+    "dict item in the wrong bucket": (_dict_wrong_bucket, "named object 'dict'.*bucket"),
+    "dict length": (_dict_length, "named object 'dict'.*does not close"),
+    "dict key hash": (_dict_key_hash, "named object 'dict'.*key hash"),
+    "entry hash": (_entry_hash, "'text'.*name hash"),
+    "index count": (_index_count, "longer than the index counts"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(DEEP_FAULTS))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_the_deep_check_names_the_damaged_container(algorithm: str, fault: str) -> None:
+    """Each fault passed the shallow check (the algorithm's blocks are intact) and fails the
+    deep one, which names the object."""
+    damage, message = DEEP_FAULTS[fault]
+    seg = populated(algorithm)
+    assert seg.check_sanity()
+    damage(seg)
+    assert seg.check_sanity(deep=False)
+    with pytest.raises(SegmentCorrupt, match=message):
+        seg.verify()
+
+
+def test_a_third_party_segment_type_joins_the_deep_check() -> None:
+    """A SegmentType with ``segment_verify``, registered, is checked and claims its block."""
+    from segalloc.deep_check import register_segment_type
+
+    class Boxed:
+        """Owns one block whose offset is its only word."""
+
+        def __init__(self, seg: Any, offset: int) -> None:
+            self.segment, self.segment_handle = seg, offset
+
+        @classmethod
+        def segment_sizeof(cls) -> int:
+            return 8
+
+        @classmethod
+        def segment_type_id(cls) -> str:
+            return "test.Boxed/1"
+
+        @classmethod
+        def segment_construct(cls, seg: Any, offset: int, *args: Any) -> Any:
+            put(seg, offset, seg.allocate(32))
+            return cls(seg, offset)
+
+        @classmethod
+        def segment_attach(cls, seg: Any, offset: int) -> Any:
+            return cls(seg, offset)
+
+        @classmethod
+        def segment_destroy(cls, seg: Any, offset: int) -> None:
+            seg.deallocate(word(seg, offset))
+
+        @classmethod
+        def segment_verify(cls, seg: Any, offset: int, claim: Callable[[int, int], None]) -> None:
+            claim(word(seg, offset), 32)
+
+    register_segment_type(Boxed)
+    seg = heap(16 * 1024, "best_fit")
+    a, b = seg.construct(Boxed, "a"), seg.construct(Boxed, "b")
+    assert seg.check_sanity()
+    put(seg, b.segment_handle, word(seg, a.segment_handle))  # both claim a's block
+    with pytest.raises(SegmentCorrupt, match="named object 'b'.*also claimed by named object 'a'"):
+        seg.verify()

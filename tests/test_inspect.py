@@ -183,3 +183,24 @@ def test_check_waits_for_the_lock_a_few_seconds_by_default() -> None:
     args = build_parser().parse_args(["check", "some.seg"])
     assert args.timeout == LOCK_TIMEOUT and 0 < LOCK_TIMEOUT <= 30
     assert build_parser().parse_args(["inspect", "x", "--timeout", "0.5"]).timeout == 0.5
+
+
+def test_check_walks_the_containers_and_names_the_damaged_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list whose ring runs in a cycle: the allocator's blocks are intact, so only the deep
+    check sees it; ``check`` and ``inspect`` name the list."""
+    path = tmp_path / "segment.seg"
+    with segalloc.ManagedMappedFile(Mode.CREATE_ONLY, str(path), SIZE) as seg:
+        populate(seg)
+        lst = seg.construct(segalloc.SegmentList[ctypes.c_int], "numbers", [1, 2, 3, 4])
+        first, _, _ = struct.unpack_from("<QQQ", seg.buffer, lst.segment_handle)
+        second = struct.unpack_from("<Q", seg.buffer, first)[0]
+        third = struct.unpack_from("<Q", seg.buffer, second)[0]
+        struct.pack_into("<Q", seg.buffer, third, first)  # third -> first: a cycle
+        struct.pack_into("<Q", seg.buffer, lst.segment_handle + 16, 12)  # that it runs round
+        del lst
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 1 and "named object 'numbers'" in err and "cycle" in err
+    code, out, _ = run(capsys, "inspect", "--json", str(path))
+    assert code == 1 and "named object 'numbers'" in json.loads(out)["problem"]
