@@ -371,7 +371,7 @@ class Segment:
                 old_size = self._alg.usable_size(reuse)
             # a shrink to more than its limit fails as Boost's does (no algorithm can serve it,
             # and a caller shrinking to what it received may find it got less than preferred)
-            if preferred_size > limit_size if shrinks else limit_size > len(self._buf):
+            if (preferred_size > limit_size) if shrinks else (limit_size > len(self._buf)):
                 offset, received = None, 0
             else:
                 preferred_size = min(preferred_size, len(self._buf))
