@@ -29,6 +29,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from segalloc.algorithm_common import (
+    ALLOCATE_NEW,
+    DAMAGE,
+    EXPAND,
+    EXPAND_BWD,
+    EXPAND_FWD,
+    SHRINKS,
+    TRY_SHRINK_IN_PLACE,
+    ZERO_MEMORY,
+    check_grow,
+    check_region,
+    command_can_succeed,
+    damage_is_corruption,
+    damaged,
+)
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
 
@@ -172,25 +187,9 @@ def _block_bytes(size: int) -> int:
 MIN_SEGMENT_SIZE = (_first_block(0, MIN_SMALL_UNITS, (MIN_SMALL_UNITS * ALIGNMENT).bit_length())
                     * WORD + MIN_BLOCK + END_MARKER)
 
-#: the commands as plain ints: IntFlag arithmetic costs microseconds on a hot path
-_SHRINK = int(Command.SHRINK_IN_PLACE | Command.TRY_SHRINK_IN_PLACE)
-_TRY_SHRINK = int(Command.TRY_SHRINK_IN_PLACE)
-_EXPAND_FWD = int(Command.EXPAND_FWD)
-_EXPAND_BWD = int(Command.EXPAND_BWD)
-_EXPAND = _EXPAND_FWD | _EXPAND_BWD
-_ALLOCATE_NEW = int(Command.ALLOCATE_NEW)
-_ZERO_MEMORY = int(Command.ZERO_MEMORY)
-
 
 def _fault(message: str) -> SegmentCorrupt:
     return SegmentCorrupt(f"best_fit: {message}")
-
-
-#: what a damaged word provokes in code that trusts it (an index outside the word view, a value
-#: no word holds, a negative shift count): the public methods report it as SegmentCorrupt. A try
-#: costs nothing until it catches, so the hot paths stay as fast; segalloc's own errors (an
-#: InvalidPointer is a ValueError) pass through first.
-_DAMAGE = (IndexError, ValueError, OverflowError)
 
 
 class BestFit(MemoryAlgorithm):
@@ -235,12 +234,7 @@ class BestFit(MemoryAlgorithm):
     @classmethod
     def format(cls, buf: memoryview, start: int, size: int) -> BestFit:
         """Lay out an empty region: the header, one free block (the top) and the end marker."""
-        if start % ALIGNMENT:
-            raise ValueError(f"start={start} must be a multiple of {ALIGNMENT}")
-        if size < MIN_SEGMENT_SIZE:
-            raise ValueError(f"size={size} is below the minimum region of {MIN_SEGMENT_SIZE}")
-        if start + size > len(buf):
-            raise ValueError(f"size={size}: the buffer ends before start + size")
+        check_region(len(buf), start, size, alignment=ALIGNMENT, min_size=MIN_SEGMENT_SIZE)
         per_unit = size // REGION_BYTES_PER_SMALL_UNIT
         small_units = max(MIN_SMALL_UNITS,
                           min(MAX_SMALL_UNITS, 1 << max(per_unit.bit_length() - 1, 0)))
@@ -467,6 +461,16 @@ class BestFit(MemoryAlgorithm):
         return size >= self._small_limit and b + (size >> 3) == self.words[self._end]
 
     # -- block operations --------------------------------------------------------------------
+    def _hand_out(self, b: int, size: int) -> None:
+        """Zero the links free block ``b`` kept in a bin or a trie (taken out of it, about to be
+        allocated): they become payload. With ``_carve`` zeroing the boundary tag, a block
+        allocated after ``zero_free_memory`` reads all zeros, as Boost's allocation clears
+        its free-tree hook (``_take`` inlines this for bin blocks)."""
+        w = self.words
+        links = BIN_LINKS if size >> 4 < self._small_units else TRIE_LINKS
+        for word in range(b + B_NEXT, b + B_NEXT + links):
+            w[word] = 0
+
     def _carve(self, b: int, size: int, nb: int, wild: bool) -> None:
         """Allocate ``nb`` bytes at the front of free block ``b`` (already out of its bin) and
         file the rest if it makes a block (a wild rest stays out of the structures)."""
@@ -482,6 +486,7 @@ class BestFit(MemoryAlgorithm):
             size = nb
         else:
             w[b + B_SIZE] = size | BOTH_ALLOCATED
+            w[b + (size >> 3) + B_PREV_SIZE] = 0  # the boundary tag is payload now
             w[b + (size >> 3) + B_SIZE] |= PREV_ALLOCATED
         w[self._free] -= size
 
@@ -522,9 +527,12 @@ class BestFit(MemoryAlgorithm):
             if not bits:
                 w[self._summary] &= ~(1 << mapword)
         size = units << 4
+        w[b + B_NEXT] = 0  # the links are payload now (_hand_out inlined)
+        w[b + B_PREV] = 0
         rest = size - nb
         if rest < MIN_BLOCK:
             w[b + B_SIZE] = size | BOTH_ALLOCATED
+            w[b + (size >> 3)] = 0  # so is the boundary tag
             w[b + (size >> 3) + B_SIZE] |= PREV_ALLOCATED
             w[self._free] -= size
             return b
@@ -573,7 +581,9 @@ class BestFit(MemoryAlgorithm):
                 return top
         if b:
             self._trie_unlink(b)
-            self._carve(b, w[b + B_SIZE] & -ALIGNMENT, nb, False)
+            size = w[b + B_SIZE] & -ALIGNMENT
+            self._hand_out(b, size)
+            self._carve(b, size, nb, False)
         return b
 
     def _live(self, offset: int) -> int:
@@ -609,8 +619,8 @@ class BestFit(MemoryAlgorithm):
         try:
             b = self._take(MIN_BLOCK if size <= MIN_BLOCK_REQUEST
                            else (size + BORROWED + FLAGS) & -ALIGNMENT)
-        except _DAMAGE as exc:
-            raise _fault(f"a damaged link or size: {exc}") from exc
+        except DAMAGE as exc:
+            raise damaged(self.name, "allocate", exc) from exc
         return (b + 2) << 3 if b else None
 
     def deallocate(self, offset: int) -> None:
@@ -659,13 +669,14 @@ class BestFit(MemoryAlgorithm):
                 self._link(b, size)
         except SegallocError:
             raise
-        except _DAMAGE as exc:
-            raise _fault(f"a damaged link or size: {exc}") from exc
+        except DAMAGE as exc:
+            raise damaged(self.name, "deallocate", exc) from exc
 
     def usable_size(self, offset: int) -> int:
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""
         return (self._live(offset) & -ALIGNMENT) - PAYLOAD_PER_ALLOCATION
 
+    @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """Best fit for a block that can hold an aligned one; the unused front (0 or at least
         a minimum block) and tail go back to the free structures. When no block is that large
@@ -673,15 +684,12 @@ class BestFit(MemoryAlgorithm):
         if alignment <= ALIGNMENT:
             return self.allocate(size)
         nb = _block_bytes(size)
-        try:
-            b = self._take(nb + alignment + 2 * ALIGNMENT)
+        b = self._take(nb + alignment + 2 * ALIGNMENT)
+        if not b:
+            b = self._take_aligned_anywhere(nb, alignment)
             if not b:
-                b = self._take_aligned_anywhere(nb, alignment)
-                if not b:
-                    return None
-            return self._trim_aligned(b, nb, alignment)
-        except _DAMAGE as exc:
-            raise _fault(f"a damaged link or size: {exc}") from exc
+                return None
+        return self._trim_aligned(b, nb, alignment)
 
     def _front_gap(self, b: int, alignment: int) -> int:
         """Bytes from block ``b`` to the aligned block inside it: 0 or a splittable front."""
@@ -701,6 +709,7 @@ class BestFit(MemoryAlgorithm):
         wild = self._is_wild(best, best_size)
         if not wild:
             self._unlink(best, best_size)
+            self._hand_out(best, best_size)
         self._carve(best, best_size, best_size, wild)
         return best
 
@@ -761,38 +770,33 @@ class BestFit(MemoryAlgorithm):
         block when that holds ``limit``.
         """
         cmd = int(command)
-        if cmd & _SHRINK:
-            if reuse is None:
-                raise ValueError("reuse=None: shrinking needs the block to shrink")
-            if preferred_size > limit_size:
-                raise ValueError(f"preferred_size={preferred_size} > limit_size={limit_size}")
-        elif preferred_size < limit_size:
-            raise ValueError(f"preferred_size={preferred_size} < limit_size={limit_size}")
+        if not command_can_succeed(cmd, limit_size, preferred_size, reuse):
+            return None, 0
         try:
-            if cmd & _SHRINK:
+            if cmd & SHRINKS:
                 assert reuse is not None
                 return self._shrink(reuse, limit_size, preferred_size,
-                                    bool(cmd & _TRY_SHRINK))
-            if reuse is not None and cmd & _EXPAND:
-                old = self.usable_size(reuse) if cmd & _ZERO_MEMORY else 0
+                                    bool(cmd & TRY_SHRINK_IN_PLACE))
+            if reuse is not None and cmd & EXPAND:
+                old = self.usable_size(reuse) if cmd & ZERO_MEMORY else 0
                 got = self._expand(reuse, cmd, limit_size, preferred_size)
                 if got is not None:
-                    if cmd & _ZERO_MEMORY:
+                    if cmd & ZERO_MEMORY:
                         self._zero_new(got, reuse, old)
                     return got
-            if cmd & _ALLOCATE_NEW:
+            if cmd & ALLOCATE_NEW:
                 b = self._take(_block_bytes(preferred_size)) or self._take_largest(limit_size)
                 if b:
                     offset = (b + 2) << 3
                     received = (self.words[b + B_SIZE] & -ALIGNMENT) - PAYLOAD_PER_ALLOCATION
-                    if cmd & _ZERO_MEMORY:
+                    if cmd & ZERO_MEMORY:
                         self._buf[offset: offset + received] = bytes(received)
                     return offset, received
             return None, 0
         except SegallocError:
             raise
-        except _DAMAGE as exc:
-            raise _fault(f"a damaged link or size: {exc}") from exc
+        except DAMAGE as exc:
+            raise damaged(self.name, "allocation_command", exc) from exc
 
     def _zero_new(self, got: tuple[int, int], old_offset: int, old_usable: int) -> None:
         """Zero what an expansion added: the front taken backwards and the new tail."""
@@ -815,6 +819,7 @@ class BestFit(MemoryAlgorithm):
         wild = self._is_wild(largest, largest_size)
         if not wild:
             self._unlink(largest, largest_size)
+            self._hand_out(largest, largest_size)
         self._carve(largest, largest_size, largest_size, wild)
         return largest
 
@@ -845,8 +850,8 @@ class BestFit(MemoryAlgorithm):
             return offset, size - PAYLOAD_PER_ALLOCATION
         n = b + (size >> 3)
         next_flags = w[n + B_SIZE]
-        fwd = next_flags & -ALIGNMENT if cmd & _EXPAND_FWD and not next_flags & ALLOCATED else 0
-        bwd = w[b + B_PREV_SIZE] if cmd & _EXPAND_BWD and not flags & PREV_ALLOCATED else 0
+        fwd = next_flags & -ALIGNMENT if cmd & EXPAND_FWD and not next_flags & ALLOCATED else 0
+        bwd = w[b + B_PREV_SIZE] if cmd & EXPAND_BWD and not flags & PREV_ALLOCATED else 0
         if size + fwd + bwd - PAYLOAD_PER_ALLOCATION < limit:
             return None
         # what to add (> 0: the block is below limit); forward first, where data need not move
@@ -891,9 +896,8 @@ class BestFit(MemoryAlgorithm):
         marker for the next ``grow`` (Boost moves its marker and leaves a block too small to
         be one)."""
         w = self.words
+        check_grow(extra, self._start + w[self._h + H_SIZE], len(self._buf))
         size = w[self._h + H_SIZE] + extra
-        if extra < 0 or self._start + size > len(self._buf):
-            raise ValueError(f"extra={extra}: the buffer has no room to grow the region by that")
         w[self._h + H_SIZE] = size
         end = w[self._end]
         gap = (self._start + size - (end * WORD + END_MARKER) - w[self._h + H_BASE_TAIL]) \
@@ -983,14 +987,9 @@ class BestFit(MemoryAlgorithm):
             b += size >> 3
         raise _fault("the block chain does not reach the end marker")
 
+    @damage_is_corruption
     def verify(self) -> None:
         """Walk the block chain, then every bin and trie, and check that they agree."""
-        try:
-            self._verify()
-        except _DAMAGE as exc:
-            raise _fault(f"a link or size points outside the buffer: {exc}") from exc
-
-    def _verify(self) -> None:
         w = self.words
         end = w[self._end]
         if w[self._h + H_MAGIC] != MAGIC:

@@ -20,17 +20,27 @@ second level has 16 lists (a 16-bit row bitmap).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
 
+from segalloc.algorithm_common import (
+    ALLOCATE_NEW,
+    DAMAGE,
+    EXPAND_BWD,
+    EXPAND_FWD,
+    SHRINKS,
+    TRY_SHRINK_IN_PLACE,
+    ZERO_MEMORY,
+    check_grow,
+    check_region,
+    command_can_succeed,
+    damage_is_corruption,
+    damaged,
+)
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
 from segalloc.walks import LinkWalk
 
 __all__ = ["SegregatedFit"]
-
-_T = TypeVar("_T")
 
 # ------------------------------------------------------------------------------------------
 # Constants
@@ -129,14 +139,6 @@ ALIGN_MASK = ALIGN - 1
 ROW_BIAS = ALIGN_LOG2 << SL_LOG2  #: list index = (shift << SL_LOG2) - ROW_BIAS + top bits
 NOT_PREV_FREE = ~PREV_FREE_BIT
 
-# Command flags as plain ints (an IntFlag operation costs a microsecond on the realloc path)
-_NEW = int(Command.ALLOCATE_NEW)
-_FWD = int(Command.EXPAND_FWD)
-_BWD = int(Command.EXPAND_BWD)
-_TRY_SHRINK = int(Command.TRY_SHRINK_IN_PLACE)
-_SHRINK = int(Command.SHRINK_IN_PLACE) | _TRY_SHRINK
-_ZERO = int(Command.ZERO_MEMORY)
-
 
 # ------------------------------------------------------------------------------------------
 # Mapping
@@ -181,24 +183,6 @@ def _last_sentinel_word(region_end: int) -> int:
     return last if last % 2 else last - 1
 
 
-def _damage_is_corruption(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Cold entry points: a word of a damaged segment that sends an index outside the buffer
-    (IndexError), or a value no word can hold (ValueError, OverflowError), is SegmentCorrupt.
-    Segalloc's own errors (InvalidPointer is a ValueError) pass through."""
-
-    @functools.wraps(method)
-    def guarded(self: SegregatedFit, *args: Any) -> _T:
-        try:
-            return method(self, *args)
-        except (IndexError, ValueError, OverflowError) as exc:
-            if isinstance(exc, SegallocError):
-                raise
-            raise SegmentCorrupt(f"{method.__name__}: the segment's structures are damaged "
-                                 f"({exc})") from exc
-
-    return guarded
-
-
 #: control + one table row + a minimal free block + the sentinel + alignment slack
 MIN_SEGMENT_SIZE = (CONTROL_WORDS + 1 + SL_COUNT + 1) * WORD + MIN_SPAN + 3 * WORD
 
@@ -235,12 +219,7 @@ class SegregatedFit(MemoryAlgorithm):
     @classmethod
     def format(cls, buf: memoryview, start: int, size: int) -> SegregatedFit:
         """Lay out the control block, an empty list table and one free block over the rest."""
-        if start < 0 or start % WORD:
-            raise ValueError(f"start must be a non-negative multiple of {WORD}, got {start}")
-        if size < MIN_SEGMENT_SIZE:
-            raise ValueError(f"size must be at least {MIN_SEGMENT_SIZE} bytes, got {size}")
-        if start + size > len(buf):
-            raise ValueError(f"size {size} from start {start} exceeds the buffer ({len(buf)})")
+        check_region(len(buf), start, size, alignment=WORD, min_size=MIN_SEGMENT_SIZE)
         control = start // WORD
         rows = rows_for(size)
         table_words = CONTROL_WORDS + rows + rows * SL_COUNT
@@ -374,6 +353,17 @@ class SegregatedFit(MemoryAlgorithm):
             h = p
         self._link(h, span)
 
+    def _hand_out(self, h: int, span: int) -> None:
+        """Zero the words free block ``h`` kept that become payload once it is allocated: its
+        links and its footer. So after ``zero_free_memory`` every block allocated from free
+        memory reads all zeros, as Boost's allocators clear their free-tree hook (the hot path
+        in ``allocate`` inlines it: a list head's PREV is already 0, its NEXT is cleared when
+        it is not)."""
+        w = self.words
+        w[h + NEXT] = 0
+        w[h + PREV] = 0
+        w[h + (span >> 3) - 1] = 0
+
     def _mark_allocated(self, h: int, span: int, prev_free: int) -> None:
         """Write a live header for ``[h, h+span)`` and clear the next block's P bit."""
         w = self.words
@@ -435,6 +425,7 @@ class SegregatedFit(MemoryAlgorithm):
             found = w[h] & -ALIGN
             if found >= span:
                 self._unlink(h)
+                self._hand_out(h, found)
                 self._mark_allocated(h, found, 0)
                 self._trim(h, span)
                 return (h << 3) + WORD
@@ -480,6 +471,7 @@ class SegregatedFit(MemoryAlgorithm):
                         if rest < 0:
                             return None
                         span = found
+                        w[h + (found >> 3) - 1] = 0  # the footer is payload now (see _hand_out)
                         w[h + (found >> 3)] = SENTINEL  # (no longer after a free block)
                         w[self._top_word] = 0
                     else:
@@ -500,6 +492,7 @@ class SegregatedFit(MemoryAlgorithm):
             nxt = w[h + NEXT]
             if rest < MIN_SPAN:
                 w[h] = found | LIVE_BIT
+                w[h + (found >> 3) - 1] = 0  # the footer is payload now (see _hand_out)
                 w[h + (found >> 3)] &= NOT_PREV_FREE
                 w[self._free_word] -= found
             else:
@@ -521,12 +514,14 @@ class SegregatedFit(MemoryAlgorithm):
                     w[h_rest + PREV] = 0
                     if nxt:
                         w[nxt + PREV] = h_rest
+                        w[h + NEXT] = 0  # payload now; a list head's PREV is 0 already
                     return (h << 3) + WORD
                 self._push(h_rest, rest_index)
             # pop the found block off its list (the bitmaps follow when it empties)
             w[slot] = nxt
             if nxt:
                 w[nxt + PREV] = 0
+                w[h + NEXT] = 0  # payload now; a list head's PREV is 0 already
             else:
                 row = self._row_maps + fl
                 row_map = w[row] ^ (1 << (index & SL_MASK))
@@ -534,8 +529,8 @@ class SegregatedFit(MemoryAlgorithm):
                 if not row_map:
                     w[self._bitmaps] ^= 1 << fl
             return (h << 3) + WORD
-        except (IndexError, ValueError) as exc:
-            raise SegmentCorrupt(f"allocate({size}): free lists point outside the region") from exc
+        except DAMAGE as exc:
+            raise damaged(self.name, "allocate", exc) from exc
 
     def deallocate(self, offset: int) -> None:
         """Free a live block and merge it with its free neighbours through the boundary tags."""
@@ -638,13 +633,13 @@ class SegregatedFit(MemoryAlgorithm):
                 w[self._row_maps + (index >> SL_LOG2)] |= 1 << (index & SL_MASK)
                 w[self._bitmaps] |= 1 << (index >> SL_LOG2)
             w[slot] = h
-        except (IndexError, ValueError) as exc:
-            if isinstance(exc, SegallocError):
-                raise
-            raise SegmentCorrupt(f"deallocate({offset}): free lists point outside") from exc
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged(self.name, "deallocate", exc) from exc
 
     # -- the rest of the allocation interface --------------------------------------------
-    @_damage_is_corruption
+    @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """Over-allocate, then give the front gap and the tail back to the lists."""
         if alignment <= ALIGN:
@@ -674,7 +669,7 @@ class SegregatedFit(MemoryAlgorithm):
         so it runs here inline; every other command goes through ``_command``.
         """
         try:
-            if reuse is not None and command == _FWD:
+            if reuse is not None and command == EXPAND_FWD:
                 w = self.words
                 h = (reuse >> 3) - 1
                 # the checks of _live_header, inlined
@@ -696,8 +691,8 @@ class SegregatedFit(MemoryAlgorithm):
                         raise InvalidPointer(f"offset {reuse} is not a live block")
                 wanted = (preferred_size + SPAN_ROUNDING) & SPAN_MASK
                 least = (limit_size + SPAN_ROUNDING) & SPAN_MASK
-                if wanted < least:
-                    wanted = least
+                if wanted < least:  # (command_can_succeed, inlined)
+                    return None, 0
                 if span >= wanted:
                     return reuse, span - WORD
                 if not next_header & FREE_BIT:
@@ -718,35 +713,33 @@ class SegregatedFit(MemoryAlgorithm):
                     return reuse, wanted - WORD
                 return reuse, self._take_next(h, header, next_span, wanted) - WORD
             flags = int(command)
-            if reuse is None and not flags & _NEW:
-                raise InvalidPointer("allocation_command: without ALLOCATE_NEW, reuse must name "
-                                     "the block to expand or shrink, not None")
+            if not command_can_succeed(flags, limit_size, preferred_size, reuse):
+                return None, 0
             return self._command(flags, limit_size, preferred_size, reuse)
-        except (IndexError, ValueError, OverflowError) as exc:
-            if isinstance(exc, SegallocError):
-                raise
-            raise SegmentCorrupt(f"allocation_command: the structures are damaged ({exc})") from exc
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged(self.name, "allocation_command", exc) from exc
 
     def _command(
         self, flags: int, limit_size: int, preferred_size: int, reuse: int | None
     ) -> tuple[int | None, int]:
-        if reuse is not None and flags & (_FWD | _BWD | _SHRINK):
+        if reuse is not None and flags & (EXPAND_FWD | EXPAND_BWD | SHRINKS):
             h, header = self._live_header(reuse)
-            if flags & _SHRINK:
+            if flags & SHRINKS:
                 return self._shrink(flags, h, header, limit_size, preferred_size)
-            least = span_for(limit_size)
-            done = self._expand(flags, h, header, least, max(least, span_for(preferred_size)))
+            done = self._expand(flags, h, header, span_for(limit_size), span_for(preferred_size))
             if done is not None:
                 return done
-        if not flags & _NEW:
+        if not flags & ALLOCATE_NEW:
             return None, 0
-        offset = self.allocate(max(limit_size, preferred_size))
+        offset = self.allocate(preferred_size)
         if offset is None:
             offset = self.allocate(limit_size)
             if offset is None:
                 return None, 0
         received = (self.words[(offset >> 3) - 1] & -ALIGN) - WORD
-        if flags & _ZERO:
+        if flags & ZERO_MEMORY:
             self._zero(offset, offset + received)
         return offset, received
 
@@ -772,12 +765,12 @@ class SegregatedFit(MemoryAlgorithm):
         """SHRINK_IN_PLACE / TRY_SHRINK_IN_PLACE to a usable size in [preferred, limit]."""
         offset = (h << 3) + WORD
         usable = (header & -ALIGN) - WORD
-        if preferred_size > limit_size or usable < preferred_size:
+        if usable < preferred_size:
             return None, 0
         new_span = span_for(preferred_size)
         if new_span - WORD <= limit_size and self._trim(h, new_span):
             return offset, new_span - WORD
-        if usable <= limit_size or flags & _TRY_SHRINK:
+        if usable <= limit_size or flags & TRY_SHRINK_IN_PLACE:
             return offset, usable
         return None, 0
 
@@ -796,12 +789,12 @@ class SegregatedFit(MemoryAlgorithm):
             return (h << 3) + WORD, span - WORD
         n = h + (span >> 3)
         next_header = w[n]
-        next_span = next_header & -ALIGN if flags & _FWD and next_header & FREE_BIT else 0
+        next_span = next_header & -ALIGN if flags & EXPAND_FWD and next_header & FREE_BIT else 0
         if span + next_span >= least:
             if next_span:
                 self._take_next(h, header, next_span, wanted)
             return self._expanded(flags, h, h, old_end)
-        if not (flags & _BWD and header & PREV_FREE_BIT):
+        if not (flags & EXPAND_BWD and header & PREV_FREE_BIT):
             return None
         prev_span = w[h - 1]
         if span + next_span + prev_span < least:
@@ -824,7 +817,7 @@ class SegregatedFit(MemoryAlgorithm):
     def _expanded(self, flags: int, h: int, old_h: int, old_end: int) -> tuple[int, int]:
         """The result of an expansion; zero the bytes the caller did not have if asked."""
         span = self.words[h] & -ALIGN
-        if flags & _ZERO:  # (rare: the common path is two reads and a tuple)
+        if flags & ZERO_MEMORY:  # (rare: the common path is two reads and a tuple)
             self._zero((h << 3) + WORD, (old_h << 3) + WORD)
             self._zero(old_end, (h << 3) + span)
         return (h << 3) + WORD, span - WORD
@@ -836,7 +829,7 @@ class SegregatedFit(MemoryAlgorithm):
                 raise SegmentCorrupt(f"a block reaches byte {end}, past the buffer")
             self._buf[begin:end] = bytes(end - begin)
 
-    @_damage_is_corruption
+    @damage_is_corruption
     def usable_size(self, offset: int) -> int:
         """The span less the header word (the footer word is usable while the block lives)."""
         _, header = self._live_header(offset)
@@ -844,15 +837,12 @@ class SegregatedFit(MemoryAlgorithm):
         return usable
 
     # -- region size ---------------------------------------------------------------------
-    @_damage_is_corruption
+    @damage_is_corruption
     def grow(self, extra: int) -> None:
         """Append ``extra`` bytes: they become a free block merged with a free last block."""
-        if extra < 0:
-            raise ValueError(f"extra must be non-negative, got {extra}")
         w = self.words
+        check_grow(extra, self._start + w[self._c + C_SIZE], len(self._buf))
         new_size = w[self._c + C_SIZE] + extra
-        if self._start + new_size > len(self._buf):
-            raise ValueError(f"the buffer does not hold {extra} more bytes of region")
         end = w[self._end_word]
         new_end = _last_sentinel_word(self._start + new_size)
         sentinel = w[end]
@@ -867,7 +857,7 @@ class SegregatedFit(MemoryAlgorithm):
         w[self._end_word] = new_end
         self._link(h, (new_end - h) * WORD)
 
-    @_damage_is_corruption
+    @damage_is_corruption
     def shrink_to_fit(self) -> int:
         """Drop a free last block; return the new region size (up to the sentinel)."""
         w = self.words
@@ -940,17 +930,20 @@ class SegregatedFit(MemoryAlgorithm):
             if not header & FREE_BIT:
                 yield (h << 3) + WORD, span - WORD
 
-    @_damage_is_corruption
+    @damage_is_corruption
     def all_memory_deallocated(self) -> bool:
         """True when the chain holds free blocks only (a walk: a cold path)."""
         return next(self.allocated_blocks(), None) is None
 
-    @_damage_is_corruption
+    @damage_is_corruption
     def zero_free_memory(self) -> None:
-        """Zero each free block between its list links and its footer."""
+        """Zero each free block between its list links and its footer; the wilderness, in no
+        list, from its header on (its link words hold whatever an earlier life left)."""
+        top = self.words[self._top_word]
         for h, header, span in list(self._blocks()):
             if header & FREE_BIT:
-                self._zero((h + 3) * WORD, (h << 3) + span - WORD)
+                links = 0 if h == top else PREV
+                self._zero((h + 1 + links) * WORD, (h << 3) + span - WORD)
 
     # -- checks --------------------------------------------------------------------------
     def _check_control(self) -> None:
@@ -972,13 +965,11 @@ class SegregatedFit(MemoryAlgorithm):
         if w[c + C_FL_BITMAP] >> rows or w[c + C_FREE] > size:
             raise SegmentCorrupt("control block: bitmap or free-byte count out of range")
 
+    @damage_is_corruption
     def verify(self) -> None:
         """Walk the block chain, then every free list against the bitmaps and the chain."""
-        try:
-            self._check_control()
-            self._verify_lists()
-        except (IndexError, ValueError) as exc:
-            raise SegmentCorrupt(f"a structure points outside the buffer: {exc}") from exc
+        self._check_control()
+        self._verify_lists()
 
     def _verify_lists(self) -> None:
         w = self.words

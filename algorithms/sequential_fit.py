@@ -15,6 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from segalloc.algorithm_common import (
+    ALLOCATE_NEW,
+    DAMAGE,
+    EXPAND_BWD,
+    EXPAND_FWD,
+    SHRINK_IN_PLACE,
+    SHRINKS,
+    ZERO_MEMORY,
+    check_grow,
+    check_region,
+    command_can_succeed,
+    damage_is_corruption,
+    damaged,
+)
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
 
@@ -98,24 +112,6 @@ MAGIC = int.from_bytes(b"seqfit" + LAYOUT_VERSION.to_bytes(2, "little"), "little
 
 assert HEADER_SIZE % UNIT == 0, "the first block must stay UNIT-aligned"
 
-# the commands as plain ints, tested on the hot path without IntFlag's overhead
-_ALLOCATE_NEW = int(Command.ALLOCATE_NEW)
-_EXPAND_FWD = int(Command.EXPAND_FWD)
-_EXPAND_BWD = int(Command.EXPAND_BWD)
-_SHRINK_IN_PLACE = int(Command.SHRINK_IN_PLACE)
-_SHRINKS = int(Command.SHRINK_IN_PLACE | Command.TRY_SHRINK_IN_PLACE)
-_ZERO_MEMORY = int(Command.ZERO_MEMORY)
-
-
-#: what a damaged word provokes in code that trusts it (an index outside the word view, a size
-#: no word holds): the public methods that write report it as SegmentCorrupt. A try costs
-#: nothing until it catches; segalloc's own errors (InvalidPointer is a ValueError) pass first.
-_DAMAGE = (IndexError, ValueError, OverflowError)
-
-
-def _corrupt(exc: Exception) -> SegmentCorrupt:
-    return SegmentCorrupt(f"sequential_fit: a damaged link or size ({exc})")
-
 
 def _round_up(value: int, unit: int) -> int:
     return (value + unit - 1) & -unit
@@ -154,16 +150,12 @@ class SequentialFit(MemoryAlgorithm):
     @classmethod
     def format(cls, buf: memoryview, start: int, size: int) -> SequentialFit:
         """Write an empty region: the header and one free block covering the rest."""
-        if start < 0 or size < 0 or start + size > len(buf):
-            raise ValueError(f"region [start={start}, size={size}) does not fit a buffer of {len(buf)} bytes")
+        # (any start: the header begins at start rounded up to UNIT, so the minimum depends on it)
+        check_region(len(buf), start, size, alignment=1,
+                     min_size=_round_up(start, UNIT) + HEADER_SIZE + UNIT - start)
         algo = cls(buf, start)
         first = algo._first
         blocks_end = algo._blocks_end(start + size)
-        if blocks_end - first < UNIT:
-            raise ValueError(
-                f"size={size} is too small: sequential_fit needs at least "
-                f"{first + UNIT - start} bytes from start={start}"
-            )
         w, h = algo.words, algo._h
         earlier = w[h + HDR_MAGIC] == MAGIC
         w[h + HDR_MARK] = _next_mark(w[h + HDR_MARK]) if earlier else FIRST_MARK
@@ -329,30 +321,28 @@ class SequentialFit(MemoryAlgorithm):
             self._release(blk, size, link, prev, nxt)
         except SegallocError:
             raise
-        except _DAMAGE as exc:
-            raise _corrupt(exc) from exc
+        except DAMAGE as exc:
+            raise damaged(self.name, "deallocate", exc) from exc
 
+    @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """First fit for an aligned payload; the unused front of the block stays free."""
         if alignment <= UNIT:
             return self.allocate(size)
         need = _round_up(size + BLOCK_HEADER, UNIT)
         w = self.words
-        try:
-            for link, blk, free in self._walk_free():
-                hdr = _round_up(blk + BLOCK_HEADER, alignment) - BLOCK_HEADER
-                if hdr + need > blk + free:
-                    continue
-                if hdr == blk:
-                    return self._take(link, blk, free, need)
-                # the front (a whole number of units) stays a free block, just shorter
-                w[(hdr >> 3) + BLK_SIZE] = blk + free - hdr
-                w[(hdr >> 3) + BLK_NEXT] = w[(blk >> 3) + BLK_NEXT]
-                w[(blk >> 3) + BLK_NEXT] = hdr
-                w[(blk >> 3) + BLK_SIZE] = hdr - blk
-                return self._take((blk >> 3) + BLK_NEXT, hdr, blk + free - hdr, need)
-        except _DAMAGE as exc:
-            raise _corrupt(exc) from exc
+        for link, blk, free in self._walk_free():
+            hdr = _round_up(blk + BLOCK_HEADER, alignment) - BLOCK_HEADER
+            if hdr + need > blk + free:
+                continue
+            if hdr == blk:
+                return self._take(link, blk, free, need)
+            # the front (a whole number of units) stays a free block, just shorter
+            w[(hdr >> 3) + BLK_SIZE] = blk + free - hdr
+            w[(hdr >> 3) + BLK_NEXT] = w[(blk >> 3) + BLK_NEXT]
+            w[(blk >> 3) + BLK_NEXT] = hdr
+            w[(blk >> 3) + BLK_SIZE] = hdr - blk
+            return self._take((blk >> 3) + BLK_NEXT, hdr, blk + free - hdr, need)
         return None
 
     def allocation_command(
@@ -361,37 +351,36 @@ class SequentialFit(MemoryAlgorithm):
         """Boost's command. Backward expansion is not offered: EXPAND_BWD alone gives
         ``(None, 0)``, and with ALLOCATE_NEW a new block is allocated."""
         flags = int(command)  # IntFlag operators cost a microsecond each
+        if not command_can_succeed(flags, limit_size, preferred_size, reuse):
+            return None, 0
         try:
-            if flags & _SHRINKS:
-                if reuse is None:
-                    return None, 0
+            if flags & SHRINKS:
+                assert reuse is not None
                 received = self._shrink(reuse, limit_size, preferred_size)
                 if received is not None:
                     return reuse, received
-                if flags & _SHRINK_IN_PLACE:
+                if flags & SHRINK_IN_PLACE:
                     return None, 0
                 return reuse, self.usable_size(reuse)
-            if limit_size > preferred_size:
-                return None, 0
-            if reuse is not None and flags & _EXPAND_FWD:
+            if reuse is not None and flags & EXPAND_FWD:
                 received = self._expand_fwd(reuse, limit_size, preferred_size, flags)
                 if received is not None:
                     return reuse, received
-            elif reuse is not None and flags & _EXPAND_BWD:
+            elif reuse is not None and flags & EXPAND_BWD:
                 self._live_block(reuse)
-            if not flags & _ALLOCATE_NEW:
+            if not flags & ALLOCATE_NEW:
                 return None, 0
             offset = self._allocate_between(limit_size, preferred_size)
             if offset is None:
                 return None, 0
             received = self.usable_size(offset)
-            if flags & _ZERO_MEMORY:
+            if flags & ZERO_MEMORY:
                 self._buf[offset : offset + received] = bytes(received)
             return offset, received
         except SegallocError:
             raise
-        except _DAMAGE as exc:
-            raise _corrupt(exc) from exc
+        except DAMAGE as exc:
+            raise damaged(self.name, "allocation_command", exc) from exc
 
     def _allocate_between(self, limit_size: int, preferred_size: int) -> int | None:
         """First fit for ``preferred_size``, else the biggest free block if it holds
@@ -429,7 +418,7 @@ class SequentialFit(MemoryAlgorithm):
         w[self._h + HDR_ALLOCATED] -= size
         self._take(link, blk, merged, min(_round_up(preferred_size + BLOCK_HEADER, UNIT), merged))
         received: int = w[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
-        if flags & _ZERO_MEMORY:
+        if flags & ZERO_MEMORY:
             self._buf[blk + size : offset + received] = bytes(offset + received - blk - size)
         return received
 
@@ -458,8 +447,7 @@ class SequentialFit(MemoryAlgorithm):
     def grow(self, extra: int) -> None:
         """Take in ``extra`` bytes at the end; the new tail becomes (or extends) a free block."""
         end = self._region_end()
-        if extra < 0 or end + extra > len(self._buf):
-            raise ValueError(f"extra={extra}: the buffer has no room to grow the region by that")
+        check_grow(extra, end, len(self._buf))
         old_end = self._blocks_end(end)
         new_end = self._blocks_end(end + extra)
         if new_end > old_end:

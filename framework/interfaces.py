@@ -224,7 +224,10 @@ class MemoryAlgorithm(abc.ABC):
         covers the old one (data is not moved here: the segment manager moves it).
         ``SHRINK_IN_PLACE``: shrink ``reuse`` to a size in ``[preferred_size, limit_size]``.
         ``TRY_SHRINK_IN_PLACE``: the same, succeeding without change when it cannot shrink.
-        Expansion is tried before ``ALLOCATE_NEW`` when both are given. ``received_size`` is
+        Expansion is tried before ``ALLOCATE_NEW`` when both are given. As in Boost, a shrink
+        whose ``preferred_size`` exceeds ``limit_size`` (or any other command whose
+        ``limit_size`` exceeds ``preferred_size``) is a failed command, ``(None, 0)``
+        (``segalloc.algorithm_common.command_can_succeed`` decides both). ``received_size`` is
         the usable size of the returned block (0 with a None offset). ``ZERO_MEMORY`` zeroes
         the bytes the caller did not have before. ``NOTHROW`` is the manager's concern.
         """
@@ -293,7 +296,9 @@ class MemoryAlgorithm(abc.ABC):
 
     @abc.abstractmethod
     def zero_free_memory(self) -> None:
-        """Write zeros over every free byte that is not metadata."""
+        """Write zeros over every free byte that is not metadata, so that (as Boost's template
+        tests) a block allocated afterwards from that memory reads all zeros: metadata a free
+        block keeps in what becomes payload (links, tags) is zeroed when it is handed out."""
 
     @abc.abstractmethod
     def free_blocks(self) -> Iterator[tuple[int, int]]:

@@ -452,8 +452,6 @@ class Segment:
             raise ValueError("a shrink cannot be combined with allocation or expansion")
         if (expands or shrinks) and reuse is None:
             raise ValueError(f"{command!r} needs the handle to reuse")
-        if shrinks and preferred_size > limit_size:
-            raise ValueError("shrink: preferred_size must not exceed limit_size")
         if not shrinks and preferred_size < limit_size:
             preferred_size = limit_size
         with self._writing:
@@ -461,7 +459,9 @@ class Segment:
             if reuse is not None:
                 _check_handle(reuse)
                 old_size = self._alg.usable_size(reuse)
-            if limit_size > len(self._buf) and not shrinks:
+            # a shrink to more than its limit fails as Boost's does (no algorithm can serve it,
+            # and a caller shrinking to what it received may find it got less than preferred)
+            if (preferred_size > limit_size) if shrinks else (limit_size > len(self._buf)):
                 offset, received = None, 0
             else:
                 preferred_size = min(preferred_size, len(self._buf))

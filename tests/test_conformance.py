@@ -187,6 +187,20 @@ class SegmentMachine(RuleBasedStateMachine):
         assert self._intact(handle, preferred)
         self._move(handle, handle, preferred)
 
+    @rule(sizes=st.lists(SIZES, min_size=1, max_size=6))
+    def zero_free_memory(self, sizes: list[int]) -> None:
+        """Boost's contract (its template's test_clear_free_memory), on any heap shape: after
+        ``zero_free_memory()`` a block allocated from the free memory reads all zeros."""
+        self.seg.zero_free_memory()
+        for size in sizes:
+            handle = self.seg.allocate(size, nothrow=True)
+            if handle is None:
+                return
+            usable = self.seg.usable_size(handle)
+            assert bytes(self.seg.view(handle, usable)) == bytes(usable), (
+                f"block {handle} ({usable} bytes) allocated after zero_free_memory is not zero")
+            self._add(handle, size)
+
     @rule(data=st.data())
     def bad_free(self, data: st.DataObject) -> None:
         """Offsets that are not live blocks raise InvalidPointer and change nothing."""

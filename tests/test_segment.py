@@ -92,8 +92,11 @@ def test_bad_allocation_commands(seg: ManagedHeapMemory) -> None:
     handle = seg.allocate(100)
     unchanged(seg, lambda: seg.allocation_command(Command.EXPAND_FWD, 200, 200), ValueError)
     unchanged(seg, lambda: seg.allocation_command(Command.NOTHROW, 200, 200), ValueError)
+    # a shrink to a preferred size above its limit is a failed command, as in Boost
     unchanged(seg, lambda: seg.allocation_command(
-        Command.SHRINK_IN_PLACE, 50, 80, handle), ValueError)
+        Command.SHRINK_IN_PLACE, 50, 80, handle), BadAlloc)
+    assert seg.allocation_command(Command.SHRINK_IN_PLACE | Command.NOTHROW, 50, 80, handle) \
+        == (None, 0)
     unchanged(seg, lambda: seg.allocation_command(
         Command.EXPAND_FWD, 200, 200, handle + 16), InvalidPointer)
     assert seg.allocation_command(Command.EXPAND_FWD | Command.NOTHROW, 2**50, 2**50, handle) \

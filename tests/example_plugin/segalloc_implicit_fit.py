@@ -171,7 +171,7 @@ class ImplicitFit(MemoryAlgorithm):
         self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
     ) -> tuple[int | None, int]:
         if reuse is not None and command & (Command.SHRINK_IN_PLACE | Command.TRY_SHRINK_IN_PLACE):
-            return self._shrink(reuse, preferred_size)
+            return self._shrink(reuse, limit_size, preferred_size, command)
         if reuse is not None and command & Command.EXPAND_FWD:
             received = self._expand(reuse, limit_size, preferred_size, command)
             if received:
@@ -205,10 +205,14 @@ class ImplicitFit(MemoryAlgorithm):
                 self.bytes[nxt : block + need] = bytes(block + need - nxt)
         return self.usable_size(offset)
 
-    def _shrink(self, offset: int, preferred: int) -> tuple[int | None, int]:
+    def _shrink(
+        self, offset: int, limit: int, preferred: int, command: Command
+    ) -> tuple[int | None, int]:
+        """Boost's shrink: to a usable size in ``[preferred, limit]``; a TRY_ shrink that
+        cannot keeps the block as it is."""
         block, size = self._block_of(offset)
         need = self._need(preferred)
-        if size - need >= MIN_BLOCK:
+        if need - BLOCK_HEADER <= limit and size - need >= MIN_BLOCK:
             self._header(block, size, False, self._get(block + 8))
             self._add_free(size)
             self._take(block, size, need)
@@ -216,7 +220,10 @@ class ImplicitFit(MemoryAlgorithm):
             nxt = tail + tail_size
             if nxt < self._arena_end() and not self._get(nxt) & USED:
                 self._header(tail, tail_size + (self._get(nxt) & ~15), False, need)
-        return offset, self.usable_size(offset)
+        received = self.usable_size(offset)
+        if preferred <= received <= limit or command & Command.TRY_SHRINK_IN_PLACE:
+            return offset, received
+        return None, 0
 
     # -- region size -----------------------------------------------------------------------
     def _last(self) -> tuple[int, int, bool] | None:
