@@ -382,31 +382,56 @@ def _add_report_parser(sub: Any) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Show what changed between two runs beyond noise: ns/op as '1.23x faster / slower / not
-    significant' (threshold 10 %), space figures whenever they differ."""
+    """Show what changed between two runs beyond noise. ns/op is judged from each cell's
+    repeated replays (run both with --repeat 5): a Mann-Whitney rank test (p < 0.05) and a
+    change of the median beyond --threshold give '1.23x faster / slower', anything else 'not
+    significant'; deterministic figures (footprint, fragmentation, failures, words and lines per
+    operation) are shown whenever they differ. Runs made with different parameters are refused
+    (--force compares them anyway). Exit 1 when a cell got slower beyond the threshold."""
     from segalloc.bench.compare import compare_reports, comparison_rows
     from segalloc.bench.report import load_report
 
-    result = compare_reports(load_report(args.old), load_report(args.new))
+    result = compare_reports(load_report(args.old), load_report(args.new),
+                             threshold=args.threshold / 100, force=args.force)
+    for warning in result["warnings"]:
+        print(f"segalloc: WARNING: {warning}", file=sys.stderr)
     if args.json:
         _emit_json(result)
-        return 0
-    print(format_table(*comparison_rows(result)))
-    for label in ("only_old", "only_new"):
-        for load, algorithm, backend in result[label]:
-            print(f"{label.replace('_', ' ')}: {load} {algorithm} {backend}")
-    for entry in result["not_comparable"]:
-        print(f"not comparable: {' '.join(entry['cell'])} "
-              f"({entry['old_status']} -> {entry['new_status']})")
-    if result["note"]:
-        print(f"note: {result['note']}")
-    return 0
+    else:
+        print(format_table(*comparison_rows(result)))
+        for label in ("only_old", "only_new"):
+            for load, algorithm, backend in result[label]:
+                print(f"{label.replace('_', ' ')}: {load} {algorithm} {backend}")
+        for entry in result["not_comparable"]:
+            print(f"not comparable: {' '.join(entry['cell'])} "
+                  f"({entry['old_status']} -> {entry['new_status']})")
+        verdicts = [c["verdict"] for c in result["changes"] if c["figure"] == "ns_per_op"]
+        significant = sum(v.endswith(("faster", "slower")) for v in verdicts)
+        print(f"\n{significant} of {len(verdicts)} ns/op cells changed beyond "
+              f"{args.threshold:g} %: {len(result['slower'])} slower")
+    return 1 if result["slower"] else 0
+
+
+def _percent(text: str) -> float:
+    """A percentage for --threshold ('5', '5%', '2.5'): refused unless between 0 and 1000."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (e.g. 5 or 5%)") from None
+    if not 0 <= value < 1000:
+        raise argparse.ArgumentTypeError(f"a threshold between 0 and 1000 %, got {text!r}")
+    return value
 
 
 def _add_compare_parser(sub: Any) -> None:
     p = sub.add_parser("compare", help="compare two bench runs", description=cmd_compare.__doc__)
     p.add_argument("old", metavar="OLD.json", help="the earlier report.json")
     p.add_argument("new", metavar="NEW.json", help="the later report.json")
+    p.add_argument("--threshold", type=_percent, default=5.0, metavar="PERCENT",
+                   help="smallest change of a cell's median ns/op that counts, in percent "
+                        "(default 5)")
+    p.add_argument("--force", action="store_true",
+                   help="compare runs made with different parameters (warned about)")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(func=cmd_compare)
 
