@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+numpy: Any
 try:  # optional: sorts and ranks large samples faster
     import numpy
 except ImportError:  # pragma: no cover - depends on the environment
@@ -113,7 +114,10 @@ CDF_PROBABILITIES = (*(k / 100 for k in range(1, 100)), 0.995, 0.999, 0.9995, 0.
 
 
 def _sorted(values: Sequence[int]) -> Sequence[Any]:
-    return numpy.sort(numpy.asarray(values)) if numpy is not None else sorted(values)
+    if numpy is not None:
+        ordered: Sequence[Any] = numpy.sort(numpy.asarray(values))
+        return ordered
+    return sorted(values)
 
 
 def _rank(ordered: Sequence[Any], probability: float) -> int:
