@@ -66,6 +66,8 @@ def dump_report(document: dict[str, Any]) -> str:
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a report.json of any known version; ``ValueError`` naming what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; a report.json file was expected")
     if not path.is_file():
         raise FileNotFoundError(f"report file not found: {path}")
     try:
@@ -78,6 +80,9 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(version, int) or not 1 <= version <= REPORT_VERSION:
         raise ValueError(f"{path}: report version {version!r} is not one this segalloc reads "
                          f"(1..{REPORT_VERSION})")
+    if not isinstance(document.get("cells"), list):
+        raise ValueError(f"{path}: a segalloc bench report without its 'cells' list (cut or "
+                         "damaged)")
     return document
 
 
@@ -353,19 +358,22 @@ def _svg_element(svg_file: bytes) -> str:
     return text[text.index("<svg"):]
 
 
-def write_reports(document: dict[str, Any], out: str | os.PathLike[str]) -> list[Path]:
-    """Write report.json, report.md and report.html into ``out``, and every figure as SVG and
-    PDF into ``out/figures``; return the paths of the three reports."""
+def write_reports(document: dict[str, Any], out: str | os.PathLike[str],
+                  figures: bool = True) -> list[Path]:
+    """Write report.json, report.md and report.html into ``out``, and (``figures``) every
+    figure as SVG and PDF into ``out/figures`` and inline in the HTML; return the paths of the
+    three reports."""
     from segalloc.bench.figures import build_figures, render
 
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--out must be a directory, and {directory} is a file")
+    directory.mkdir(parents=True, exist_ok=True)
     figures_dir = directory / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    figures = build_figures(document)
+    if figures:
+        figures_dir.mkdir(exist_ok=True)
     svgs = {}
-    for stem, heading, figure in figures:
+    for stem, heading, figure in build_figures(document) if figures else []:
         for file_format in ("svg", "pdf"):
             data = render(figure, file_format)
             (figures_dir / f"{stem}.{file_format}").write_bytes(data)

@@ -135,11 +135,16 @@ class BenchParameters:
             raise ValueError(f"unknown executor {self.executor!r}; known: local, dask")
         if self.executor == "dask" and not self.scheduler:
             raise ValueError("--executor dask needs --scheduler ADDRESS")
+        for option, value in (("scale", self.scale), ("cell-seconds", self.cell_seconds),
+                              ("trace-limit", self.trace_limit), ("samples", self.samples)):
+            if value is not None and not value >= 0:  # NaN too
+                raise ValueError(f"--{option} must be 0 (the profile's) or more, got {value}")
         if self.repeat is not None and self.repeat < 1:
             raise ValueError(f"repeat must be at least 1, got {self.repeat}")
         cores = available_cores()
         if not 1 <= self.jobs <= cores:
-            raise ValueError(f"jobs must be between 1 and the {cores} cores here, got {self.jobs}")
+            raise ValueError(f"jobs must be between 1 and the {cores} cores here (0: every core), "
+                             f"got {self.jobs}")
         return replace(
             self,
             algorithms=algorithms,
@@ -394,26 +399,44 @@ def merge_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # -- progress ------------------------------------------------------------------------------
 class Progress:
-    """A one-line progress bar on a terminal; silent when the stream is not one."""
-
-    WIDTH = 30
+    """A progress bar with an ETA, drawn by ``rich`` on a terminal; silent when the stream is
+    not one. ``total`` may grow while it runs (later rounds of repeated replays)."""
 
     def __init__(self, total: int, stream: IO[str] | None = None, enabled: bool | None = None):
         self.total, self.done = total, 0
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._bar: Any = None
+        self._task: Any = None
 
     def advance(self, label: str) -> None:
         """One more step finished; ``label`` says which."""
         self.done += 1
         if not self.enabled:
             return
-        filled = self.WIDTH * self.done // max(self.total, 1)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:<40}")
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(),
+                            TextColumn("{task.description}"),
+                            console=Console(file=self.stream, force_terminal=True),
+                            transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task("", total=self.total)
+        self._bar.update(self._task, completed=self.done, total=self.total,
+                         description=label[:40])
         if self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+            self._bar.stop()
+            self._bar = None
 
 
 # -- executors -----------------------------------------------------------------------------
