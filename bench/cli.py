@@ -109,6 +109,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     metrics = result.as_dict()
     del metrics["first_failure_utilisation"]
     document.update(metrics)
+    if args.probes:
+        from segalloc.bench.runner import probe
+
+        document.update(probe(trace, args.algorithm, size)[0])
     if result.failures:
         print(f"segalloc: warning: {result.failures:,} allocations failed in the "
               f"{size:,}-byte segment (their IDs stay unbound; a larger --segment-size "
@@ -560,6 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="replay N times, each on a new segment, and report the replay of "
                         "median ns/op (default 1)")
+    p.add_argument("--probes", action="store_true",
+                   help="also measure each operation's latency (latency_ns: p50, p90, p99, "
+                        "p999, max by kind) and the metadata word traffic (words_per_op, "
+                        "lines_per_op, ...), each in a further replay")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with the metrics, algorithm, backend, "
                         "segment_size and trace")

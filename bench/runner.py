@@ -54,6 +54,7 @@ __all__ = [
     "merge_rounds",
     "plan_cells",
     "plan_loads",
+    "probe",
     "probe_figures",
     "run_bench",
     "run_cell",
@@ -317,18 +318,21 @@ def probe_figures(cost: CostResult, latency: dict[str, list[int]],
     return figures, {kind: metrics.cdf_points(spans) for kind, spans in latency.items()}
 
 
-def _probe(spec: CellSpec, trace: Trace, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Latency and word traffic of the cell, each on a new segment of its own."""
+def probe(trace: Trace, algorithm: str, size: int, backend: str = "heap",
+          scratch: Path | None = None,
+          budget_seconds: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Latency and word traffic of ``trace`` on ``algorithm``, each on a new segment of its own
+    (``probe_figures``' pair); ``scratch`` holds a file backend's segments."""
     results: list[Any] = []
     for measure in (measure_cost, measure_latency):
-        args, name = _segment_arguments(spec.backend, size, Path(spec.scratch))
+        args, name = _segment_arguments(backend, size, scratch or Path(tempfile.gettempdir()))
         try:
-            with fresh_segment(spec.algorithm, size, spec.backend, args) as segment:
-                budget = () if measure is measure_cost else (spec.budget_seconds,)
+            with fresh_segment(algorithm, size, backend, args) as segment:
+                budget = () if measure is measure_cost else (budget_seconds,)
                 results.append(measure(trace, segment.algorithm, segment.buffer, *budget))
         finally:
             if name is not None:
-                plugins().backend(spec.backend).remove(name)
+                plugins().backend(backend).remove(name)
     cost, (latency, clock_ns) = results
     return probe_figures(cost, latency, clock_ns)
 
@@ -353,7 +357,8 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         stopped = seen.stopped_at is not None
         probed: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         if spec.round == 0 and not stopped:
-            probed = _probe(spec, trace, size)
+            probed = probe(trace, spec.algorithm, size, spec.backend, Path(spec.scratch),
+                           spec.budget_seconds)
     except Exception as exc:  # a failing algorithm is a finding of the run, not a crash of it
         cell.update(status="error", error=f"{type(exc).__name__}: {exc}", segment_size=None,
                     figures={}, timeline={}, free_histogram_at_peak={}, latency_cdf={})

@@ -116,6 +116,16 @@ def test_replay_cli_json_has_exactly_the_documented_keys(capsys: pytest.CaptureF
     assert (document["peak_live"], document["failures"], document["backend"]) == (300, 0, "heap")
 
 
+def test_replay_cli_probes_add_latency_and_word_counts(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    trace = tmp_path / "t.trace"
+    trace.write_text("a 0 100\na 1 200\nr 0 400\nf 0\n")
+    assert main(["replay", str(trace), "--algorithm", "best_fit", "--probes", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert set(document["latency_ns"]) == {"allocate", "free", "realloc"}
+    assert document["cost_ops"] == 4 and document["words_per_op"]["max"] >= 1
+
+
 def test_median_run_keeps_the_middle_replay_and_notes_them_all() -> None:
     trace = parse_lines(["a 0 100", "a 1 200", "f 0"])
     runs = [replace(replay_trace(trace, "best_fit"), ns_per_op=t) for t in (5.0, 1.0, 3.0, 9.0)]
