@@ -67,7 +67,12 @@ def _colours(names: Sequence[str]) -> dict[str, str]:
 
 
 def _legend_outside(fig: Figure, handles: Sequence[Any], labels: Sequence[str]) -> None:
-    fig.legend(handles, labels, loc="outside right upper", frameon=False)
+    """The legend right of the axes: in the constrained layout's outer strip, or in the strip
+    a grid keeps free."""
+    if fig.get_layout_engine() is not None:
+        fig.legend(handles, labels, loc="outside right upper", frameon=False)
+    else:
+        fig.legend(handles, labels, loc="upper right", frameon=False)
 
 
 def _bars(document: dict[str, Any], title: str, xlabel: str,
@@ -124,10 +129,19 @@ def _bars(document: dict[str, Any], title: str, xlabel: str,
     return fig
 
 
+#: inches of a grid's panel, and the strip at its right kept for the legend
+PANEL_WIDTH, PANEL_HEIGHT, LEGEND_WIDTH = 2.2, 1.8, 1.9
+
+
 def _grid(loads: Sequence[str]) -> tuple[Figure, list[Axes]]:
+    """A panel a load, laid out by fixed margins (a layout engine over dozens of panels costs
+    seconds at every save), the right strip left to the legend."""
     columns = min(4, max(1, len(loads)))
     rows = math.ceil(len(loads) / columns)
-    fig = Figure(figsize=(2.1 * columns + 1.6, 1.7 * rows + 0.4), layout="constrained")
+    width, height = PANEL_WIDTH * columns + LEGEND_WIDTH, PANEL_HEIGHT * rows + 0.9
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.75 / width, right=1 - (LEGEND_WIDTH + 0.1) / width,
+                        bottom=0.5 / height, top=1 - 0.75 / height, wspace=0.45, hspace=0.55)
     axes = [fig.add_subplot(rows, columns, index + 1) for index in range(len(loads))]
     for ax, load in zip(axes, loads):
         ax.set_title(load)

@@ -105,8 +105,7 @@ def test_design_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ign
 
 def _reference_figures(lines: list[str]) -> tuple[int, int, int, int | None, int, int]:
     """DESIGN.md's rules in one plain pass, bookkeeping beside every call: (peak, high water,
-    failures, live at the first failure, live and blocks when the high water last rose). An
-    ``a`` of a live ID leaks its old block: it stays live, counted, never freed."""
+    failures, live at the first failure, live and blocks when the high water last rose)."""
     alg, trace = ToyFirstFit(), parse_lines(lines)
     offsets: dict[int, int] = {}
     sizes: dict[int, int] = {}
@@ -150,12 +149,30 @@ _OPERATION = st.one_of(
 )
 
 
+def _well_formed(operations: list[tuple[object, ...]]) -> list[str]:
+    """The lines of ``operations`` a trace may hold (the reader refuses the others): an
+    allocation of a free ID, a free or reallocation of a live one."""
+    live: set[object] = set()
+    lines = []
+    for operation in operations:
+        kind, ident = operation[0], operation[1]
+        if (kind == "a") == (ident in live):
+            continue
+        if kind == "a":
+            live.add(ident)
+        elif kind == "f":
+            live.discard(ident)
+        lines.append(" ".join(map(str, operation)))
+    return lines
+
+
 @given(st.lists(_OPERATION, min_size=1, max_size=60), st.integers(0, 6))
 def test_timed_loop_and_untimed_accounting_agree_with_the_plain_rules(
         operations: list[tuple[object, ...]], samples: int) -> None:
     """The replay accounts live bytes after each timed chunk from the failures it noted; a
-    single plain pass must give the same figures (reused IDs, unknown IDs, failures, moves)."""
-    lines = [" ".join(map(str, operation)) for operation in operations]
+    single plain pass must give the same figures (IDs reused after a free, operations on the
+    ID of a failed allocation, failures, moves)."""
+    lines = _well_formed(operations)
     r = replay(parse_lines(lines), ToyFirstFit(), memoryview(bytearray(SEGMENT)), SEGMENT,
                samples=samples)
     assert r.observations is not None
