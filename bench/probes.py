@@ -47,7 +47,7 @@ _EXPAND = Command.EXPAND_FWD
 #: report names of the operation codes
 KIND_NAMES = {ALLOC: "allocate", FREE: "free", REALLOC: "realloc"}
 #: the cost probe stops after the operation at which this many word accesses are counted
-COST_ACCESS_BUDGET = 4_000_000
+COST_ACCESS_BUDGET = 3_000_000
 #: a probe reading packs three counters; each field holds up to 2**FIELD_BITS - 1
 _FIELD_BITS = 48
 _FIELD_MASK = (1 << _FIELD_BITS) - 1
