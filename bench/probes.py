@@ -170,10 +170,10 @@ def clock_overhead_ns(readings: int = 2001) -> int:
 def measure_latency(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
                     budget_seconds: float | None = None) -> tuple[dict[str, list[int]], int]:
     """Nanoseconds of each operation, by kind (clock cost subtracted, floored at 0), and the
-    clock cost subtracted; with a budget, stops after that much wall time."""
+    clock cost subtracted; with a budget, stops after that much CPU time."""
     overhead = clock_overhead_ns()
-    deadline = None if budget_seconds is None else time.perf_counter() + budget_seconds
-    stop = None if deadline is None else (lambda: time.perf_counter() > deadline)
+    deadline = None if budget_seconds is None else time.thread_time() + budget_seconds
+    stop = None if deadline is None else (lambda: time.thread_time() > deadline)
     enabled = gc.isenabled()
     gc.disable()
     try:

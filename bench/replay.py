@@ -249,8 +249,9 @@ def replay(
     """Replay ``trace`` on a freshly formatted ``alg`` bound to ``buf``.
 
     ``samples`` > 0 records that many evenly spaced ``Sample``s in ``observations.timeline``.
-    ``budget_seconds`` stops the replay at the first check past that much timed work (a slow
-    algorithm must not hold a sweep hostage); ``observations.stopped_at`` then says where, and
+    ``budget_seconds`` stops the replay at the first check past that much timed work, in CPU
+    time of the replay (a slow algorithm must not hold a sweep hostage; a busy machine must not
+    turn a fast one into a timeout); ``observations.stopped_at`` then says where, and
     the figures are those of the operations replayed.
     """
     state = _State(trace.ids)
@@ -287,7 +288,7 @@ def replay(
                 free = [size for _, size in alg.free_blocks()]
                 timeline.append(Sample(stop, state.live, state.high_water, sawicki_spread(free),
                                        max(free, default=0)))
-            if budget_ns is not None and elapsed > budget_ns and stop < len(ops):
+            if budget_ns is not None and cpu > budget_ns and stop < len(ops):
                 stopped_at = stop
                 break
     finally:

@@ -77,7 +77,7 @@ class Profile:
     samples: int
     #: real traces are cut to their first ``trace_limit`` operations (None: whole)
     trace_limit: int | None
-    #: timed seconds a cell may take before it is stopped and reported as a timeout
+    #: CPU seconds a cell's timed replay may take before it is stopped and reported as a timeout
     cell_seconds: float
     #: replays of each cell (and of Boost's reference); ns/op is their median
     repeat: int
