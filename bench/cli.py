@@ -377,8 +377,8 @@ def _add_bench_parser(sub: Any) -> None:
     tuning.add_argument("--trace-limit", type=int, default=None, metavar="OPS",
                         help="cut every trace to its first OPS operations (0: the profile's)")
     tuning.add_argument("--cell-seconds", type=float, default=None, metavar="S",
-                        help="stop a cell after S CPU seconds of timed replay and report a timeout (0: the "
-                             "profile's)")
+                        help="stop a cell after S CPU seconds of timed replay and report a "
+                             "timeout (0: the profile's)")
     tuning.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="replay each cell (and Boost's reference) N times, each on a new "
                              "segment; ns/op is the median (default: the profile's)")
