@@ -381,7 +381,8 @@ def _add_bench_parser(sub: Any) -> None:
                              "timeout (0: the profile's)")
     tuning.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="replay each cell (and Boost's reference) N times, each on a new "
-                             "segment; ns/op is the median (default: the profile's)")
+                             "segment, one round of the sweep after another; ns/op is the "
+                             "median; compare needs 4 or more (default: the profile's)")
     tuning.add_argument("--no-scenarios", action="store_true", help="skip the nine scenarios")
     tuning.add_argument("--no-boost", action="store_true", help="skip Boost's reference")
     tuning.add_argument("--no-shipped-traces", action="store_true",
