@@ -18,6 +18,7 @@ import itertools
 import multiprocessing
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -546,14 +547,16 @@ def _boost(loads: Iterable[Load], repeat: int) -> dict[str, Any]:
 
 def _rounds(specs: Sequence[CellSpec], params: BenchParameters,
             progress: Progress) -> list[dict[str, Any]]:
-    """Every cell replayed ``params.repeat`` times, one round of the sweep after another (so
-    a cell's replays sample the machine at different moments, as two runs would); a cell
-    that did not finish its first round is not replayed again."""
+    """Every cell replayed ``params.repeat`` times, one round of the sweep after another, each
+    later round in an order of its own (so a cell's replays sample the machine at different
+    moments and beside different neighbours, as two runs would); a cell that did not finish
+    its first round is not replayed again."""
     repeat = params.repeat or 1
     rounds = [[cell] for cell in execute(specs, params, progress)]
     again = [index for index, cell in enumerate(rounds) if cell[0]["status"] == "ok"]
     progress.total += len(again) * (repeat - 1)
     for number in range(1, repeat):
+        random.Random(number).shuffle(again)  # seeded: a run's order is reproducible
         later = execute([replace(specs[index], round=number) for index in again], params,
                         progress)
         for index, cell in zip(again, later):
