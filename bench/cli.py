@@ -8,25 +8,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from segalloc.bench.tables import format_table
+from segalloc.bench.tables import format_table, rich_table
 
 __all__ = ["build_parser", "main", "parse_size"]
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2,
-          "mib": 1 << 20, "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30}
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40,
+          "tb": 1000**4, "tib": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    """'65536', '256MiB', '64k' -> bytes (argparse type)."""
+    """'65536', '256MiB', '64k', '1T' -> bytes (argparse type); 0 is refused, not read as
+    the default."""
     match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in _UNITS:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 65536, 64KiB, 256MiB)")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 65536, 64KiB, 256MiB, 1TiB)")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size == 0:
+        raise argparse.ArgumentTypeError(f"a size must be at least 1 byte, got {text!r} (leave "
+                                         "the option out for the default)")
+    return size
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+           title: str | None = None) -> str:
+    """A table drawn by rich on a terminal, plain text (under its title) when piped."""
+    if sys.stdout.isatty():
+        return rich_table(headers, rows, title)
+    text = format_table(headers, rows)
+    return f"{title}\n{text}" if title else text
 
 
 def _emit_json(document: Any) -> None:
@@ -60,13 +77,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         _emit_json({"algorithms": algorithms, "backends": backends})
         return 0
     print("Algorithms")
-    print(format_table(
+    print(_table(
         ["name", "ALIGNMENT", "PAYLOAD_PER_ALLOCATION", "MIN_SEGMENT_SIZE", "layout", "class"],
         [[a["name"], a["ALIGNMENT"], a["PAYLOAD_PER_ALLOCATION"], a["MIN_SEGMENT_SIZE"],
           a["layout_version"], a["class"]] for a in algorithms],
     ))
     print("\nBackends")
-    print(format_table(
+    print(_table(
         ["name", "managed class", "named", "class"],
         [[b["name"], b["managed_class"], "yes" if b["named"] else "no", b["class"]]
          for b in backends],
@@ -92,10 +109,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     metrics = result.as_dict()
     del metrics["first_failure_utilisation"]
     document.update(metrics)
+    if args.probes:
+        from segalloc.bench.runner import probe
+
+        document.update(probe(trace, args.algorithm, size)[0])
+    if result.failures:
+        print(f"segalloc: warning: {result.failures:,} allocations failed in the "
+              f"{size:,}-byte segment (their IDs stay unbound; a larger --segment-size "
+              "replays them)", file=sys.stderr)
     if args.json:
         _emit_json(document)
     else:
-        print(format_table(["metric", "value"], [[k, v] for k, v in document.items()]))
+        print(_table(["metric", "value"], [[k, v] for k, v in document.items()]))
     return 0
 
 
@@ -137,7 +162,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(cells)
     else:
-        print(format_table(
+        print(_table(
             ["#", "title", "algorithm", "backend", "status", "reason",
              "figures (Boost 1.74's in brackets)"],
             [[cell["scenario"], cell["title"], cell["algorithm"], cell["backend"],
@@ -261,7 +286,7 @@ def _bench_parameters(args: argparse.Namespace) -> Any:
         workloads=tuple(args.workloads or ()),
         traces=tuple(args.traces or ()),
         seed=args.seed,
-        jobs=args.jobs or available_cores(),
+        jobs=available_cores() if args.jobs in (None, 0) else args.jobs,
         executor=args.executor,
         scheduler=args.scheduler,
         scenarios=not args.no_scenarios,
@@ -278,7 +303,7 @@ def _print_report_summary(document: dict[str, Any]) -> None:
     from segalloc.bench.report import HEADLINES, boost_rows, headline_rows, unfinished_cells
 
     for figure, title in HEADLINES:
-        print(f"{title}\n{format_table(*headline_rows(document, figure))}\n")
+        print(_table(*headline_rows(document, figure), title=title) + "\n")
     for line in unfinished_cells(document):
         print(line)
     statuses = [cell["status"] for cell in document["scenarios"].get("cells", [])]
@@ -287,8 +312,8 @@ def _print_report_summary(document: dict[str, Any]) -> None:
         print(f"Documented scenarios: {counts}")
     ratios = boost_rows(document)
     if ratios[1]:
-        print("\nBoost reference (ratios: ours / Boost's)")
-        print(format_table(*ratios))
+        print()
+        print(_table(*ratios, title="Boost reference (ratios: ours / Boost's)"))
     elif not document["boost"].get("available"):
         print(f"\nBoost reference absent: {document['boost'].get('reason')}")
 
@@ -301,7 +326,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from segalloc.bench.runner import run_bench
 
     document = run_bench(_bench_parameters(args), progress_stream=sys.stderr)
-    paths = write_reports(document, args.out)
+    paths = write_reports(document, args.out, figures=not args.no_figures)
     if args.json:
         _emit_json(document)
     else:
@@ -342,30 +367,40 @@ def _add_bench_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic loads (default 0)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="cells run at once, one process each, at most one a core "
-                        "(default: every core)")
+                        "(default and 0: every core)")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local process pool (default) or an existing Dask cluster "
                         "(needs the [dask] extra and --scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--out", default="bench-out", metavar="DIR",
-                   help="directory for report.json, report.md, report.html (default bench-out)")
+                   help="directory for report.json, report.md, report.html and figures/ (each "
+                        "figure as SVG and PDF; default bench-out)")
     p.add_argument("--json", action="store_true", help="print the report document on stdout")
+    _add_no_figures(p)
     tuning = p.add_argument_group("overrides of the profile (experiments and tests)")
     tuning.add_argument("--scale", type=int, default=None, metavar="OPS",
-                        help="operations a synthetic load emits")
+                        help="operations a synthetic load emits (0: the profile's)")
     tuning.add_argument("--trace-limit", type=int, default=None, metavar="OPS",
-                        help="cut every trace to its first OPS operations")
+                        help="cut every trace to its first OPS operations (0: the profile's)")
     tuning.add_argument("--cell-seconds", type=float, default=None, metavar="S",
-                        help="stop a cell after S timed seconds and report a timeout")
+                        help="stop a cell after S CPU seconds of timed replay and report a "
+                             "timeout (0: the profile's)")
     tuning.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="replay each cell (and Boost's reference) N times, each on a new "
-                             "segment; ns/op is the median (default: the profile's)")
+                             "segment, one round of the sweep after another; ns/op is the "
+                             "median; compare needs 4 or more (default: the profile's)")
     tuning.add_argument("--no-scenarios", action="store_true", help="skip the nine scenarios")
     tuning.add_argument("--no-boost", action="store_true", help="skip Boost's reference")
     tuning.add_argument("--no-shipped-traces", action="store_true",
                         help="replay only the --trace files, not bench/data's")
     p.set_defaults(func=cmd_bench)
+
+
+def _add_no_figures(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip the figures (DIR/figures/*.svg and *.pdf, and those inline in "
+                        "report.html): a few seconds less")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -375,7 +410,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from segalloc.bench.report import load_report, write_reports
 
     document = load_report(args.run)
-    paths = write_reports(document, args.out or Path(args.run).parent)
+    paths = write_reports(document, args.out or Path(args.run).parent,
+                          figures=not args.no_figures)
     print(f"wrote {', '.join(str(path) for path in paths)}")
     return 0
 
@@ -385,37 +421,127 @@ def _add_report_parser(sub: Any) -> None:
                        description=cmd_report.__doc__)
     p.add_argument("run", metavar="RUN.json", help="a report.json written by segalloc bench")
     p.add_argument("--out", metavar="DIR", help="where to write (default: beside RUN.json)")
+    _add_no_figures(p)
     p.set_defaults(func=cmd_report)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Show what changed between two runs beyond noise: ns/op as '1.23x faster / slower / not
-    significant' (threshold 10 %), space figures whenever they differ."""
+    """Show what changed between two runs beyond noise. ns/op is judged from each cell's
+    repeated replays (run both with --repeat 5): a Mann-Whitney rank test (p < 0.05) and a
+    change of the median beyond --threshold give '1.23x faster / slower', anything else 'not
+    significant'; deterministic figures (footprint, fragmentation, failures, words and lines per
+    operation) are shown whenever they differ. Runs made with different parameters are refused
+    (--force compares them anyway). Exit 1 when a cell got slower beyond the threshold."""
     from segalloc.bench.compare import compare_reports, comparison_rows
     from segalloc.bench.report import load_report
 
-    result = compare_reports(load_report(args.old), load_report(args.new))
+    result = compare_reports(load_report(args.old), load_report(args.new),
+                             threshold=args.threshold / 100, force=args.force)
+    for warning in result["warnings"]:
+        print(f"segalloc: WARNING: {warning}", file=sys.stderr)
     if args.json:
         _emit_json(result)
-        return 0
-    print(format_table(*comparison_rows(result)))
-    for label in ("only_old", "only_new"):
-        for load, algorithm, backend in result[label]:
-            print(f"{label.replace('_', ' ')}: {load} {algorithm} {backend}")
-    for entry in result["not_comparable"]:
-        print(f"not comparable: {' '.join(entry['cell'])} "
-              f"({entry['old_status']} -> {entry['new_status']})")
-    if result["note"]:
-        print(f"note: {result['note']}")
-    return 0
+    else:
+        print(_table(*comparison_rows(result)))
+        for label in ("only_old", "only_new"):
+            for load, algorithm, backend in result[label]:
+                print(f"{label.replace('_', ' ')}: {load} {algorithm} {backend}")
+        for entry in result["not_comparable"]:
+            print(f"not comparable: {' '.join(entry['cell'])} "
+                  f"({entry['old_status']} -> {entry['new_status']})")
+        verdicts = [c["verdict"] for c in result["changes"] if c["figure"] == "ns_per_op"]
+        significant = sum(v.endswith(("faster", "slower")) for v in verdicts)
+        print(f"\n{significant} of {len(verdicts)} ns/op cells changed beyond "
+              f"{args.threshold:g} %: {len(result['slower'])} slower")
+    return 1 if result["slower"] else 0
+
+
+def _percent(text: str) -> float:
+    """A percentage for --threshold ('5', '5%', '2.5'): refused unless between 0 and 1000."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (e.g. 5 or 5%)") from None
+    if not 0 <= value < 1000:
+        raise argparse.ArgumentTypeError(f"a threshold between 0 and 1000 %, got {text!r}")
+    return value
 
 
 def _add_compare_parser(sub: Any) -> None:
     p = sub.add_parser("compare", help="compare two bench runs", description=cmd_compare.__doc__)
     p.add_argument("old", metavar="OLD.json", help="the earlier report.json")
     p.add_argument("new", metavar="NEW.json", help="the later report.json")
+    p.add_argument("--threshold", type=_percent, default=5.0, metavar="PERCENT",
+                   help="smallest change of a cell's median ns/op that counts, in percent "
+                        "(default 5)")
+    p.add_argument("--force", action="store_true",
+                   help="compare runs made with different parameters (warned about)")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(func=cmd_compare)
+
+
+# -- segalloc shm ls / rm -----------------------------------------------------------------
+def shm_name(text: str) -> str:
+    """A POSIX shared-memory name as given to ``shm_open`` ('/name') or plain ('name')."""
+    return text[1:] if text.startswith("/") and "/" not in text[1:] else text
+
+
+def _segalloc_shm_objects() -> list[tuple[str, int]]:
+    """(name, size) of the shared-memory objects that hold a segalloc segment: those whose
+    first bytes are the segment magic."""
+    import os
+
+    from segalloc.backends.shared_memory import SHM_DIR
+    from segalloc.header import MAGIC
+
+    found = []
+    with os.scandir(SHM_DIR) as entries:
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                with open(entry.path, "rb") as probe:
+                    if probe.read(len(MAGIC)) == MAGIC:
+                        found.append((entry.name, entry.stat().st_size))
+            except OSError:  # another user's object, or gone meanwhile
+                continue
+    return sorted(found)
+
+
+def cmd_shm(args: argparse.Namespace) -> int:
+    """List segalloc's POSIX shared-memory segments (objects in /dev/shm that start with the
+    segment magic), or remove one of them by name."""
+    from segalloc import plugins
+
+    objects = dict(_segalloc_shm_objects())
+    if args.action == "ls":
+        if args.json:
+            _emit_json([{"name": name, "size": size} for name, size in objects.items()])
+        elif objects:
+            print(_table(["name", "bytes"], [[name, size] for name, size in objects.items()]))
+        else:
+            print("no segalloc shared-memory segments")
+        return 0
+    name = shm_name(args.name)
+    if name not in objects:
+        print(f"segalloc: error: no segalloc shared-memory segment named {name!r} (segalloc shm "
+              "ls lists them; other shared-memory objects are not segalloc's to remove)",
+              file=sys.stderr)
+        return 1
+    plugins().backend("shared_memory").remove(name)
+    print(f"removed {name}")
+    return 0
+
+
+def _add_shm_parser(sub: Any) -> None:
+    p = sub.add_parser("shm", help="list or remove segalloc's shared-memory segments",
+                       description=cmd_shm.__doc__)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = actions.add_parser("ls", help="list segalloc's shared-memory segments")
+    ls.add_argument("--json", action="store_true", help="print a JSON list of {name, size}")
+    rm = actions.add_parser("rm", help="remove one of segalloc's shared-memory segments")
+    rm.add_argument("name", metavar="NAME", help="its name, plain or as '/NAME'")
+    p.set_defaults(func=cmd_shm)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -446,6 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="replay N times, each on a new segment, and report the replay of "
                         "median ns/op (default 1)")
+    p.add_argument("--probes", action="store_true",
+                   help="also measure each operation's latency (latency_ns: p50, p90, p99, "
+                        "p999, max by kind) and the metadata word traffic (words_per_op, "
+                        "lines_per_op, ...), each in a further replay")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with the metrics, algorithm, backend, "
                         "segment_size and trace")
@@ -456,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(sub)
     _add_report_parser(sub)
     _add_compare_parser(sub)
+    _add_shm_parser(sub)
     return parser
 
 
@@ -463,14 +594,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segalloc`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        print("segalloc: interrupted", file=sys.stderr)
-        return 130
-    except (OSError, ValueError, TypeError, MemoryError) as exc:
-        print(f"segalloc: error: {exc}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        # a broken third-party plugin is reported, whatever the interpreter's warning filters
+        warnings.filterwarnings("default", "plugin entry point", RuntimeWarning)
+        try:
+            return int(args.func(args))
+        except KeyboardInterrupt:
+            print("segalloc: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            # the reader went away (``segalloc bench | head``): end quietly, and point stdout
+            # at nothing so the interpreter's last flush does not complain either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+        except (OSError, ValueError, TypeError, MemoryError) as exc:
+            print(f"segalloc: error: {exc}", file=sys.stderr)
+            return 1
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    """A warning as the CLI shows it: one line, no source location."""
+    print(f"segalloc: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

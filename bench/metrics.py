@@ -15,19 +15,38 @@ hand-made values. The figures beyond the replay's ``footprint_ratio`` and ``frag
   policy alone costs, as Johnstone & Wilson separate them. A replay whose segment ran out
   has a capped heap, where the estimate means nothing: the harness leaves it out (null).
 - CS:APP's peak utilisation U = max payload / heap size (Bryant & O'Hallaron, 9.9.7).
+  #1 (time-averaged) = mean heap over the run / mean live bytes over the run - 1, both
+  averaged over the replay's evenly spaced samples of the allocation clock (the ratio of the
+  averages, so moments of almost nothing live do not dominate).
 - Sawicki's free-space spread F = 1 - sqrt(sum of squared free sizes) / sum of free sizes:
-  0 for one free block, near 1 for many small ones (sampled over time by the replay).
+  0 for one free block, near 1 for many small ones (sampled over time by the replay). It is
+  also pw_allocator's fragmentation figure (Pigweed's allocator benchmark records it after
+  every request, with the largest free block).
+- Distributions (latency, word traffic per operation): nearest-rank percentiles.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+numpy: Any
+try:  # optional: sorts and ranks large samples faster
+    import numpy
+except ImportError:  # pragma: no cover - depends on the environment
+    numpy = None
 
 __all__ = [
+    "CDF_PROBABILITIES",
+    "PERCENTILES",
+    "cdf_points",
+    "fragmentation_1",
     "fragmentation_3",
     "fragmentation_4",
     "largest_free_fraction",
+    "mean_and_max",
+    "percentiles",
     "peak_utilisation",
     "policy_heap",
     "sawicki_spread",
@@ -80,3 +99,61 @@ def size_histogram(sizes: Sequence[int]) -> dict[str, int]:
         bucket = max(size, 1).bit_length() - 1
         counts[bucket] = counts.get(bucket, 0) + 1
     return {f"2^{bucket}": counts[bucket] for bucket in sorted(counts)}
+
+
+def fragmentation_1(heap_samples: Sequence[int], live_samples: Sequence[int]) -> float | None:
+    """Johnstone & Wilson #1: the heap averaged over time over the live bytes averaged over
+    time, minus one (None without samples or with nothing ever live)."""
+    live = sum(live_samples)
+    return sum(heap_samples) / live - 1.0 if live else None
+
+
+#: the percentiles reported of a distribution: (key, percent)
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+#: the probabilities at which a distribution's CDF is kept for plotting
+CDF_PROBABILITIES = (*(k / 100 for k in range(1, 100)), 0.995, 0.999, 0.9995, 0.9999, 1.0)
+
+
+def _sorted(values: Sequence[int]) -> Sequence[Any]:
+    if numpy is not None:
+        ordered: Sequence[Any] = numpy.sort(numpy.asarray(values))
+        return ordered
+    return sorted(values)
+
+
+def _rank(ordered: Sequence[Any], probability: float) -> int:
+    """The nearest-rank value: the smallest with at least ``probability`` of the sample at or
+    below it."""
+    index = max(0, math.ceil(round(probability * len(ordered), 9)) - 1)  # no float overshoot
+    return int(ordered[min(index, len(ordered) - 1)])
+
+
+def percentiles(values: Sequence[int]) -> dict[str, int]:
+    """p50, p90, p99, p99.9 (nearest rank) and max of a non-empty sample."""
+    if not len(values):
+        raise ValueError("percentiles need at least one value")
+    ordered = _sorted(values)
+    figures = {key: _rank(ordered, percent / 100) for key, percent in PERCENTILES}
+    figures["max"] = int(ordered[-1])
+    return figures
+
+
+def cdf_points(values: Sequence[int]) -> list[list[float]]:
+    """[value, probability] at ``CDF_PROBABILITIES`` (consecutive equal values merged): a
+    distribution's shape in ~100 points, whatever its size."""
+    ordered = _sorted(values)
+    points: list[list[float]] = []
+    for probability in CDF_PROBABILITIES:
+        value = _rank(ordered, probability)
+        if points and points[-1][0] == value:
+            points[-1][1] = probability
+        else:
+            points.append([value, probability])
+    return points
+
+
+def mean_and_max(values: Sequence[int]) -> dict[str, float]:
+    """{"mean": .., "max": ..} of a sample (zeros when it is empty)."""
+    if not values:
+        return {"mean": 0.0, "max": 0}
+    return {"mean": sum(values) / len(values), "max": max(values)}

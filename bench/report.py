@@ -1,9 +1,9 @@
 """The run document (report.json) and its renderings: Markdown and self-contained HTML.
 
 Functions here return strings or rows; writing files is ``write_reports``'s only side effect
-and printing is the CLI's. The HTML carries its plots as inline SVG drawn here (no plotting
-library): footprint ratio and ns/op per algorithm per load, live bytes and high-water over time,
-and the free-block size histogram at the peak.
+and printing is the CLI's. The figures are ``segalloc.bench.figures``' (matplotlib): the HTML
+carries them inline as SVG, and ``write_reports`` also writes each as SVG and PDF under
+``figures/``.
 
 Report format versions (the document's ``version``; older files keep loading):
 
@@ -15,15 +15,23 @@ Report format versions (the document's ``version``; older files keep loading):
 - 2: each cell is replayed ``parameters.repeat`` times, each time on a new segment; its
   ``figures`` are those of the replay of median ns/op and gain ``ns_per_op_runs`` (every
   replay's ns/op, in run order); Boost's figures are likewise the median of as many replays.
+- 3: the replays of a cell are made one round of the sweep after another, each in a process
+  of its own; ``figures`` gain ``cpu_ns_per_op_runs`` (each replay's thread CPU time an
+  operation, what ``compare`` judges), ``latency_ns`` (per operation kind present: p50, p90,
+  p99, p999, max in ns, clock cost ``latency_clock_ns`` subtracted), the deterministic word
+  traffic ``words_per_op`` / ``reads_per_op`` / ``writes_per_op`` / ``lines_per_op`` (each
+  ``{"mean", "max"}``, over the first ``cost_ops`` operations), ``failures_with_enough_free``,
+  ``fragmentation_1`` (Johnstone & Wilson's time-averaged measure), ``spread_max``,
+  ``largest_free_at_peak``; the probes' figures are absent from cells that did not finish. The
+  cell gains ``latency_cdf`` (per kind, [ns, probability] points) and its ``timeline`` gains
+  ``largest_free``.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,7 @@ __all__ = [
     "HEADLINES",
     "REPORT_VERSION",
     "boost_rows",
+    "cost_rows",
     "dump_report",
     "headline_rows",
     "load_report",
@@ -42,7 +51,7 @@ __all__ = [
     "write_reports",
 ]
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 KIND = "segalloc-bench"
 
 Rows = tuple[list[str], list[list[Any]]]
@@ -57,6 +66,8 @@ def dump_report(document: dict[str, Any]) -> str:
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a report.json of any known version; ``ValueError`` naming what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; a report.json file was expected")
     if not path.is_file():
         raise FileNotFoundError(f"report file not found: {path}")
     try:
@@ -69,6 +80,9 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(version, int) or not 1 <= version <= REPORT_VERSION:
         raise ValueError(f"{path}: report version {version!r} is not one this segalloc reads "
                          f"(1..{REPORT_VERSION})")
+    if not isinstance(document.get("cells"), list):
+        raise ValueError(f"{path}: a segalloc bench report without its 'cells' list (cut or "
+                         "damaged)")
     return document
 
 
@@ -92,6 +106,29 @@ def summary_rows(document: dict[str, Any]) -> Rows:
                      round(f["ns_per_op"]), f["footprint_ratio"], f["fragmentation_4"],
                      f["fragmentation_4_policy"], f["frag_at_peak"], f["failures"]])
     return headers, rows
+
+
+def cost_rows(document: dict[str, Any]) -> Rows:
+    """One row an ok cell: latency percentiles, word traffic and the field's fragmentation
+    figures (a report before version 3 shows dashes)."""
+    headers = ["load", "algorithm", "backend", "alloc p50 ns", "alloc p99 ns", "alloc p99.9 ns",
+               "alloc max ns", "free p99 ns", "words/op", "max words", "lines/op", "frag#1",
+               "spread max", "failed, free enough"]
+    rows = []
+    for cell in _ok_cells(document):
+        f = cell["figures"]
+        allocate = f.get("latency_ns", {}).get("allocate", {})
+        words, lines = f.get("words_per_op", {}), f.get("lines_per_op", {})
+        rows.append([cell["load"], cell["algorithm"], cell["backend"], allocate.get("p50"),
+                     allocate.get("p99"), allocate.get("p999"), allocate.get("max"),
+                     f.get("latency_ns", {}).get("free", {}).get("p99"), words.get("mean"),
+                     words.get("max"), lines.get("mean"), f.get("fragmentation_1"),
+                     f.get("spread_max"), f.get("failures_with_enough_free")])
+    return headers, rows
+
+
+def _series_name(cell: dict[str, Any], backends: int) -> str:
+    return cell["algorithm"] if backends == 1 else f"{cell['algorithm']}/{cell['backend']}"
 
 
 def headline_rows(document: dict[str, Any], figure: str) -> Rows:
@@ -190,6 +227,16 @@ def _environment_lines(document: dict[str, Any]) -> list[str]:
     ]
 
 
+_COST_NOTE = (
+    "Latency: one operation's algorithm calls timed in an interpreted replay of its own "
+    "(clock cost subtracted); the tail (p99.9, max) includes the moments a shared machine "
+    "took the core away. words/op: metadata words read + written per operation through a "
+    "counting view, the same on every machine; lines/op: distinct 64-byte lines they touch. "
+    "frag#1: Johnstone & Wilson's time-averaged measure; spread: 1 - sqrt(sum u^2) / sum u over "
+    "the free blocks (pw_allocator's fragmentation), its maximum over the samples; failed, free "
+    "enough: allocations that failed although the free blocks' total would have held them.")
+
+
 # -- Markdown ------------------------------------------------------------------------------
 def _text(value: object) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -217,6 +264,8 @@ def render_markdown(document: dict[str, Any]) -> str:
            "an estimate; frag@peak = 1 - largest free / total free at the peak.", "",
            _markdown_table(summary_rows(document)), "",
            *(f"- {line}" for line in unfinished_cells(document)), "",
+           "## Latency, word traffic and fragmentation over time", "", _COST_NOTE, "",
+           _markdown_table(cost_rows(document)), "",
            "## Boost reference", "", _boost_note(document), ""]
     ratios = boost_rows(document)
     if ratios[1]:
@@ -231,203 +280,11 @@ def render_markdown(document: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-# -- SVG plots -----------------------------------------------------------------------------
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f")
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP, RIGHT = 760, 300, 70, 110, 30, 150
-#: group labels longer than this are shortened on the x axis (the tooltip has them whole)
-LABEL_CHARS = 24
-
-
+# -- HTML ----------------------------------------------------------------------------------
 def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _ticks(low: float, high: float, log: bool) -> list[float]:
-    if log:
-        return [10.0 ** k for k in range(math.floor(math.log10(low)),
-                                         math.ceil(math.log10(high)) + 1)]
-    step = 10 ** math.floor(math.log10(high - low or 1))
-    while (high - low) / step > 6:
-        step *= 2
-    first = math.floor(low / step) * step
-    return [first + k * step for k in range(int((high - first) / step) + 2)]
-
-
-def _frame(title: str, ylabel: str) -> list[str]:
-    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-            f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="11">',
-            f"<title>{_esc(title)}</title>",
-            f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-size="13">{_esc(title)}</text>',
-            f'<text x="12" y="{TOP + (HEIGHT - TOP - BOTTOM) / 2}" transform="rotate(-90 12 '
-            f'{TOP + (HEIGHT - TOP - BOTTOM) / 2})" text-anchor="middle">{_esc(ylabel)}</text>']
-
-
-def _colours(names: Sequence[str]) -> dict[str, str]:
-    """One colour a series, in order (so an algorithm keeps its colour across plots)."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-
-
-def _legend(colours: dict[str, str]) -> list[str]:
-    x = WIDTH - RIGHT + 10
-    out = []
-    for i, (name, colour) in enumerate(colours.items()):
-        y = TOP + 14 * i
-        out.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>')
-        out.append(f'<text x="{x + 14}" y="{y + 9}">{_esc(name)}</text>')
-    return out
-
-
-def _short(label: str) -> str:
-    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "\u2026"
-
-
-class _Axis:
-    """Maps values to the plot's y pixels (linear or log10)."""
-
-    def __init__(self, values: Sequence[float], log: bool, floor_zero: bool) -> None:
-        positive = [v for v in values if v > 0] or [1.0]
-        self.log = log
-        if log:
-            self.low, self.high = min(positive), max(positive)
-            self.ticks = _ticks(self.low, self.high, True)
-        else:
-            self.low = 0.0 if floor_zero else min(values, default=0.0)
-            self.high = max(values, default=1.0)
-            if self.high <= self.low:
-                self.high = self.low + 1.0
-            self.ticks = _ticks(self.low, self.high, False)
-        self.low, self.high = min(self.ticks[0], self.low), max(self.ticks[-1], self.high)
-
-    def y(self, value: float) -> float:
-        span = HEIGHT - TOP - BOTTOM
-        if self.log:
-            low, high = math.log10(self.low), math.log10(self.high)
-            value = math.log10(max(value, self.low))
-        else:
-            low, high = self.low, self.high
-        return HEIGHT - BOTTOM - span * (value - low) / ((high - low) or 1)
-
-    def lines(self) -> list[str]:
-        out = []
-        for tick in self.ticks:
-            y = self.y(tick)
-            out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
-                       'stroke="#ddd"/>')
-            out.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">'
-                       f"{_tick_label(tick)}</text>")
-        return out
-
-
-def _tick_label(value: float) -> str:
-    if value >= 1e6:
-        return f"{value / 1e6:g}M"
-    if value >= 1e3:
-        return f"{value / 1e3:g}k"
-    return f"{value:g}"
-
-
-def bar_chart(title: str, groups: Sequence[str], series: dict[str, list[float | None]],
-              ylabel: str, log: bool = False, colours: dict[str, str] | None = None) -> str:
-    """Grouped bars: one group a label, one bar a series; a missing value leaves a gap."""
-    colours = colours or _colours(list(series))
-    values = [v for vs in series.values() for v in vs if v is not None]
-    axis = _Axis(values or [1.0], log, floor_zero=True)
-    out = _frame(title, ylabel) + axis.lines()
-    slot = (WIDTH - LEFT - RIGHT) / max(len(groups), 1)
-    bar = slot * 0.8 / max(len(series), 1)
-    base = axis.y(axis.low)
-    for g, group in enumerate(groups):
-        x0 = LEFT + g * slot + slot * 0.1
-        for s, (name, vs) in enumerate(series.items()):
-            value = vs[g]
-            if value is None:
-                continue
-            top = axis.y(value)
-            out.append(f'<rect x="{x0 + s * bar:.1f}" y="{top:.1f}" width="{bar:.1f}" '
-                       f'height="{max(base - top, 0.5):.1f}" fill="{colours[name]}">'
-                       f"<title>{_esc(group)} {_esc(name)}: {value:.4g}</title></rect>")
-        cx = x0 + slot * 0.4
-        out.append(f'<text x="{cx:.1f}" y="{HEIGHT - BOTTOM + 12}" text-anchor="end" '
-                   f'transform="rotate(-35 {cx:.1f} {HEIGHT - BOTTOM + 12})">'
-                   f"<title>{_esc(group)}</title>{_esc(_short(group))}</text>")
-    out += _legend({name: colours[name] for name in series}) + ["</svg>"]
-    return "\n".join(out)
-
-
-def line_chart(title: str, series: dict[str, tuple[list[int], list[float]]], ylabel: str,
-               colours: dict[str, str] | None = None) -> str:
-    """Lines over operation count from 0: one polyline a series; "live" is drawn dashed."""
-    colours = colours or _colours(list(series))
-    values = [v for _, ys in series.values() for v in ys]
-    xs = [x for xs, _ in series.values() for x in xs]
-    axis = _Axis(values or [1.0], False, floor_zero=True)
-    right = max(xs, default=1) or 1
-    out = _frame(title, ylabel) + axis.lines()
-    for name, (px, py) in series.items():
-        points = " ".join(f"{LEFT + (WIDTH - LEFT - RIGHT) * x / right:.1f},{axis.y(y):.1f}"
-                          for x, y in zip([0, *px], [0, *py]))
-        dash = ' stroke-dasharray="4 3"' if name == "live" else ""
-        out.append(f'<polyline points="{points}" fill="none" stroke-width="1.5" '
-                   f'stroke="{colours[name]}"{dash}/>')
-    out.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - BOTTOM + 30}" '
-               f'text-anchor="middle">operations (of {right:,})</text>')
-    out += _legend({name: colours[name] for name in series}) + ["</svg>"]
-    return "\n".join(out)
-
-
-def _series_name(cell: dict[str, Any], backends: int) -> str:
-    return cell["algorithm"] if backends == 1 else f"{cell['algorithm']}/{cell['backend']}"
-
-
-def _plots(document: dict[str, Any]) -> list[tuple[str, str]]:
-    """(heading, svg) for every plot of the report."""
-    loads = list(dict.fromkeys(cell["load"] for cell in document["cells"]))
-    backends = len({cell["backend"] for cell in document["cells"]})
-    names = list(dict.fromkeys(_series_name(cell, backends) for cell in document["cells"]))
-    colours = {**_colours(names), "live": "#000000"}
-    by_key = {(cell["load"], _series_name(cell, backends)): cell
-              for cell in _ok_cells(document)}
-
-    def figure(name: str, key: str) -> list[float | None]:
-        return [by_key[(load, name)]["figures"][key] if (load, name) in by_key else None
-                for load in loads]
-
-    plots = [
-        ("Footprint ratio", bar_chart("footprint ratio (high_water / peak_live) per load", loads,
-                                      {n: figure(n, "footprint_ratio") for n in names},
-                                      "footprint ratio", colours=colours)),
-        ("Time per operation", bar_chart("ns per operation per load (log scale)", loads,
-                                         {n: figure(n, "ns_per_op") for n in names},
-                                         "ns/op", log=True, colours=colours)),
-    ]
-    for load in loads:
-        series: dict[str, tuple[list[int], list[float]]] = {}
-        for name in names:
-            cell = by_key.get((load, name))
-            if cell and cell["timeline"]["op"]:
-                if "live" not in series:
-                    series["live"] = (cell["timeline"]["op"], cell["timeline"]["live"])
-                series[name] = (cell["timeline"]["op"], cell["timeline"]["high_water"])
-        if series:
-            plots.append((f"{load}: live bytes and high-water",
-                          line_chart(f"{load}: live bytes (dashed) and high-water over time",
-                                     series, "bytes", colours)))
-        histograms = {name: by_key[(load, name)]["free_histogram_at_peak"]
-                      for name in names if (load, name) in by_key}
-        buckets = sorted({b for h in histograms.values() for b in h},
-                         key=lambda b: int(b.split("^")[1]))
-        if buckets:
-            plots.append((f"{load}: free blocks at peak",
-                          bar_chart(f"{load}: free-block sizes at peak (count per size class)",
-                                    buckets,
-                                    {n: [h.get(b) for b in buckets]
-                                     for n, h in histograms.items()},
-                                    "free blocks", colours=colours)))
-    return plots
-
-
-# -- HTML ----------------------------------------------------------------------------------
 def _html_table(rows: Rows) -> str:
     headers, body = rows
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
@@ -454,8 +311,10 @@ th,td{border:1px solid #ccc;padding:2px 6px}td.num{text-align:right}
 th{background:#f3f3f3}svg{display:block;margin:1em 0}"""
 
 
-def render_html(document: dict[str, Any]) -> str:
-    """report.html: the Markdown report's content plus inline SVG plots; no external file."""
+def render_html(document: dict[str, Any],
+                figures: list[tuple[str, str]] | None = None) -> str:
+    """report.html: the Markdown report's content plus the figures as inline SVG (``figures``:
+    (heading, svg) already rendered, else drawn here); no external file."""
     env = "".join(f"<li>{_esc(line[2:])}</li>" for line in _environment_lines(document))
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>segalloc benchmark report</title>", f"<style>{_STYLE}</style></head><body>",
@@ -465,13 +324,17 @@ def render_html(document: dict[str, Any]) -> str:
                             _html_table(headline_rows(document, figure)))),
              "<h2>Loads</h2>", _html_table(summary_rows(document)),
              *(f"<p>{_esc(line)}</p>" for line in unfinished_cells(document)),
+             "<h2>Latency, word traffic and fragmentation over time</h2>",
+             f"<p>{_esc(_COST_NOTE)}</p>", _html_table(cost_rows(document)),
              "<h2>Boost reference</h2>", f"<p>{_esc(_boost_note(document))}</p>"]
     ratios = boost_rows(document)
     if ratios[1]:
         parts += ["<p>Ratios are ours over Boost's (below 1: we are faster / smaller).</p>",
                   _html_table(ratios)]
-    parts.append("<h2>Plots</h2>")
-    for heading, svg in _plots(document):
+    parts.append("<h2>Figures</h2>")
+    if figures is None:
+        figures = [(heading, svg) for _, heading, svg in _inline_figures(document)]
+    for heading, svg in figures:
         parts += [f"<h3>{_esc(heading)}</h3>", svg]
     parts.append("<h2>Scenarios</h2>")
     scenarios = document["scenarios"]
@@ -481,12 +344,43 @@ def render_html(document: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_reports(document: dict[str, Any], out: str | os.PathLike[str]) -> list[Path]:
-    """Write report.json, report.md and report.html into ``out``; return their paths."""
+def _inline_figures(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(file stem, heading, inline <svg> element) of every figure."""
+    from segalloc.bench.figures import build_figures, render
+
+    return [(stem, heading, _svg_element(render(figure, "svg")))
+            for stem, heading, figure in build_figures(document)]
+
+
+def _svg_element(svg_file: bytes) -> str:
+    """An SVG file's ``<svg>`` element, to inline in HTML (the XML prolog left out)."""
+    text = svg_file.decode("utf-8")
+    return text[text.index("<svg"):]
+
+
+def write_reports(document: dict[str, Any], out: str | os.PathLike[str],
+                  figures: bool = True) -> list[Path]:
+    """Write report.json, report.md and report.html into ``out``, and (``figures``) every
+    figure as SVG and PDF into ``out/figures`` and inline in the HTML; return the paths of the
+    three reports."""
+    from segalloc.bench.figures import build_figures, render
+
     directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"--out must be a directory, and {directory} is a file")
     directory.mkdir(parents=True, exist_ok=True)
+    figures_dir = directory / "figures"
+    if figures:
+        figures_dir.mkdir(exist_ok=True)
+    svgs = {}
+    for stem, heading, figure in build_figures(document) if figures else []:
+        for file_format in ("svg", "pdf"):
+            data = render(figure, file_format)
+            (figures_dir / f"{stem}.{file_format}").write_bytes(data)
+            if file_format == "svg":
+                svgs[stem] = (heading, _svg_element(data))
     files = {"report.json": dump_report(document), "report.md": render_markdown(document),
-             "report.html": render_html(document)}
+             "report.html": render_html(document, list(svgs.values()))}
     paths = []
     for name, text in files.items():
         path = directory / name

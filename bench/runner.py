@@ -18,6 +18,7 @@ import itertools
 import multiprocessing
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,14 @@ from typing import IO, Any
 
 from segalloc import Mode, plugins
 from segalloc.bench import metrics
-from segalloc.bench.replay import ReplayResult, default_segment_size, median_run, replay_trace
+from segalloc.bench.probes import CostResult, measure_cost, measure_latency
+from segalloc.bench.replay import (
+    ReplayResult,
+    default_segment_size,
+    fresh_segment,
+    median_index,
+    replay_trace,
+)
 from segalloc.bench.traces import Trace, read_trace, write_trace
 from segalloc.bench.workloads import WORKLOADS, trace_from_ops, workload_trace
 
@@ -44,8 +52,11 @@ __all__ = [
     "available_cores",
     "cell_figures",
     "execute",
+    "merge_rounds",
     "plan_cells",
     "plan_loads",
+    "probe",
+    "probe_figures",
     "run_bench",
     "run_cell",
     "shipped_traces",
@@ -67,7 +78,7 @@ class Profile:
     samples: int
     #: real traces are cut to their first ``trace_limit`` operations (None: whole)
     trace_limit: int | None
-    #: timed seconds a cell may take before it is stopped and reported as a timeout
+    #: CPU seconds a cell's timed replay may take before it is stopped and reported as a timeout
     cell_seconds: float
     #: replays of each cell (and of Boost's reference); ns/op is their median
     repeat: int
@@ -126,11 +137,16 @@ class BenchParameters:
             raise ValueError(f"unknown executor {self.executor!r}; known: local, dask")
         if self.executor == "dask" and not self.scheduler:
             raise ValueError("--executor dask needs --scheduler ADDRESS")
+        for option, value in (("scale", self.scale), ("cell-seconds", self.cell_seconds),
+                              ("trace-limit", self.trace_limit), ("samples", self.samples)):
+            if value is not None and not value >= 0:  # NaN too
+                raise ValueError(f"--{option} must be 0 (the profile's) or more, got {value}")
         if self.repeat is not None and self.repeat < 1:
             raise ValueError(f"repeat must be at least 1, got {self.repeat}")
         cores = available_cores()
         if not 1 <= self.jobs <= cores:
-            raise ValueError(f"jobs must be between 1 and the {cores} cores here, got {self.jobs}")
+            raise ValueError(f"jobs must be between 1 and the {cores} cores here (0: every core), "
+                             f"got {self.jobs}")
         return replace(
             self,
             algorithms=algorithms,
@@ -207,7 +223,7 @@ def plan_loads(params: BenchParameters, scratch: Path) -> list[Load]:
 
 @dataclass(frozen=True)
 class CellSpec:
-    """What one process measures."""
+    """What one process measures: one replay of a cell (``round`` of the run's repeats)."""
 
     algorithm: str
     backend: str
@@ -215,15 +231,18 @@ class CellSpec:
     samples: int
     scratch: str
     budget_seconds: float | None = None
-    #: replays of the cell, each on a new segment; its figures are those of the median one
-    repeat: int = 1
+    #: which of the run's replays of the cell this is; the first also runs the probes
+    #: (latency and word traffic), which need measuring once
+    round: int = 0
 
 
-def plan_cells(params: BenchParameters, loads: Sequence[Load], scratch: Path) -> list[CellSpec]:
-    """Every algorithm x backend x load, load-major (so a report reads load by load)."""
+def plan_cells(params: BenchParameters, loads: Sequence[Load], scratch: Path,
+               round: int = 0) -> list[CellSpec]:
+    """Every algorithm x backend x load for one round, load-major (so a report reads load by
+    load)."""
     return [
         CellSpec(algorithm, backend, load, params.samples or 0, str(scratch),
-                 params.cell_seconds, params.repeat or 1)
+                 params.cell_seconds, round)
         for load, algorithm, backend in itertools.product(
             loads, params.algorithms, params.backends)
     ]
@@ -264,6 +283,8 @@ def cell_figures(result: ReplayResult) -> dict[str, Any]:
     figures.update(
         overhead_per_block=seen.overhead_per_block,
         live_at_high_water=seen.live_at_high_water,
+        fragmentation_1=metrics.fragmentation_1([s.high_water for s in seen.timeline],
+                                                [s.live for s in seen.timeline]),
         fragmentation_3=metrics.fragmentation_3(result.high_water, seen.live_at_high_water),
         fragmentation_4=metrics.fragmentation_4(result.high_water, result.peak_live),
         fragmentation_3_policy=None if capped else metrics.fragmentation_3(
@@ -273,79 +294,156 @@ def cell_figures(result: ReplayResult) -> dict[str, Any]:
         peak_utilisation=metrics.peak_utilisation(result.peak_live, result.high_water),
         spread_at_peak=metrics.sawicki_spread(seen.free_sizes_at_peak),
         spread_mean=sum(spreads) / len(spreads) if spreads else None,
+        spread_max=max(spreads, default=None),
+        largest_free_at_peak=max(seen.free_sizes_at_peak, default=0),
         free_blocks_at_peak=len(seen.free_sizes_at_peak),
         ns_per_op_runs=list(seen.ns_per_op_runs),
+        cpu_ns_per_op_runs=[seen.cpu_ns_per_op],
     )
     return figures
 
 
+def probe_figures(cost: CostResult, latency: dict[str, list[int]],
+                  clock_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The probes' figures (merged into ``figures``) and the latency CDFs (the cell's
+    ``latency_cdf``, for plots)."""
+    figures = {
+        "words_per_op": metrics.mean_and_max(cost.words),
+        "reads_per_op": metrics.mean_and_max(cost.reads),
+        "writes_per_op": metrics.mean_and_max(cost.writes),
+        "lines_per_op": metrics.mean_and_max(cost.lines),
+        "cost_ops": cost.ops,
+        "failures_with_enough_free": cost.failures_with_enough_free,
+        "latency_ns": {kind: metrics.percentiles(spans) for kind, spans in latency.items()},
+        "latency_clock_ns": clock_ns,
+    }
+    return figures, {kind: metrics.cdf_points(spans) for kind, spans in latency.items()}
+
+
+def probe(trace: Trace, algorithm: str, size: int, backend: str = "heap",
+          scratch: Path | None = None,
+          budget_seconds: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Latency and word traffic of ``trace`` on ``algorithm``, each on a new segment of its own
+    (``probe_figures``' pair); ``scratch`` holds a file backend's segments."""
+    results: list[Any] = []
+    for measure in (measure_cost, measure_latency):
+        args, name = _segment_arguments(backend, size, scratch or Path(tempfile.gettempdir()))
+        try:
+            with fresh_segment(algorithm, size, backend, args) as segment:
+                budget = () if measure is measure_cost else (budget_seconds,)
+                results.append(measure(trace, segment.algorithm, segment.buffer, *budget))
+        finally:
+            if name is not None:
+                plugins().backend(backend).remove(name)
+    cost, (latency, clock_ns) = results
+    return probe_figures(cost, latency, clock_ns)
+
+
 def run_cell(spec: CellSpec) -> dict[str, Any]:
-    """Replay one cell; errors of the algorithm are reported in the cell, never raised."""
+    """Replay one cell (and, in round 0, probe it); errors of the algorithm are reported in
+    the cell, never raised."""
     cell: dict[str, Any] = {"algorithm": spec.algorithm, "backend": spec.backend,
                             "load": spec.load.name, "kind": spec.load.kind}
     try:
         trace = spec.load.build()
         size = spec.load.segment_size or default_segment_size(trace)
-        runs: list[ReplayResult] = []
-        while len(runs) < spec.repeat:
-            args, name = _segment_arguments(spec.backend, size, Path(spec.scratch))
-            try:
-                runs.append(replay_trace(trace, spec.algorithm, size, spec.backend,
-                                         segment_args=args, samples=spec.samples,
-                                         budget_seconds=spec.budget_seconds))
-            finally:
-                if name is not None:
-                    plugins().backend(spec.backend).remove(name)
-            if runs[-1].observations and runs[-1].observations.stopped_at is not None:
-                runs = runs[-1:]  # over the budget: the cell is a timeout, not repeated
-                break
-        result = median_run(runs)
+        args, name = _segment_arguments(spec.backend, size, Path(spec.scratch))
+        try:
+            result = replay_trace(trace, spec.algorithm, size, spec.backend, segment_args=args,
+                                  samples=spec.samples, budget_seconds=spec.budget_seconds)
+        finally:
+            if name is not None:
+                plugins().backend(spec.backend).remove(name)
+        seen = result.observations
+        assert seen is not None
+        stopped = seen.stopped_at is not None
+        probed: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        if spec.round == 0 and not stopped:
+            probed = probe(trace, spec.algorithm, size, spec.backend, Path(spec.scratch),
+                           spec.budget_seconds)
     except Exception as exc:  # a failing algorithm is a finding of the run, not a crash of it
         cell.update(status="error", error=f"{type(exc).__name__}: {exc}", segment_size=None,
-                    figures={}, timeline={}, free_histogram_at_peak={})
+                    figures={}, timeline={}, free_histogram_at_peak={}, latency_cdf={})
         return cell
-    seen = result.observations
-    assert seen is not None
-    stopped = seen.stopped_at is not None
+    figures = cell_figures(result)
+    figures.update(probed[0])
     cell.update(
         status="timeout" if stopped else "ok",
         error=f"stopped after {seen.stopped_at:,} of {len(trace.ops):,} operations: over the "
               f"{spec.budget_seconds:g} s budget of a cell" if stopped else None,
         segment_size=size,
-        figures=cell_figures(result),
+        figures=figures,
         timeline={
             "op": [s.op for s in seen.timeline],
             "live": [s.live for s in seen.timeline],
             "high_water": [s.high_water for s in seen.timeline],
             "spread": [s.spread for s in seen.timeline],
+            "largest_free": [s.largest_free for s in seen.timeline],
         },
         free_histogram_at_peak=metrics.size_histogram(seen.free_sizes_at_peak),
+        latency_cdf=probed[1],
     )
     return cell
 
 
+def merge_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from its replays in successive rounds: round 0's cell (the probes' figures and
+    the deterministic ones), with ns/op and seconds of the replay of median ns/op, every
+    replay's ns/op in ``ns_per_op_runs`` and CPU ns/op in ``cpu_ns_per_op_runs`` (run order).
+    A round that did not finish makes the
+    cell that round's."""
+    for cell in rounds:
+        if cell["status"] != "ok":
+            return cell
+    timings = [cell["figures"]["ns_per_op"] for cell in rounds]
+    median = rounds[median_index(timings)]["figures"]
+    merged = {**rounds[0], "figures": {**rounds[0]["figures"]}}
+    merged["figures"].update(
+        ns_per_op=median["ns_per_op"], seconds=median["seconds"], ns_per_op_runs=timings,
+        cpu_ns_per_op_runs=[cpu for cell in rounds for cpu in cell["figures"]["cpu_ns_per_op_runs"]])
+    return merged
+
+
 # -- progress ------------------------------------------------------------------------------
 class Progress:
-    """A one-line progress bar on a terminal; silent when the stream is not one."""
-
-    WIDTH = 30
+    """A progress bar with an ETA, drawn by ``rich`` on a terminal; silent when the stream is
+    not one. ``total`` may grow while it runs (later rounds of repeated replays)."""
 
     def __init__(self, total: int, stream: IO[str] | None = None, enabled: bool | None = None):
         self.total, self.done = total, 0
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._bar: Any = None
+        self._task: Any = None
 
     def advance(self, label: str) -> None:
         """One more step finished; ``label`` says which."""
         self.done += 1
         if not self.enabled:
             return
-        filled = self.WIDTH * self.done // max(self.total, 1)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:<40}")
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(),
+                            TextColumn("{task.description}"),
+                            console=Console(file=self.stream, force_terminal=True),
+                            transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task("", total=self.total)
+        self._bar.update(self._task, completed=self.done, total=self.total,
+                         description=label[:40])
         if self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+            self._bar.stop()
+            self._bar = None
 
 
 # -- executors -----------------------------------------------------------------------------
@@ -448,6 +546,25 @@ def _boost(loads: Iterable[Load], repeat: int) -> dict[str, Any]:
     return reference
 
 
+def _rounds(specs: Sequence[CellSpec], params: BenchParameters,
+            progress: Progress) -> list[dict[str, Any]]:
+    """Every cell replayed ``params.repeat`` times, one round of the sweep after another, each
+    later round in an order of its own (so a cell's replays sample the machine at different
+    moments and beside different neighbours, as two runs would); a cell that did not finish
+    its first round is not replayed again."""
+    repeat = params.repeat or 1
+    rounds = [[cell] for cell in execute(specs, params, progress)]
+    again = [index for index, cell in enumerate(rounds) if cell[0]["status"] == "ok"]
+    progress.total += len(again) * (repeat - 1)
+    for number in range(1, repeat):
+        random.Random(number).shuffle(again)  # seeded: a run's order is reproducible
+        later = execute([replace(specs[index], round=number) for index in again], params,
+                        progress)
+        for index, cell in zip(again, later):
+            rounds[index].append(cell)
+    return [merge_rounds(cell_rounds) for cell_rounds in rounds]
+
+
 def run_bench(params: BenchParameters, progress_stream: IO[str] | None = None,
               progress: bool | None = None) -> dict[str, Any]:
     """Scenarios, Boost's reference and every cell, one after the other (so nothing else runs
@@ -469,7 +586,7 @@ def run_bench(params: BenchParameters, progress_stream: IO[str] | None = None,
         if params.boost:
             boost = _boost(loads, params.repeat or 1)
             steps.advance("Boost reference")
-        cells = execute(specs, params, steps)
+        cells = _rounds(specs, params, steps)
     finished = datetime.datetime.now(datetime.timezone.utc)
     return {
         "version": REPORT_VERSION,

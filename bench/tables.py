@@ -1,10 +1,13 @@
-"""Plain-text tables for the terminal (returns strings; printing happens in the CLI)."""
+"""Tables for the terminal (returns strings; printing happens in the CLI): plain text, or
+drawn by ``rich`` for a terminal."""
 
 from __future__ import annotations
 
+import io
+import shutil
 from collections.abc import Sequence
 
-__all__ = ["format_table", "human_bytes"]
+__all__ = ["format_table", "human_bytes", "rich_table"]
 
 
 def _cell(value: object) -> str:
@@ -35,6 +38,24 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     out = [line(headers), line(["-" * w for w in widths])]
     out.extend(line(row) for row in cells)
     return "\n".join(out)
+
+
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+               title: str | None = None) -> str:
+    """The table drawn by ``rich`` for a terminal of the current width (ANSI styles)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers, title=title, title_justify="left", header_style="bold")
+    for header, column in zip(headers, table.columns):
+        column.justify = "right" if rows and all(
+            isinstance(row[headers.index(header)], (int, float))
+            and not isinstance(row[headers.index(header)], bool) for row in rows) else "left"
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=shutil.get_terminal_size().columns).print(table)
+    return out.getvalue().rstrip("\n")
 
 
 def human_bytes(value: int) -> str:

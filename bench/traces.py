@@ -2,7 +2,9 @@
 
 One operation a line: ``a ID SIZE [ALIGN]`` allocate, ``f ID`` free, ``r ID SIZE`` reallocate;
 plain text or gzip (detected by its magic bytes, not the file name). Blank lines and lines
-starting with ``#`` are skipped. IDs are renumbered densely at read time so the replay loop
+starting with ``#`` are skipped. An ID is allocated, then freed or reallocated while live, and
+may be allocated again once freed (traces keyed by address reuse them); anything else is a
+malformed trace, refused with its line number. IDs are renumbered densely at read time so the replay loop
 indexes lists instead of hashing.
 """
 
@@ -78,11 +80,17 @@ def parse_lines(lines: Iterable[str], name: str = "<trace>") -> Trace:
             if align and align & (align - 1):
                 raise TraceError(f"{name}:{number}: alignment {align} is not a power of two")
             ident = dense.setdefault(fields[1], len(dense))
+            if (code == ALLOC) == (ident in sizes):
+                raise TraceError(
+                    f"{name}:{number}: ID {fields[1]} is allocated again while live"
+                    if code == ALLOC else
+                    f"{name}:{number}: {fields[0]!r} of ID {fields[1]}, which is not live "
+                    "(never allocated, or freed before)")
             ops.append((code, ident, size, align))
             if code == ALLOC:
-                live += size - sizes.get(ident, 0)
+                live += size
                 sizes[ident] = size
-            elif ident in sizes:
+            else:
                 live += (size if code == REALLOC else 0) - sizes[ident]
                 if code == FREE:
                     del sizes[ident]
@@ -100,6 +108,8 @@ def parse_lines(lines: Iterable[str], name: str = "<trace>") -> Trace:
 def read_trace(path: str | os.PathLike[str]) -> Trace:
     """Read a trace file (plain or gzip)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; a trace file was expected")
     if not path.is_file():
         raise FileNotFoundError(f"trace file not found: {path}")
     return parse_lines(_open_text(path), path.name)

@@ -24,6 +24,16 @@ operations: every random draw comes from one ``random.Random(seed)`` made per lo
 - ``cv_uniform``, ``cv_exponential``, ``cv_hyperexponential``: steady state with one mean size
   and a rising coefficient of variation (about 0.58, 1 and 3), the sweep in which Shore (1975)
   saw first fit and best fit change places.
+
+Loads from the field:
+
+- ``large_blocks``: objects of 35-45 % of a fixed segment, at most two live, among small ones
+  that outlive them: the pattern that made Ray's plasma store fail from fragmentation alone
+  (ray-project/ray#16164; ``failures_with_enough_free`` counts exactly those failures);
+- ``small_objects``: 99.7 % of requests under 512 bytes, the rest up to 64 KiB, as measured
+  in a blockchain node's state database (AntelopeIO/spring#1049);
+- ``lognormal``: CPython's ``test_heap`` (multiprocessing.heap): sizes
+  ``int(lognormvariate(0, 1) * 1000)``, 50 blocks live, a random one freed per new one.
 """
 
 from __future__ import annotations
@@ -261,6 +271,48 @@ def _adversarial(rng: random.Random, scale: int) -> Iterator[Op]:
         yield (FREE, ident, 0, 0)
 
 
+def _lognormal(mu: float, sigma: float, scale: float) -> SizeDraw:
+    return lambda rng: max(1, min(MAX_REQUEST, int(rng.lognormvariate(mu, sigma) * scale)))
+
+
+def _small_objects(rng: random.Random) -> int:
+    """99.7 % under 512 bytes (most of them small), the rest 512 bytes to 64 KiB."""
+    if rng.random() < SMALL_OBJECT_SHARE:
+        return min(511, max(1, int(rng.expovariate(1 / 96))))
+    return rng.randint(512, 64 * 1024)
+
+
+#: share of requests under 512 bytes in ``small_objects``
+SMALL_OBJECT_SHARE = 0.997
+#: the segment large_blocks runs in, and its large objects' share of it
+LARGE_SEGMENT_SIZE = 16 << 20
+LARGE_SHARE = (0.35, 0.45)
+
+
+def _large_blocks(rng: random.Random, scale: int) -> Iterator[Op]:
+    """Up to two large objects live, each replaced in turn, with small objects allocated
+    between them that live across several large generations."""
+    ids = _Ids()
+    large: list[int] = []
+    small: list[int] = []
+    low, high = (int(share * LARGE_SEGMENT_SIZE) for share in LARGE_SHARE)
+    emitted = 0
+    while emitted < scale:
+        if len(large) == 2:
+            yield (FREE, large.pop(0), 0, 0)
+            emitted += 1
+        large.append(ids.new())
+        yield (ALLOC, large[-1], rng.randint(low, high), 0)
+        for _ in range(8):
+            if len(small) > 64:
+                yield (FREE, small.pop(rng.randrange(len(small))), 0, 0)
+            small.append(ids.new())
+            yield (ALLOC, small[-1], rng.randint(1024, 64 * 1024), 0)
+        emitted += 17
+    for ident in [*large, *small]:
+        yield (FREE, ident, 0, 0)
+
+
 #: the segment fill_to_failure runs in: small enough that its live bytes outgrow it
 FILL_SEGMENT_SIZE = 256 * 1024
 
@@ -320,6 +372,12 @@ WORKLOADS: dict[str, Workload] = _catalogue(
     Workload("cv_hyperexponential",
              f"steady state, mean {CV_MEAN}, hyperexponential sizes (CV about 3)",
              _steady_state(_hyperexponential, 500)),
+    Workload("large_blocks", "objects of ~40% of a 16 MiB segment among small ones "
+             "(Ray plasma store, ray#16164)", _large_blocks, segment_size=LARGE_SEGMENT_SIZE),
+    Workload("small_objects", "steady state, 99.7% of sizes under 512 B (spring#1049)",
+             _steady_state(_small_objects, 2000)),
+    Workload("lognormal", "CPython test_heap: lognormal(0, 1) x 1000 B sizes, 50 live",
+             _steady_state(_lognormal(0.0, 1.0, 1000.0), 50)),
 )
 
 

@@ -8,7 +8,9 @@ built-in algorithms and backends are found exactly as third-party ones are: thro
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -92,10 +94,26 @@ class PluginHost:
         self.manager = pluggy.PluginManager("segalloc")
         self.manager.add_hookspecs(_HookSpecs)
         if load_entry_points:
-            self.manager.load_setuptools_entrypoints("segalloc")
+            self._load_entry_points("segalloc")
         self.manager.check_pending()
         self._algorithms: dict[str, type[MemoryAlgorithm]] | None = None
         self._backends: dict[str, type[Storage]] | None = None
+
+    def _load_entry_points(self, group: str) -> None:
+        """Register every installed plugin of ``group``; one that fails to import is a
+        ``RuntimeWarning`` naming its entry point (the others still load), not an error of
+        every command."""
+        for entry in importlib.metadata.entry_points(group=group):
+            if self.manager.has_plugin(entry.name) or self.manager.is_blocked(entry.name):
+                continue
+            try:
+                plugin = entry.load()
+            except Exception as exc:  # any import-time failure of third-party code
+                warnings.warn(f"plugin entry point {entry.name!r} ({entry.value}) failed to "
+                              f"import and is skipped: {type(exc).__name__}: {exc}",
+                              RuntimeWarning, stacklevel=2)
+                continue
+            self.manager.register(plugin, name=entry.name)
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Add a plugin at run time (tests, embedding applications); named by ``name`` or its

@@ -211,8 +211,19 @@ _ops = st.lists(
 
 
 def _as_trace(ops: list[tuple[str, int, int]]) -> Trace:
-    return parse_lines([f"{code} {ident} {size}" if code != "f" else f"f {ident}"
-                        for code, ident, size in ops])
+    """The operations a trace may hold (the reader refuses an allocation of a live ID and a
+    free or reallocation of one that is not)."""
+    live: set[int] = set()
+    lines = []
+    for code, ident, size in ops:
+        if (code == "a") == (ident in live):
+            continue
+        if code == "a":
+            live.add(ident)
+        elif code == "f":
+            live.discard(ident)
+        lines.append(f"{code} {ident} {size}" if code != "f" else f"f {ident}")
+    return parse_lines(lines)
 
 
 @given(_ops)

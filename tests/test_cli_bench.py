@@ -29,7 +29,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bench_writes_the_three_reports(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert sorted(p.name for p in run.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in run.iterdir()) == ["figures", "report.html", "report.json",
+                                                     "report.md"]
+    assert {p.suffix for p in (run / "figures").iterdir()} == {".svg", ".pdf"}
     document = json.loads((run / "report.json").read_text())
     assert [c["load"] for c in document["cells"]] == ["uniform", "fill_to_failure",
                                                       "tiny.trace.gz"]
@@ -48,17 +50,18 @@ def test_bench_writes_the_three_reports(run: Path, capsys: pytest.CaptureFixture
 def test_bench_prints_a_summary_and_no_progress_off_a_terminal(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "segalloc", "bench", *TINY, "--no-scenarios", "--no-boost",
-         "--out", str(tmp_path)], capture_output=True, text=True, check=False)
+         "--no-figures", "--out", str(tmp_path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "Footprint ratio" in done.stdout and "Nanoseconds per operation" in done.stdout
     assert re.search(r"^uniform +\d\.\d{4}$", done.stdout, re.M), done.stdout
     assert "wrote" in done.stdout
-    assert "[#" not in done.stderr and "\r" not in done.stderr
+    assert "ETA" not in done.stderr and "\r" not in done.stderr and "\x1b" not in done.stdout
 
 
 def test_bench_json_prints_the_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", *TINY, "--no-scenarios", "--no-boost", "--json",
+    assert main(["bench", *TINY, "--no-scenarios", "--no-boost", "--json", "--no-figures",
                  "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "figures").exists()
     document = json.loads(capsys.readouterr().out)
     assert document["kind"] == "segalloc-bench" and len(document["cells"]) == 2
 
@@ -69,6 +72,10 @@ def test_bench_json_prints_the_document(tmp_path: Path, capsys: pytest.CaptureFi
      (["--workload", "nope"], "unknown workload 'nope'; known: uniform"),
      (["--trace", "/no/such/file.trace"], "trace file not found: /no/such/file.trace"),
      (["--jobs", "999"], "jobs must be between 1 and"),
+     (["--jobs", "-1"], r"jobs must be between 1 and .*\(0: every core\)"),
+     (["--scale", "-5"], r"--scale must be 0 \(the profile's\) or more, got -5"),
+     (["--cell-seconds", "-1"], r"--cell-seconds must be 0 \(the profile's\) or more"),
+     (["--cell-seconds", "nan"], r"--cell-seconds must be 0"),
      (["--executor", "dask"], "needs --scheduler")],
 )
 def test_bench_errors_exit_1_with_a_message(extra: list[str], message: str, tmp_path: Path,
@@ -107,8 +114,88 @@ def test_report_rebuilds_md_and_html(run: Path, tmp_path: Path,
 def test_compare_a_run_with_itself(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(run / "report.json")
     assert main(["compare", path, path]) == 0
-    out = capsys.readouterr().out
-    assert "not significant" in out and "faster" not in out and "changed" not in out
-    assert main(["compare", path, path, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "too few runs" in captured.out and "footprint_ratio" not in captured.out
+    assert "WARNING: cells with fewer than 4 replays" in captured.err
+    assert main(["compare", path, path, "--json", "--threshold", "10%"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {c["verdict"] for c in result["changes"]} == {"not significant"}
+    assert result["threshold"] == pytest.approx(0.1) and result["slower"] == []
+
+
+def test_compare_exits_1_when_a_cell_got_slower(run: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads((run / "report.json").read_text())
+    for cell in document["cells"]:
+        cell["figures"]["cpu_ns_per_op_runs"] = [1000.0, 1010.0, 990.0, 1005.0, 995.0]
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(document))
+    for cell in document["cells"]:
+        cell["figures"]["cpu_ns_per_op_runs"] = [2000.0, 2010.0, 1990.0, 2005.0, 1995.0]
+    new.write_text(json.dumps(document))
+    assert main(["compare", str(old), str(new)]) == 1
+    assert "2.00x slower" in capsys.readouterr().out
+    assert main(["compare", str(new), str(old)]) == 0  # faster is no failure
+    document["parameters"]["seed"] = 7
+    new.write_text(json.dumps(document))
+    assert main(["compare", str(old), str(new)]) == 1
+    assert "different parameters" in capsys.readouterr().err
+    assert main(["compare", str(old), str(new), "--force"]) == 1  # slower, warned
+
+
+def test_report_refuses_a_document_without_cells_and_a_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps({"kind": "segalloc-bench", "version": 3}))
+    assert main(["report", str(cut)]) == 1
+    err = capsys.readouterr().err
+    assert "without its 'cells' list" in err and err.count("\n") == 1
+    assert main(["report", str(tmp_path)]) == 1
+    assert "is a folder; a report.json file was expected" in capsys.readouterr().err
+
+
+def test_bench_output_cut_short_ends_quietly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m segalloc plugins | head -1", shell=True, capture_output=True,
+        text=True, check=False)
+    assert done.stdout == "Algorithms\n" and "Traceback" not in done.stderr, done.stderr
+
+
+def test_shm_ls_and_rm_see_only_segalloc_segments(shm_name: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from segalloc import ManagedSharedMemory, Mode
+
+    other = Path("/dev/shm") / f"{shm_name}-other"
+    other.write_bytes(b"NOTOURS!" + bytes(56))
+    try:
+        with ManagedSharedMemory(Mode.CREATE_ONLY, shm_name, 1 << 16):
+            pass
+        assert main(["shm", "ls", "--json"]) == 0
+        names = {entry["name"] for entry in json.loads(capsys.readouterr().out)}
+        assert shm_name in names and other.name not in names
+        assert main(["shm", "rm", other.name]) == 1
+        assert "no segalloc shared-memory segment" in capsys.readouterr().err
+        assert other.exists()
+        assert main(["shm", "rm", f"/{shm_name}"]) == 0
+        assert not (Path("/dev/shm") / shm_name).exists()
+    finally:
+        other.unlink(missing_ok=True)
+
+
+def test_a_plugin_that_fails_to_import_is_one_warning_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+    import importlib.metadata
+
+    host_module = importlib.import_module("segalloc.plugins")  # the name is also a function
+    installed = importlib.metadata.entry_points
+    broken = importlib.metadata.EntryPoint(name="broken_fit", value="segalloc_no_such_module",
+                                           group="segalloc")
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [*installed(group=group), broken])
+    monkeypatch.setattr(host_module, "_host", None)
+    assert main(["plugins", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "sequential_fit" in captured.out  # the others still load
+    assert captured.err == ("segalloc: warning: plugin entry point 'broken_fit' "
+                            "(segalloc_no_such_module) failed to import and is skipped: "
+                            "ModuleNotFoundError: No module named 'segalloc_no_such_module'\n")

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from segalloc import Command, plugins
 from segalloc.bench import metrics
+from segalloc.bench.probes import CountingWords, measure_cost, measure_latency, probed_run
 from segalloc.bench.replay import replay, replay_trace
 from segalloc.bench.runner import cell_figures
-from segalloc.bench.traces import ALLOC, FREE, parse_lines
+from segalloc.bench.traces import ALLOC, FREE, REALLOC, parse_lines
 from segalloc.bench.workloads import workload_trace
 
 SEGMENT = 1024
@@ -105,7 +106,7 @@ def test_design_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ign
 def _reference_figures(lines: list[str]) -> tuple[int, int, int, int | None, int, int]:
     """The replay rules (docs/architecture.md) in one plain pass, bookkeeping beside every call:
     (peak, high water, failures, live at the first failure, live and blocks when the high water
-    last rose). An ``a`` of a live ID leaks its old block: it stays live, counted, never freed."""
+    last rose)."""
     alg, trace = ToyFirstFit(), parse_lines(lines)
     offsets: dict[int, int] = {}
     sizes: dict[int, int] = {}
@@ -149,12 +150,30 @@ _OPERATION = st.one_of(
 )
 
 
+def _well_formed(operations: list[tuple[object, ...]]) -> list[str]:
+    """The lines of ``operations`` a trace may hold (the reader refuses the others): an
+    allocation of a free ID, a free or reallocation of a live one."""
+    live: set[object] = set()
+    lines = []
+    for operation in operations:
+        kind, ident = operation[0], operation[1]
+        if (kind == "a") == (ident in live):
+            continue
+        if kind == "a":
+            live.add(ident)
+        elif kind == "f":
+            live.discard(ident)
+        lines.append(" ".join(map(str, operation)))
+    return lines
+
+
 @given(st.lists(_OPERATION, min_size=1, max_size=60), st.integers(0, 6))
 def test_timed_loop_and_untimed_accounting_agree_with_the_plain_rules(
         operations: list[tuple[object, ...]], samples: int) -> None:
     """The replay accounts live bytes after each timed chunk from the failures it noted; a
-    single plain pass must give the same figures (reused IDs, unknown IDs, failures, moves)."""
-    lines = [" ".join(map(str, operation)) for operation in operations]
+    single plain pass must give the same figures (IDs reused after a free, operations on the
+    ID of a failed allocation, failures, moves)."""
+    lines = _well_formed(operations)
     r = replay(parse_lines(lines), ToyFirstFit(), memoryview(bytearray(SEGMENT)), SEGMENT,
                samples=samples)
     assert r.observations is not None
@@ -194,6 +213,7 @@ def test_observations_on_the_hand_made_trace(toy_result) -> None:  # type: ignor
                                                      758, 758]
     assert seen.timeline[4].spread == pytest.approx(1 - math.sqrt(48**2 + 352**2) / 400)
     assert seen.timeline[-1].spread == 0.0  # everything free: one block
+    assert seen.timeline[4].largest_free == 352 and seen.timeline[-1].largest_free == SEGMENT
     assert seen.stopped_at is None
 
 
@@ -207,6 +227,11 @@ def test_cell_figures_on_the_hand_made_trace(toy_result) -> None:  # type: ignor
     assert f["peak_utilisation"] == pytest.approx(616 / 758)
     assert f["spread_at_peak"] == pytest.approx(1 - math.sqrt(48**2 + 352**2) / 400)
     assert f["free_blocks_at_peak"] == 2
+    assert f["largest_free_at_peak"] == 352
+    # time-averaged (#1): the samples' high water summed over their live bytes summed
+    assert f["fragmentation_1"] == pytest.approx(
+        sum([300, 352, 368, 368, 668, 668, 668, 758, 758, 758])
+        / sum([300, 348, 364, 316, 616, 316, 16, 406, 390, 0]) - 1)
 
 
 @pytest.mark.parametrize(
@@ -264,3 +289,66 @@ def test_figures_agree_with_each_other_on_every_algorithm(algorithm: str) -> Non
     assert f["fragmentation_3"] >= f["fragmentation_4"]  # live at max heap <= max live
     assert 0.0 <= f["spread_at_peak"] <= 1.0 and 0.0 <= result.frag_at_peak <= 1.0
     assert len(result.observations.timeline) == 8
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = list(range(1000, 0, -1))  # 1..1000, unordered
+    assert metrics.percentiles(values) == {"p50": 500, "p90": 900, "p99": 990, "p999": 999,
+                                           "max": 1000}
+    assert metrics.percentiles([7]) == {"p50": 7, "p90": 7, "p99": 7, "p999": 7, "max": 7}
+    with pytest.raises(ValueError):
+        metrics.percentiles([])
+    points = metrics.cdf_points([5] * 50 + [9] * 50)
+    assert points == [[5, 0.5], [9, 1.0]]
+    assert metrics.mean_and_max([1, 2, 6]) == {"mean": 3.0, "max": 6}
+    assert metrics.fragmentation_1([10, 20], [5, 5]) == pytest.approx(2.0)
+    assert metrics.fragmentation_1([], []) is None
+
+
+def test_counting_words_counts_reads_writes_and_lines() -> None:
+    words = CountingWords(memoryview(bytearray(8 * 64)).cast("Q"))
+    start = words.reading()
+    words[3] = 7  # line 0
+    assert words[3] + words[7] == 7  # line 0 twice more
+    words[8] = words[20]  # lines 1 and 2
+    words[16:18] = memoryview(bytes(16)).cast("Q")  # line 2, two words
+    assert (words.reads, words.writes, len(words)) == (3, 4, 64)
+    delta = words.reading() - start
+    assert delta == 3 | 4 << 48 | 3 << 96  # reads, writes, distinct lines (0, 1, 2)
+
+
+@pytest.mark.parametrize("algorithm", sorted(plugins().algorithms))
+def test_word_counts_are_deterministic_and_the_probed_replay_places_alike(algorithm: str) -> None:
+    trace = workload_trace("realloc_growth", 2, 600)
+    first, second = (measure_cost(trace, _bound(algorithm), _BUFFERS[-1]) for _ in range(2))
+    assert first == second
+    assert first.ops == len(first.words) > 0 and min(first.words) >= 1
+    assert [r + w for r, w in zip(first.reads, first.writes)] == first.words
+    assert all(1 <= lines <= words for lines, words in zip(first.lines, first.words))
+    # the probed loop follows the replay rules: the same blocks as the timed replay
+    timed, probed = _bound(algorithm), _bound(algorithm)
+    replay(trace, timed, _BUFFERS[-2], 1 << 22)
+    probed_run(trace.ops, probed, _BUFFERS[-1], lambda: 0)
+    assert list(timed.allocated_blocks()) == list(probed.allocated_blocks())
+
+
+def test_cost_counts_failures_with_enough_free_memory() -> None:
+    # 16 blocks of 64 fill the toy segment; freeing every other leaves 512 bytes free in
+    # holes of 64: a request of 128 fails although the total would hold it, one of 2048 not
+    lines = [f"a {i} 64" for i in range(16)] + [f"f {i}" for i in range(0, 16, 2)]
+    trace = parse_lines([*lines, "a 100 128", "a 101 2048"])
+    toy = ToyFirstFit()
+    toy.words = [0] * 8  # type: ignore[attr-defined]
+    assert measure_cost(trace, toy, memoryview(bytearray(SEGMENT))).failures_with_enough_free == 1
+
+
+def test_latency_has_a_sample_an_operation_of_each_kind() -> None:
+    trace = workload_trace("realloc_growth", 2, 600)
+    spans, clock = measure_latency(trace, _bound("best_fit"), _BUFFERS[-1])
+    counts = {kind: sum(op[0] == code for op in trace.ops)
+              for code, kind in ((ALLOC, "allocate"), (FREE, "free"), (REALLOC, "realloc"))}
+    assert {kind: len(values) for kind, values in spans.items()} == counts
+    assert clock >= 0 and all(v >= 0 for values in spans.values() for v in values)
+    no_realloc, _ = measure_latency(workload_trace("uniform", 2, 400), _bound("best_fit"),
+                                    _BUFFERS[-1])
+    assert set(no_realloc) == {"allocate", "free"}

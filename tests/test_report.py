@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from segalloc.bench.compare import compare_reports
 from segalloc.bench.report import (
     REPORT_VERSION,
-    bar_chart,
     boost_rows,
+    cost_rows,
     dump_report,
     load_report,
     render_html,
@@ -28,7 +29,9 @@ from segalloc.bench.workloads import generate
 GOLDEN = Path(__file__).with_name("golden") / "report_keys.json"
 #: parts of the document whose inner keys belong to other modules (scenario figures, Boost)
 OPAQUE = {"boost", "scenarios.cells[].figures", "scenarios.cells[].boost",
-          "cells[].free_histogram_at_peak"}
+          "cells[].free_histogram_at_peak", "cells[].latency_cdf"}
+#: documents of the earlier format versions (two cells each, cut from real runs)
+OLD_VERSIONS = sorted(GOLDEN.parent.glob("report_v*.json"))
 
 
 def key_structure(value: Any, path: str = "") -> Any:
@@ -96,10 +99,46 @@ def test_load_report_refuses_what_it_cannot_read(content: str, message: str,
         load_report(tmp_path / "missing.json")
 
 
-def test_reports_are_written(document: dict[str, Any], tmp_path: Path) -> None:
+def test_reports_and_figures_are_written(document: dict[str, Any], tmp_path: Path) -> None:
     paths = write_reports(document, tmp_path / "out")
     assert sorted(p.name for p in paths) == ["report.html", "report.json", "report.md"]
     assert all(p.stat().st_size > 0 for p in paths)
+    figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
+    stems = {"footprint", "ns_per_op", "words_per_op", "latency_cdf", "timeline",
+             "largest_free", "spread"}
+    assert figures == sorted(f"{stem}.{ext}" for stem in stems for ext in ("pdf", "svg"))
+    for name in figures:
+        data = (tmp_path / "out" / "figures" / name).read_bytes()
+        assert data.startswith(b"%PDF") if name.endswith(".pdf") else b"<svg" in data[:500]
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        write_reports(document, paths[0])
+
+
+def test_every_ok_cell_has_latency_and_word_counts(document: dict[str, Any]) -> None:
+    for cell in document["cells"]:
+        f = cell["figures"]
+        assert set(f["latency_ns"]) == {"allocate", "free"}  # these loads never reallocate
+        for percentiles in f["latency_ns"].values():
+            assert list(percentiles) == ["p50", "p90", "p99", "p999", "max"]
+            assert list(percentiles.values()) == sorted(percentiles.values())
+        assert f["cost_ops"] == f["ops"]  # small loads are counted whole
+        assert 1 <= f["lines_per_op"]["mean"] <= f["words_per_op"]["mean"]
+        assert set(cell["latency_cdf"]) == set(f["latency_ns"])
+    headers, rows = cost_rows(document)
+    assert len(rows) == len(document["cells"]) and headers[4] == "alloc p99 ns"
+
+
+@pytest.mark.parametrize("path", OLD_VERSIONS, ids=lambda path: path.name)
+def test_earlier_versions_still_load_render_and_compare(path: Path, tmp_path: Path) -> None:
+    old = load_report(path)
+    assert old["version"] == int(path.stem.split("_v")[1]) < REPORT_VERSION
+    assert "| uniform |" in render_markdown(old)
+    write_reports(old, tmp_path)
+    assert (tmp_path / "figures" / "footprint.svg").is_file()
+    # no latency recorded then: the new table shows dashes, not a KeyError
+    assert all(row[3] is None for row in cost_rows(old)[1])
+    result = compare_reports(old, old)
+    assert {c["verdict"] for c in result["changes"]} <= {"not significant", "too few runs"}
 
 
 def test_markdown_has_the_tables(document: dict[str, Any]) -> None:
@@ -110,17 +149,16 @@ def test_markdown_has_the_tables(document: dict[str, Any]) -> None:
     assert "## Scenarios" in text and "| 1 |" in text
 
 
-def test_html_is_self_contained_with_svg_plots(document: dict[str, Any]) -> None:
+def test_html_is_self_contained_with_svg_figures(document: dict[str, Any]) -> None:
     page = render_html(document)
     assert not re.search(r"""(src|href)\s*=\s*["'](https?:|//|[^"'#]*\.(js|css|png|svg))""",
                          page), "the page must not load anything"
     svgs = re.findall(r"<svg.*?</svg>", page, re.S)
-    # footprint + ns/op, then per load: timeline and free-block histogram
-    assert len(svgs) == 2 + 2 * 3
+    assert len(svgs) == 7  # footprint, ns/op, words/op, latency, timeline, largest free, spread
     for svg in svgs:
         xml.dom.minidom.parseString(svg)  # well-formed
-    assert "live bytes (dashed) and high-water" in page and "free-block sizes at peak" in page
-    assert page.count("<table>") >= 2
+    assert "Latency distributions" in page and "Fragmentation over time" in page
+    assert page.count("<table>") >= 3
 
 
 def test_rows_of_unfinished_cells_and_boost_ratios(document: dict[str, Any]) -> None:
@@ -136,10 +174,4 @@ def test_rows_of_unfinished_cells_and_boost_ratios(document: dict[str, Any]) -> 
                      ramp["ns_per_op"] / 10.0, ramp["footprint_ratio"], 1.0,
                      ramp["footprint_ratio"]]]
     assert "timeout: uniform sequential_fit heap: stopped after 500" in render_markdown(changed)
-    assert "simple_seq_fit" in render_html(changed)
-
-
-def test_bar_chart_draws_a_bar_per_value_and_gaps_for_missing() -> None:
-    svg = bar_chart("t", ["a", "b"], {"x": [1.0, None], "y": [2.0, 3.0]}, "v")
-    assert svg.count("<rect") == 3 + 2  # three bars, two legend keys
-    xml.dom.minidom.parseString(svg)
+    assert "simple_seq_fit" in render_html(changed, figures=[])

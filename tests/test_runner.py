@@ -16,6 +16,7 @@ from segalloc.bench.runner import (
     Progress,
     available_cores,
     execute,
+    merge_rounds,
     plan_cells,
     plan_loads,
     run_cell,
@@ -101,18 +102,30 @@ def test_run_cell_on_every_backend(backend: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["heap", "mapped_file"])
-def test_a_repeated_cell_keeps_the_replay_of_median_speed(backend: str, tmp_path: Path) -> None:
+def test_rounds_merge_into_the_replay_of_median_speed(backend: str, tmp_path: Path) -> None:
     load = Load("adversarial", "workload", seed=1, scale=600)
-    once = run_cell(CellSpec("best_fit", backend, load, 4, str(tmp_path)))
-    cell = run_cell(CellSpec("best_fit", backend, load, 4, str(tmp_path), repeat=3))
+    rounds = [run_cell(CellSpec("best_fit", backend, load, 4, str(tmp_path), round=number))
+              for number in range(3)]
+    cell = merge_rounds(rounds)
     runs = cell["figures"]["ns_per_op_runs"]
     assert cell["status"] == "ok" and len(runs) == 3 and len(set(runs)) > 1
+    assert runs == [r["figures"]["ns_per_op"] for r in rounds]
     assert cell["figures"]["ns_per_op"] == sorted(runs)[1]
-    assert once["figures"]["ns_per_op_runs"] == [once["figures"]["ns_per_op"]]
-    timing = {"ns_per_op", "ns_per_op_runs", "seconds"}
-    assert {k: v for k, v in cell["figures"].items() if k not in timing} == {
-        k: v for k, v in once["figures"].items() if k not in timing}
-    assert list(tmp_path.iterdir()) == []  # every repeat's segment is removed
+    assert len(cell["figures"]["cpu_ns_per_op_runs"]) == 3
+    # the probes run in round 0 only; every other figure is the same in every round
+    assert "words_per_op" in rounds[0]["figures"] and "words_per_op" not in rounds[1]["figures"]
+    timing = {"ns_per_op", "ns_per_op_runs", "cpu_ns_per_op_runs", "seconds"}
+    probes = set(rounds[0]["figures"]) - set(rounds[1]["figures"])
+    assert {k: v for k, v in cell["figures"].items() if k not in timing | probes} == {
+        k: v for k, v in rounds[2]["figures"].items() if k not in timing}
+    assert list(tmp_path.iterdir()) == []  # every replay's segment is removed
+
+
+def test_a_round_that_did_not_finish_makes_the_cell(tmp_path: Path) -> None:
+    load = Load("uniform", "workload", seed=1, scale=3000)
+    ok = run_cell(CellSpec("sequential_fit", "heap", load, 2, str(tmp_path)))
+    late = run_cell(CellSpec("sequential_fit", "heap", load, 2, str(tmp_path), 0.0, round=1))
+    assert merge_rounds([ok, late]) == late and late["status"] == "timeout"
 
 
 def test_a_failing_algorithm_is_an_error_cell_not_a_crash(tmp_path: Path) -> None:
@@ -124,9 +137,10 @@ def test_a_failing_algorithm_is_an_error_cell_not_a_crash(tmp_path: Path) -> Non
 
 def test_a_cell_over_its_budget_is_a_timeout(tmp_path: Path) -> None:
     load = Load("uniform", "workload", seed=1, scale=3000)
-    cell = run_cell(CellSpec("sequential_fit", "heap", load, 2, str(tmp_path), 0.0, repeat=3))
+    cell = run_cell(CellSpec("sequential_fit", "heap", load, 2, str(tmp_path), 0.0))
     assert cell["status"] == "timeout" and len(cell["figures"]["ns_per_op_runs"]) == 1
     assert "stopped after 500 of" in cell["error"]
+    assert "words_per_op" not in cell["figures"]  # a timeout is not probed
 
 
 def test_local_pool_runs_each_cell_in_a_process_of_its_own(tmp_path: Path) -> None:
@@ -170,5 +184,6 @@ def test_progress_bar_draws_on_a_terminal_only(tmp_path: Path) -> None:
         bar = Progress(2, stream)  # type: ignore[arg-type]
         bar.advance("first")
         bar.advance("second")
-    assert "1/2 first" in shown.text and shown.text.endswith("\n") and "#" * 30 in shown.text
+    assert "2/2" in shown.text and "second" in shown.text and "ETA" in shown.text
+    assert "second\n" in shown.text  # the finished bar stays, on its own line
     assert hidden.text == ""

@@ -105,3 +105,31 @@ def test_unknown_workload_lists_the_known_ones() -> None:
         generate("nope", 0, 10)
     with pytest.raises(ValueError, match="scale"):
         generate("uniform", 0, 0)
+
+
+def test_small_objects_are_almost_all_under_512_bytes() -> None:
+    sizes = [size for code, _, size, _ in generate("small_objects", 0, 20_000) if code == ALLOC]
+    assert 0.99 < sum(size < 512 for size in sizes) / len(sizes) < 1.0  # 99.7 % drawn
+
+
+def test_lognormal_load_keeps_fifty_blocks_of_cpython_test_heap_sizes() -> None:
+    trace = workload_trace("lognormal", 0, 4000)
+    sizes = sorted(size for code, _, size, _ in trace.ops if code == ALLOC)
+    assert sizes[len(sizes) // 2] == pytest.approx(1000, rel=0.15)  # median of e^N(0,1) is 1
+    live = max(sum(1 if code == ALLOC else -1 for code, _, _, _ in trace.ops[:k])
+               for k in range(0, len(trace.ops), 97))
+    assert live == 50
+
+
+@pytest.mark.parametrize("algorithm", ["best_fit", "segregated_fit", "sequential_fit"])
+def test_large_blocks_fail_from_fragmentation_not_exhaustion(algorithm: str,
+                                                            tmp_path: Path) -> None:
+    """Ray's plasma store pattern: large requests fail although the free total would hold them."""
+    from segalloc.bench.runner import CellSpec, Load, run_cell
+
+    load = Load("large_blocks", "workload", scale=600,
+                segment_size=WORKLOADS["large_blocks"].segment_size)
+    cell = run_cell(CellSpec(algorithm, "heap", load, 0, str(tmp_path)))
+    figures = cell["figures"]
+    assert figures["failures"] > 0
+    assert figures["failures_with_enough_free"] >= figures["failures"] // 2
