@@ -35,7 +35,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,9 @@ class NameIndex:
         self.algorithm = algorithm
         self.root = root
         self._max_steps = len(buf) // 16 + 1
+        #: called with the writes about to come before a long run of them, at a moment when
+        #: the algorithm's structures are whole (the segment's journal takes room then)
+        self.safe_point: Callable[[int], None] = lambda entries: None
 
     # -- creation ------------------------------------------------------------------------
     @staticmethod
@@ -258,6 +261,8 @@ class NameIndex:
         old_count, old_buckets, _, _ = self._root()
         if bucket_count <= old_count:
             return True
+        _, _, named, unique = self._root()
+        self.safe_point(2 * bucket_count + named + unique + 2)
         new_buckets = self.algorithm.allocate(8 * bucket_count)
         if new_buckets is None:
             return False
