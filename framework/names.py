@@ -262,7 +262,7 @@ class NameIndex:
         if bucket_count <= old_count:
             return True
         _, _, named, unique = self._root()
-        self.safe_point(2 * bucket_count + named + unique + 2)
+        self.safe_point(bucket_count + named + unique + 2)  # and the table's allocation
         new_buckets = self.algorithm.allocate(8 * bucket_count)
         if new_buckets is None:
             return False
