@@ -272,7 +272,7 @@ class Segment:
         self._bind(buf, alg, header.index_offset, header.journal_offset)
         if self.recovered is not None:
             self._verify_recovered()
-        elif self._journal.leftovers():
+        if self._journal.leftovers():
             self._journal.give_back()
 
     def _bind(self, buf: memoryview, alg: MemoryAlgorithm, index_root: int, journal: int) -> None:
@@ -294,7 +294,7 @@ class Segment:
         if journal.pending():
             self.recovered = journal.recover()
             self._verify_recovered()
-        elif journal.leftovers():
+        if journal.leftovers():
             journal.give_back()
 
     def _forget_sections(self) -> None:
