@@ -111,7 +111,7 @@ def _logging_view(buf: memoryview) -> Any:
 
     Its class is made for this view alone and dies with it (nothing is cached per size)."""
     words = len(buf) // 8
-    cls = type("LoggingWords", (ctypes.c_uint64 * words,), {"__setitem__": _log_and_store})
+    cls: Any = type("LoggingWords", (ctypes.c_uint64 * words,), {"__setitem__": _log_and_store})
     return cls.from_buffer(buf)
 
 
