@@ -237,7 +237,6 @@ class Journal:
         view.limit = self.base_capacity
         view.slots = (self.offset >> 3) + HEADER_WORDS
         self.doomed = False
-        self._taken: list[tuple[int, int]] = []  # (link word, extent offset) of our extents
         self._last = self.offset >> 3
         self._total = self.base_capacity
 
@@ -333,7 +332,6 @@ class Journal:
         link = self._last + M_NEXT
         words[link] = at << 3
         assert raw[link] == at << 3
-        self._taken.append((link, at << 3))
         self._last = at
         self._total += entries
 
@@ -360,8 +358,11 @@ class Journal:
             self.rollback()
         else:
             self.raw[DIRTY_WORD] = 0
-            self._reset()
-            self.give_back()
+            view = self.words
+            view.logged.clear()
+            if self._last != self.offset >> 3:  # extents were taken: back to the base
+                self._reset()
+                self.give_back()
         if doomed and not failed:
             raise BadAlloc("the undo journal could not log the transaction; it was rolled back")
 
