@@ -252,7 +252,7 @@ def big_worker(cls: Any, name: Any, model: BigModel, out: int, seed: int, most: 
                         v.append(n)
             else:  # destroy what a few earlier transactions made, in one transaction
                 with seg.transaction():
-                    for n in range(first, counter + 1):
+                    for _ in range(first, counter + 1):
                         seg.destroy(ctypes.c_int64, f"big-{rng.randint(1, first)}")
         except BadAlloc:
             say(f"x {kind}")

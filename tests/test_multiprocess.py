@@ -282,7 +282,6 @@ def test_a_child_forked_during_a_transaction_commits_its_own_operations(
     """Before: the child inherited the transaction another thread had open, never committed
     its own operations, and the parent's next operation rolled them back (10 of 10)."""
     backend, name = shared
-    fork = multiprocessing.get_context("fork")
     with open_segment(backend, name, Mode.CREATE_ONLY, size=SEGMENT_SIZE) as seg:
         inside, release = threading.Event(), threading.Event()
 
