@@ -330,7 +330,8 @@ class Journal:
                              (at + M_NEXT, 0), (at + M_BLOCK, block)):
             words[index] = value
         link = self._last + M_NEXT
-        words[link] = at << 3
+        words.logged.discard(link)  # logged again even if logged before: a rollback must
+        words[link] = at << 3  # unlink the extent before the older entries take its header
         assert raw[link] == at << 3
         self._last = at
         self._total += entries

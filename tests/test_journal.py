@@ -353,3 +353,28 @@ def test_no_logging_class_outlives_its_segment(tmp_path: Path) -> None:
         seg.close()
     gc.collect()
     assert all(ref() is None for ref in classes)
+
+
+def test_a_crash_while_recovering_is_recovered_again(tmp_path: Path) -> None:
+    """Every state an interrupted rollback can leave (after any of its stores) recovers to the
+    state before the transaction."""
+    from segalloc.journal import _undo, word_view
+
+    seg = ManagedMappedFile(Mode.CREATE_ONLY, tmp_path / "s", SIZE)
+    before = census(seg)
+
+    def inserts() -> None:
+        with seg.transaction():
+            LARGE["construct_200"](seg)
+
+    images = crash_images(seg, inserts, every=401)
+    half_done = next(image for image in reversed(images)
+                     if int.from_bytes(image[88:96], "little") > seg._journal.base_capacity)
+    scratch = bytearray(half_done)
+    recovery: list[bytes] = []
+    _undo(_Recorder(word_view(memoryview(scratch)), memoryview(scratch), recovery),
+          seg._journal.offset)
+    assert len(recovery) > 100
+    for image in recovery[:: max(1, len(recovery) // 40)]:
+        assert census(reopened(image)) == before
+    seg.close()
