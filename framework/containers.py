@@ -59,6 +59,7 @@ from segalloc import objects
 from segalloc.deep_check import Claim, register_segment_type
 from segalloc.errors import BadAlloc, InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command
+from segalloc.journal import ENTRIES_PER_CALL
 from segalloc.walks import LinkWalk
 
 if TYPE_CHECKING:
@@ -432,6 +433,7 @@ class _Proxy:
         """One block per size, or ``BadAlloc`` with none of them kept."""
         if not sizes:
             return []
+        self.segment.reserve_journal(ENTRIES_PER_CALL * len(sizes))
         blocks = self.segment.algorithm.allocate_many(sizes)
         if blocks is None:
             raise BadAlloc(f"no room for {len(sizes)} {type(self).__name__} nodes")
@@ -885,6 +887,7 @@ class SegmentList(_Sequence, Generic[T]):
             nodes = self._nodes(w)
             doomed = [nodes[i] for i in indices]
         deallocate = self.segment.algorithm.deallocate
+        self.segment.reserve_journal((ENTRIES_PER_CALL + 2) * len(doomed) + 1)
         for node in doomed:
             nw = node >> 3
             after, before = w[nw + L_NEXT], w[nw + L_PREV]
@@ -896,7 +899,9 @@ class SegmentList(_Sequence, Generic[T]):
     def _release_all(self) -> None:
         w = self._words()
         deallocate = self.segment.algorithm.deallocate
-        for node in self._nodes(w):
+        nodes = self._nodes(w)
+        self.segment.reserve_journal(ENTRIES_PER_CALL * len(nodes) + 8)
+        for node in nodes:
             deallocate(node)
         self._clear_header()
 
@@ -1465,6 +1470,8 @@ class SegmentDict(_Proxy, Generic[K, V]):
     def _rehash(self, w: Words, count: int) -> bool:
         """Move every node into a new table of ``count`` buckets; False (nothing changed)
         when there is no room for it."""
+        self.segment.reserve_journal(2 * count + 2 * int(w[(self.segment_handle >> 3) + D_LENGTH])
+                                     + 2 * ENTRIES_PER_CALL)
         table = self.segment.algorithm.allocate(count * WORD)
         if table is None:
             return False
@@ -1499,6 +1506,7 @@ class SegmentDict(_Proxy, Generic[K, V]):
                      if not same]
             fresh = self._allocate_all(sizes)
             if fresh and not w[hw + D_COUNT] and not self._rehash(w, _MIN_BUCKETS):
+                self.segment.reserve_journal(ENTRIES_PER_CALL * len(fresh))
                 self.segment.algorithm.deallocate_many(fresh)
                 raise BadAlloc(f"no room for the {type(self).__name__} bucket table")
             spare = iter(fresh)
@@ -1551,7 +1559,9 @@ class SegmentDict(_Proxy, Generic[K, V]):
         w = self._words()
         hw = self.segment_handle >> 3
         deallocate = self.segment.algorithm.deallocate
-        for node in self._nodes(w):
+        nodes = self._nodes(w)
+        self.segment.reserve_journal(ENTRIES_PER_CALL * (len(nodes) + 1) + 8)
+        for node in nodes:
             deallocate(node)
         if w[hw + D_BUCKETS]:
             deallocate(w[hw + D_BUCKETS])

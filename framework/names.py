@@ -117,6 +117,9 @@ class NameIndex:
         self.words = words
         self.algorithm = algorithm
         self.root = root
+        #: called with the writes about to come before a long run of them, at a moment when
+        #: the algorithm's structures are whole (the segment's journal takes room then)
+        self.safe_point: Callable[[int], None] = lambda entries: None
 
     # -- creation ------------------------------------------------------------------------
     @staticmethod
@@ -333,6 +336,8 @@ class NameIndex:
         old_count, old_buckets, _, _ = self._root()
         if bucket_count <= old_count:
             return True
+        _, _, named, unique = self._root()
+        self.safe_point(bucket_count + named + unique + 2)  # and the table's allocation
         new_buckets = self.algorithm.allocate(8 * bucket_count)
         if new_buckets is None:
             return False

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import struct
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, overload
@@ -31,7 +33,7 @@ from segalloc.errors import (
 from segalloc.exports import Exports
 from segalloc.header import DIRTY_AT, HEADER_SIZE, SegmentHeader
 from segalloc.interfaces import Command, MemoryAlgorithm, Mode, Storage
-from segalloc.journal import UNJOURNALED, Journal
+from segalloc.journal import ENTRIES_PER_CALL, Journal
 from segalloc.names import ENTRY_SIZE, Entry, InstanceType, NameIndex, entry_bytes
 from segalloc.plugins import plugins
 from segalloc.readonly import read_only_twin, writable_type
@@ -93,6 +95,29 @@ def _check_handle(handle: object) -> int:
     return handle
 
 
+def smallest_journaled_size(algorithm: str) -> int:
+    """The smallest shared-memory or mapped-file segment ``algorithm`` can format: its region,
+    the segment header and the journal's base extent (found by bisection on a scratch buffer,
+    only when a request was refused)."""
+    cls = plugins().algorithm(algorithm)
+
+    def fits(size: int) -> bool:
+        buf = memoryview(bytearray(size))
+        try:
+            alg = cls.format(buf, HEADER_SIZE, size - HEADER_SIZE)
+        except ValueError:
+            return False
+        return bool(Journal.create(buf, alg))
+
+    low, high = HEADER_SIZE, (HEADER_SIZE + cls.MIN_SEGMENT_SIZE + 4096) & -8
+    while not fits(high):
+        low, high = high, 2 * high
+    while high - low > 8:
+        middle = (low + high) // 2 & -8
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
 class _Access:
     """``with segment._reading`` / ``segment._writing``: takes the storage lock; at the outermost
     level first repairs what a process that died holding it left, and last commits (or, when
@@ -115,14 +140,18 @@ class _Access:
         try:
             if segment._depth == 0:
                 segment._recover()
-            if self._write and segment._storage.read_only:
-                raise ReadOnlySegment("the segment was opened read-only")
+            if self._write:
+                if segment._storage.read_only:
+                    raise ReadOnlySegment("the segment was opened read-only")
+                segment._journal.ensure()  # a safe point: the algorithm's structures are whole
         except BaseException:
             self._held.pop().__exit__(None, None, None)
             raise
         segment._depth += 1
 
     def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
+        if not self._held:  # entered in the parent before a fork: not this process's section
+            return
         segment = self._segment
         segment._depth -= 1
         try:
@@ -146,6 +175,20 @@ class _RegisteredStorage:
             raise AttributeError(f"{owner.__name__} names no storage backend; use a managed class "
                                  "(ManagedHeapMemory, ManagedSharedMemory, ...)")
         return plugins().backend(backend)
+
+
+#: every open segment of this process, so that a forked child can drop its parent's sections
+_OPEN_SEGMENTS: weakref.WeakSet[Segment] = weakref.WeakSet()
+
+
+def _forget_parent_sections() -> None:
+    """In a forked child: the sections (and the transaction) other threads of the parent had
+    open are not the child's; its own operations start afresh and commit on their own."""
+    for segment in list(_OPEN_SEGMENTS):
+        segment._forget_sections()
+
+
+os.register_at_fork(after_in_child=_forget_parent_sections)
 
 
 class Segment:
@@ -178,6 +221,7 @@ class Segment:
         self._writing = _Access(self, write=True)
         #: the ctypes objects, arrays and buffer views handed out (the grow rule)
         self._exports = Exports()
+        _OPEN_SEGMENTS.add(self)
         try:
             with storage.lock():
                 if storage.created:
@@ -203,7 +247,14 @@ class Segment:
             )
         alg = cls.format(buf, HEADER_SIZE, region)
         root = NameIndex.create(buf)
-        journal = Journal.create(buf, alg) if self._storage.named else 0
+        journal = 0
+        if self._storage.named:
+            journal = Journal.create(buf, alg)
+            if not journal:
+                raise ValueError(
+                    f"segment size {len(buf)} is too small for a journaled {algorithm!r} segment: "
+                    f"it needs at least {smallest_journaled_size(algorithm)} bytes"
+                )
         SegmentHeader(len(buf), cls.name, cls.layout_version, root, journal).write(buf)
         self._bind(buf, alg, root, journal)
 
@@ -231,8 +282,8 @@ class Segment:
         if header.index_offset == 0:
             raise SegmentCorrupt("segment header has no named-object index")
         journal = Journal(buf, 0 if buf.readonly else header.journal_offset)
-        if journal.pending() and not journal.pending() & UNJOURNALED:
-            self.recovered = journal.recover(None) or self.recovered
+        # before attaching: the algorithm may be half changed
+        self.recovered = journal.recover() or self.recovered
         try:
             alg = cls.attach(buf, HEADER_SIZE)
         except SegmentCorrupt:
@@ -244,14 +295,16 @@ class Segment:
                 f"algorithm region is {alg.size} bytes but the header leaves "
                 f"{len(buf) - tail - HEADER_SIZE}"
             )
-        if journal.pending():
-            self.recovered = journal.recover(alg.verify)
         if self._storage.named and not self._storage.read_only and not header.journal_offset:
             header = header.replace(journal_offset=Journal.create(buf, alg))
             header.write(buf)
         self._bind(buf, alg, header.index_offset, header.journal_offset)
+        if self._journal.leftovers():
+            self._journal.give_back()
         if tail:
             self._take_in_tail(tail)
+        if self.recovered is not None:  # once the header and the object agree again
+            self._verify_recovered()
 
     def _read_header(self, buf: memoryview) -> tuple[SegmentHeader, int]:
         """The validated header and the ``tail``: bytes of a named backing object past the size
@@ -263,8 +316,8 @@ class Segment:
         total, journal_offset = SegmentHeader.peek(buf)
         if not buf.readonly and HEADER_SIZE <= journal_offset < len(buf):
             word = int.from_bytes(buf[DIRTY_AT : DIRTY_AT + 8], "little")
-            if word and not word & UNJOURNALED:
-                self.recovered = Journal(buf, journal_offset).recover(None)
+            if word:
+                self.recovered = Journal(buf, journal_offset).recover()
                 total, _ = SegmentHeader.peek(buf)
         resizable = self._storage.named and HEADER_SIZE <= total < len(buf)
         tail = len(buf) - total if resizable else 0
@@ -300,12 +353,33 @@ class Segment:
         self._journal = Journal(buf, 0 if buf.readonly else journal)
         if self._journal.active:
             alg.words = self._journal.words
+            self._journal.attach(alg)
         self._index = NameIndex(buf, alg, index_root, self._journal.words)
+        self._index.safe_point = self._journal.ensure
 
     def _recover(self) -> None:
-        """Undo what a process that died holding the lock left half done."""
-        if self._journal.pending():
-            self.recovered = self._journal.recover(self._alg.verify)
+        """Undo what a process that died holding the lock left half done (then check the
+        whole segment), or give back the extents a commit left linked."""
+        journal = self._journal
+        if journal.pending():
+            self.recovered = journal.recover()
+            self._verify_recovered()
+        if journal.leftovers():
+            journal.give_back()
+
+    def _forget_sections(self) -> None:
+        self._depth = 0
+        self._reading._held.clear()
+        self._writing._held.clear()
+        if not self._closed and self._journal.active:
+            self._journal.forget()
+
+    def _verify_recovered(self) -> None:
+        """After a rollback: the deep check, so that "recovered" means verified."""
+        try:
+            self.verify()
+        except InvalidSegment as exc:
+            raise SegmentCorrupt(f"{self.recovered}, but the segment does not verify: {exc}") from exc
 
     def _header(self) -> SegmentHeader:
         return SegmentHeader.read(self._buf, len(self._buf))
@@ -356,6 +430,12 @@ class Segment:
         journal (shared memory, mapped files) they all take effect, or, if the block raises or
         the process dies inside it, none does. Also holds the lock throughout."""
         return self._writing
+
+    def reserve_journal(self, entries: int = 0) -> None:
+        """Make room in the undo journal for ``entries`` more logged writes: in-segment
+        structures call it before a long run of writes or allocator calls, at a moment when
+        the algorithm's structures are whole (a no-op in a segment without a journal)."""
+        self._journal.ensure(entries)
 
     @property
     def words(self) -> Any:
@@ -496,6 +576,8 @@ class Segment:
             wanted = [_check_size(size, "size") for size in sizes]
         with self._writing:
             fits = sum(wanted) <= len(self._buf)
+            if fits:
+                self._journal.ensure(ENTRIES_PER_CALL * len(wanted))
             offsets = self._alg.allocate_many(wanted) if fits else None
         if offsets is None:
             if nothrow:
@@ -507,6 +589,7 @@ class Segment:
         """Free several blocks; a bad handle among them raises and frees none."""
         checked = [_check_handle(handle) for handle in handles]
         with self._writing:
+            self._journal.ensure(ENTRIES_PER_CALL * len(checked))
             self._alg.deallocate_many(checked)
 
     # -- handles and views --------------------------------------------------------------
@@ -697,7 +780,7 @@ class Segment:
 
     def _store(self, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` inside an operation, journaling the words it covers."""
-        self._journal.preserve(offset, offset + len(data))
+        self._journal.preserve(offset, offset + len(data))  # a safe point too
         self._buf[offset : offset + len(data)] = data
 
     def _ctypes_at(self, cls: type, handle: int, count: int | None = None) -> Any:

@@ -445,9 +445,10 @@ class ContainerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.seg is not None:
-            self.seg.destroy_ptr(self.ours)
+            # the filler first: destroying a container logs its nodes, which needs room
             if self.filler is not None:
                 self.seg.deallocate(self.filler)
+            self.seg.destroy_ptr(self.ours)
             assert self.seg.all_memory_deallocated()
             self.seg.close()
         if self.directory is not None:

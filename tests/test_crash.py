@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from segalloc import BadAlloc, Command, Mode, plugins
+from segalloc import BadAlloc, Command, Mode, SegmentDict, SegmentVector, plugins
 from segalloc.managed import managed_class
 
 ALGORITHMS = sorted(plugins().algorithms)
@@ -201,3 +201,157 @@ def test_sigkill_at_random_moments_loses_nothing(segment_name: tuple[Any, Any],
           f"operation, {model.recovered} recovered by rollback, 0 lost; "
           f"{len(model.blocks)} blocks and {len(model.names)} objects at the end")
     assert model.in_flight > TRIALS // 2, "the kills should mostly land inside operations"
+
+
+# -- containers, transactions and index growth, from 24 KiB to 16 MiB -------------------------
+#: (segment size, the most operations a transaction groups): small segments, small transactions
+SIZES = [(24 * 1024, 5), (1 << 20, 200), (16 << 20, 500)]
+D_TYPE = SegmentDict[bytes, ctypes.c_int64]
+V_TYPE = SegmentVector[ctypes.c_int64]
+
+
+@dataclass
+class BigModel:
+    """What the parent knows: confirmed names, dict items, vector length."""
+
+    names: dict[str, int] = field(default_factory=dict)
+    items: dict[bytes, int] = field(default_factory=dict)
+    length: int = 0
+    counter: int = 0
+    in_flight: int = 0
+    recovered: int = 0
+
+
+def big_worker(cls: Any, name: Any, model: BigModel, out: int, seed: int, most: int) -> None:
+    """Transactions of constructs (the name index grows), dict updates and vector appends,
+    each announced (``?``) and confirmed (``!``); a refused one (``x``) changed nothing."""
+    rng = random.Random(seed)
+    seg = cls(Mode.OPEN_ONLY, name)
+    d, v = seg.find(D_TYPE, "D")[0], seg.find(V_TYPE, "V")[0]
+    counter = model.counter
+
+    def say(line: str) -> None:
+        os.write(out, (line + "\n").encode())
+
+    say("started")
+    while True:
+        k = rng.randint(1, most)
+        first, counter = counter + 1, counter + k
+        kind = rng.choice("tuvd")
+        say(f"? {kind} {first} {counter}")
+        try:
+            if kind == "t":
+                with seg.transaction():
+                    for n in range(first, counter + 1):
+                        seg.construct(ctypes.c_int64, f"big-{n}", n)
+            elif kind == "u":
+                d.update({f"k{n % 997}".encode(): n for n in range(first, counter + 1)})
+            elif kind == "v":
+                with seg.transaction():
+                    for n in range(first, counter + 1):
+                        v.append(n)
+            else:  # destroy what a few earlier transactions made, in one transaction
+                with seg.transaction():
+                    for _ in range(first, counter + 1):
+                        seg.destroy(ctypes.c_int64, f"big-{rng.randint(1, first)}")
+        except BadAlloc:
+            say(f"x {kind}")
+            continue
+        say(f"! {kind}")
+
+
+def big_state(seg: Any) -> tuple[dict[str, int], dict[bytes, int], list[int]]:
+    names = {o.name: seg.find(ctypes.c_int64, o.name)[0].value for o in seg.named_objects()
+             if o.name.startswith("big-")}
+    return names, dict(seg.find(D_TYPE, "D")[0].items()), list(seg.find(V_TYPE, "V")[0])
+
+
+def expected(model: BigModel, op: list[str], seg: Any) -> BigModel:
+    """The model after the announced operation ``op`` took effect whole."""
+    kind, first, last = op[0], int(op[1]), int(op[2])
+    after = BigModel(dict(model.names), dict(model.items), model.length)
+    if kind == "t":
+        after.names.update({f"big-{n}": n for n in range(first, last + 1)})
+    elif kind == "u":
+        after.items.update({f"k{n % 997}".encode(): n for n in range(first, last + 1)})
+    elif kind == "v":
+        after.length += last - first + 1
+    else:
+        present = set(big_state(seg)[0])
+        for key in [key for key in after.names if key not in present]:
+            del after.names[key]
+    return after
+
+
+def settle(model: BigModel, lines: list[str], seg: Any) -> None:
+    """Fold the confirmed operations in; the one in flight must show whole or not at all."""
+    pending: list[str] | None = None
+    for line in lines:
+        kind, *rest = line.split(" ")
+        if kind == "?":
+            pending = rest
+            model.counter = int(rest[2])
+        elif kind == "!":
+            assert pending is not None
+            done = expected(model, pending, seg)
+            model.names, model.items, model.length = done.names, done.items, done.length
+            pending = None
+        else:
+            pending = None
+    names, items, vector = big_state(seg)
+    if pending is not None:
+        model.in_flight += 1
+        done = expected(model, pending, seg)
+        if (names, items, len(vector)) == (done.names, done.items, done.length):
+            model.names, model.items, model.length = done.names, done.items, done.length
+    assert names == model.names, "named objects differ from what was confirmed"
+    assert items == model.items, "the dict differs from what was confirmed"
+    assert len(vector) == model.length, "the vector differs from what was confirmed"
+
+
+def kill_campaign(cls: Any, name: Any, algorithm: str, trials: int) -> str:
+    model = BigModel()
+    rng = random.Random(f"big-{algorithm}-{cls.__name__}")
+    for trial in range(trials):
+        size, most = SIZES[trial % len(SIZES)]
+        if trial < len(SIZES):  # a fresh segment of each size first
+            cls.remove(name)
+            with cls(Mode.CREATE_ONLY, name, size, algorithm=algorithm) as seg:
+                seg.construct(D_TYPE, "D")
+                seg.construct(V_TYPE, "V")
+            model = BigModel(counter=model.counter, in_flight=model.in_flight,
+                             recovered=model.recovered)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            try:
+                big_worker(cls, name, model, write_end, rng.randrange(2**32), most)
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 8) == b"started\n"
+        time.sleep(rng.uniform(0.005, 0.05 if size < (1 << 20) else 0.3))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        lines = [line for line in read_all(read_end).splitlines() if line]
+        os.close(read_end)
+        with cls(Mode.OPEN_ONLY, name) as seg:  # a refused open fails the test here
+            model.recovered += seg.recovered is not None
+            seg.verify()
+            settle(model, lines, seg)
+    return (f"{algorithm} on {cls.__name__}: {trials} kills, {model.in_flight} inside an "
+            f"operation, {model.recovered} rolled back, 0 lost, 0 refused opens, 0 half-done")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_kills_during_large_transactions_lose_nothing(segment_name: tuple[Any, Any],
+                                                      algorithm: str) -> None:
+    print("\n" + kill_campaign(*segment_name, algorithm, len(SIZES) * 2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_200_kills_during_large_transactions_lose_nothing(segment_name: tuple[Any, Any],
+                                                          algorithm: str) -> None:
+    print("\n" + kill_campaign(*segment_name, algorithm, 200))

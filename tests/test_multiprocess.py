@@ -340,3 +340,39 @@ def test_a_stopped_lock_holder_times_out_naming_it(
         holder.kill()
         holder.join(PATIENCE)
     assert main(["check", *where, "--timeout", "0.1"]) == 0
+
+
+def test_a_child_forked_during_a_transaction_commits_its_own_operations(
+        shared: tuple[str, str]) -> None:
+    """Before: the child inherited the transaction another thread had open, never committed
+    its own operations, and the parent's next operation rolled them back (10 of 10)."""
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SEGMENT_SIZE) as seg:
+        inside, release = threading.Event(), threading.Event()
+
+        def transaction() -> None:
+            with seg.transaction():
+                seg.construct(ctypes.c_int64, "parent", 1)
+                inside.set()
+                release.wait(PATIENCE)
+
+        thread = threading.Thread(target=transaction)
+        thread.start()
+        assert inside.wait(PATIENCE)
+        pid = os.fork()
+        if pid == 0:  # the child: its construct waits for the parent's lock, then commits
+            code = 1
+            try:
+                seg.construct(ctypes.c_int64, "child", 2)
+                code = 0 if seg._journal.pending() == 0 else 2
+            finally:
+                os._exit(code)
+        release.set()
+        thread.join(PATIENCE)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        seg.deallocate(seg.allocate(16))  # the parent's next operation
+        assert seg.recovered is None, "the parent rolled back the child's work"
+        assert seg.find(ctypes.c_int64, "child")[0].value == 2
+        assert seg.find(ctypes.c_int64, "parent")[0].value == 1
+        assert seg.check_sanity()
