@@ -253,8 +253,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def _add_segment_argument(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("path", nargs="?", help="a segment file (opened through mapped_file)")
-    where.add_argument("--shm", metavar="NAME",
-                       help="a POSIX shared-memory segment (opened through shared_memory)")
+    where.add_argument("--shm", metavar="NAME", type=shm_name,
+                       help="a POSIX shared-memory segment, NAME or /NAME as shm_open takes it "
+                            "(opened through shared_memory)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.add_argument("--timeout", type=float, default=LOCK_TIMEOUT, metavar="S",
                    help="give up (exit 1, naming the lock's holder) when the segment's lock "

@@ -1147,6 +1147,29 @@ class Segment:
         )
 
 
+class _ClassLevel:
+    """A classmethod that an open segment refuses, saying how to call it: a named segment is
+    resized only while no process maps it, through its class (as in Boost), so
+    ``shm.grow(4096)`` on an open instance is a mistake the message should correct."""
+
+    def __init__(self, method: Any) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+        self._name = method.__name__
+
+    def __get__(self, segment: object, owner: type) -> Any:
+        if segment is None:
+            return self._method.__get__(owner, owner)
+        name = self._name
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            shown = ", ".join(["name", *map(repr, args)])
+            raise TypeError(f"{owner.__name__}.{name}() is class-level: a mapped segment cannot "
+                            f"change size; close it and call {owner.__name__}.{name}({shown})")
+
+        return refuse
+
+
 class NamedSegment(Segment):
     """A segment whose backing object has a name (shared memory, a file): it is grown or shrunk
     only while no process maps it, through the class-level ``grow`` and ``shrink_to_fit``."""
@@ -1162,8 +1185,9 @@ class NamedSegment(Segment):
             raise TypeError(f"{cls.__name__}.{call} is class-level: close the segment and pass "
                             "its name")
 
+    @_ClassLevel
     @classmethod
-    def grow(cls, name: Any, extra: int, **options: Any) -> None:  # type: ignore[override]
+    def grow(cls, name: Any, extra: int, **options: Any) -> None:
         """Add ``extra`` bytes to the segment ``name`` (class-level, as in Boost), which no
         process may map (``BufferError``). ``options``: ``timeout`` for the lock,
         ``permissions`` / ``trust_foreign`` as for opening.
@@ -1185,8 +1209,9 @@ class NamedSegment(Segment):
                 set_size(old)  # the segment did not take the bytes in
                 raise
 
+    @_ClassLevel
     @classmethod
-    def shrink_to_fit(cls, name: Any, **options: Any) -> int:  # type: ignore[override]
+    def shrink_to_fit(cls, name: Any, **options: Any) -> int:
         """Give the free tail of the segment ``name``, which no process may map, back; returns
         its new size. ``options`` as for ``grow``.
 

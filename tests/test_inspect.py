@@ -102,6 +102,8 @@ def test_shared_memory_by_name(shm_segment: str, capsys: pytest.CaptureFixture[s
     assert code == 0 and json.loads(out)["sane"] is True
     code, out, _ = run(capsys, "inspect", "--json", "--shm", shm_segment)
     assert code == 0 and json.loads(out)["storage"].startswith("<SharedMemoryStorage")
+    code, out, _ = run(capsys, "check", "--json", "--shm", "/" + shm_segment)  # as shm_open spells it
+    assert code == 0 and json.loads(out)["sane"] is True
 
 
 def test_a_damaged_segment_fails_check_naming_the_fault(

@@ -98,3 +98,17 @@ def test_class_level_grow_needs_a_name(shm_name: str) -> None:
 def test_the_managed_class_documents_its_arguments() -> None:
     assert ManagedSharedMemory.storage_class is SharedMemoryStorage
     assert "permissions" in (ManagedSharedMemory.__doc__ or "")
+
+
+def test_growing_an_open_segment_says_how_to_grow_it(shm_name: str) -> None:
+    """``shm.grow(n)`` on an open instance names the class-level call instead of a bare
+    'missing argument' error; the class-level calls still work once it is closed."""
+    with ManagedSharedMemory(Mode.CREATE_ONLY, shm_name, 65536) as shm:
+        with pytest.raises(TypeError, match=r"close it and call ManagedSharedMemory\.grow\(name, 4096\)"):
+            shm.grow(4096)
+        with pytest.raises(TypeError, match=r"call ManagedSharedMemory\.shrink_to_fit\(name\)"):
+            shm.shrink_to_fit()
+        assert shm.get_size() == 65536
+    ManagedSharedMemory.grow(shm_name, 4096)
+    with ManagedSharedMemory(Mode.OPEN_ONLY, shm_name) as shm:
+        assert shm.get_size() == 65536 + 4096
