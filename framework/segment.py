@@ -12,13 +12,14 @@ first and runs under the storage's lock, which excludes other threads and proces
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import struct
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, overload
+from typing import Any, ClassVar, Concatenate, Generic, Literal, NoReturn, ParamSpec, TypeVar, overload
 
 from segalloc import arrays, objects
 from segalloc.deep_check import check_index_and_objects
@@ -162,6 +163,8 @@ class _Access:
 
 
 _SegmentT = TypeVar("_SegmentT", bound="Segment")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class _RegisteredStorage:
@@ -1147,22 +1150,29 @@ class Segment:
         )
 
 
-class _ClassLevel:
+class _ClassLevel(Generic[_P, _R]):
     """A classmethod that an open segment refuses, saying how to call it: a named segment is
     resized only while no process maps it, through its class (as in Boost), so
     ``shm.grow(4096)`` on an open instance is a mistake the message should correct."""
 
-    def __init__(self, method: Any) -> None:
+    def __init__(self, method: Callable[Concatenate[Any, _P], _R]) -> None:
         self._method = method
         self.__doc__ = method.__doc__
         self._name = method.__name__
 
-    def __get__(self, segment: object, owner: type) -> Any:
+    @overload
+    def __get__(self, segment: None, owner: type) -> Callable[_P, _R]: ...
+
+    @overload
+    def __get__(self, segment: object, owner: type) -> Callable[..., NoReturn]: ...
+
+    def __get__(self, segment: object, owner: type) -> Callable[..., Any]:
         if segment is None:
-            return self._method.__get__(owner, owner)
+            bound: Callable[_P, _R] = functools.partial(self._method, owner)
+            return bound
         name = self._name
 
-        def refuse(*args: Any, **kwargs: Any) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> NoReturn:
             shown = ", ".join(["name", *map(repr, args)])
             raise TypeError(f"{owner.__name__}.{name}() is class-level: a mapped segment cannot "
                             f"change size; close it and call {owner.__name__}.{name}({shown})")
@@ -1186,8 +1196,7 @@ class NamedSegment(Segment):
                             "its name")
 
     @_ClassLevel
-    @classmethod
-    def grow(cls, name: Any, extra: int, **options: Any) -> None:
+    def grow(cls: type[NamedSegment], /, name: Any, extra: int, **options: Any) -> None:
         """Add ``extra`` bytes to the segment ``name`` (class-level, as in Boost), which no
         process may map (``BufferError``). ``options``: ``timeout`` for the lock,
         ``permissions`` / ``trust_foreign`` as for opening.
@@ -1210,8 +1219,7 @@ class NamedSegment(Segment):
                 raise
 
     @_ClassLevel
-    @classmethod
-    def shrink_to_fit(cls, name: Any, **options: Any) -> int:
+    def shrink_to_fit(cls: type[NamedSegment], /, name: Any, **options: Any) -> int:
         """Give the free tail of the segment ``name``, which no process may map, back; returns
         its new size. ``options`` as for ``grow``.
 

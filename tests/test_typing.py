@@ -18,6 +18,7 @@ reveal_type(ManagedSharedMemory)
 ManagedHeapMemory(1000, "best_fit")
 ManagedSharedMemory(Mode.OPEN_ONLY, "name", algorithm=3)
 handle: int = heap.allocate(10, nothrow=True)
+ManagedSharedMemory.grow("name", "4096")
 """
 
 
@@ -61,4 +62,5 @@ def test_mypy_sees_the_real_classes_and_flags_the_mistakes(
     assert "Too many positional arguments" in report[6] and "[call-arg]" in report[6]
     assert '"algorithm"' in report[7] and "[arg-type]" in report[7]
     assert '"int | None"' in report[8] and "[assignment]" in report[8]
-    assert sorted(report) == [4, 5, 6, 7, 8], "\n".join(lines)
+    assert 'Argument 2 has incompatible type "str"; expected "int"  [arg-type]' in report[9]
+    assert sorted(report) == [4, 5, 6, 7, 8, 9], "\n".join(lines)
