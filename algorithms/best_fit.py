@@ -46,6 +46,7 @@ from segalloc.algorithm_common import (
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.words import Words
 
 __all__ = ["BestFit"]
 
@@ -214,7 +215,7 @@ class BestFit(MemoryAlgorithm):
         """Bind to ``buf`` and derive the constant offsets from the header's parameters."""
         buf = buf.cast("B") if buf.format != "B" else buf
         self._buf = buf
-        self.words = buf[: len(buf) & -WORD].cast("Q")
+        self.words = Words(buf)
         self._start = start
         h = self._h = start // WORD
         w = self.words

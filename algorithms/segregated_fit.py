@@ -8,19 +8,22 @@ list so that any block found fits (good fit, no search), the block is split, and
 coalesces at once with both physical neighbours through boundary tags. Modelled on
 mattconte/tlsf, written afresh for a word view of a Python buffer.
 
-Reading order: constants, in-segment layout, mapping, free-list and block helpers (cold paths),
-the hot paths (``allocate`` / ``deallocate``), the rest of the interface, checks.
+Reading order (tlsf.c's): constants, in-segment layout, mapping, the free-list and block
+helpers, the public operations chaining them, introspection, checks.
 
-Speed notes for CPython. The hot paths inline the mapping and the list operations of the cold
-helpers (a call costs as much as two word reads); the tests run both against the same checks.
-Every word the hot paths touch stays below 2**30 (a one-digit int: bit operations on larger
-ints cost two to three times more), which is why headers hold only span and flags, and why the
-second level has 16 lists (a 16-bit row bitmap).
+One source, two builds: Cython compiles this module in its pure-Python mode (the C types come
+from the annotations and ``segregated_fit.pxd``; the helpers become C functions the compiler
+inlines); with ``SEGALLOC_PURE_PYTHON=1`` the same code runs interpreted. Words are read
+through the signed view (``Words.signed``) and written through ``Words.store``, so a journaled
+segment logs every write and a hostile word cannot wrap C arithmetic around.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import cython
 
 from segalloc.algorithm_common import (
     ALLOCATE_NEW,
@@ -37,8 +40,12 @@ from segalloc.algorithm_common import (
     damaged,
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
-from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.interfaces import Command, MemoryAlgorithm, compiled_hookimpl
 from segalloc.walks import LinkWalk
+from segalloc.words import Words, word_view
+
+if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd
+    from segalloc.intrinsics import bit_length, lowest_bit
 
 __all__ = ["SegregatedFit"]
 
@@ -132,7 +139,7 @@ SENTINEL = END_BIT
 #: of these, a live block's header has LIVE_BIT only
 LIVE_MASK = FREE_BIT | LIVE_BIT | END_BIT
 
-# The hot paths' compound constants, folded once (CPython folds literals, not module names)
+# Compound constants
 SPAN_ROUNDING = WORD + ALIGN - 1  #: span = (size + SPAN_ROUNDING) & SPAN_MASK
 SPAN_MASK = -ALIGN
 ALIGN_MASK = ALIGN - 1
@@ -141,28 +148,28 @@ NOT_PREV_FREE = ~PREV_FREE_BIT
 
 
 # ------------------------------------------------------------------------------------------
-# Mapping
+# Mapping (tlsf.c's mapping_insert / mapping_search)
 # ------------------------------------------------------------------------------------------
-def span_for(size: int) -> int:
+def span_for(size: cython.Py_ssize_t) -> cython.Py_ssize_t:
     """The block span serving ``size`` payload bytes: header word added, 16-aligned, >= 32."""
-    span = (size + WORD + ALIGN - 1) & -ALIGN
+    span = (size + SPAN_ROUNDING) & SPAN_MASK
     return span if span > MIN_SPAN else MIN_SPAN
 
 
-def list_index(span: int) -> int:
+def list_index(span: cython.Py_ssize_t) -> cython.Py_ssize_t:
     """The list a free block of ``span`` bytes belongs to (before clamping to the table)."""
     if span < SMALL_SPAN:
         return span >> ALIGN_LOG2
-    shift = span.bit_length() - MAP_BITS
-    return ((shift - ALIGN_LOG2) << SL_LOG2) + (span >> shift)
+    shift: cython.Py_ssize_t = bit_length(span) - MAP_BITS
+    return (shift << SL_LOG2) - ROW_BIAS + (span >> shift)
 
 
-def search_index(span: int) -> int:
+def search_index(span: cython.Py_ssize_t) -> cython.Py_ssize_t:
     """The first list whose every block has at least ``span`` bytes (good fit)."""
     if span < SMALL_SPAN:
         return span >> ALIGN_LOG2
-    shift = span.bit_length() - MAP_BITS
-    return ((shift - ALIGN_LOG2) << SL_LOG2) + ((span + (1 << shift) - 1) >> shift)
+    shift: cython.Py_ssize_t = bit_length(span) - MAP_BITS
+    return (shift << SL_LOG2) - ROW_BIAS + ((span + (1 << shift) - 1) >> shift)
 
 
 def rows_for(region_size: int) -> int:
@@ -183,647 +190,427 @@ def _last_sentinel_word(region_end: int) -> int:
     return last if last % 2 else last - 1
 
 
+#: the layout constants as Python values, for tests and inspection tools (compiled, the module's
+#: constants are C values, not module attributes)
+LAYOUT = SimpleNamespace(ALIGN=ALIGN, SL_COUNT=SL_COUNT, NEXT=NEXT, PREV=PREV, FREE_BIT=FREE_BIT,
+                         PREV_FREE_BIT=PREV_FREE_BIT, LIVE_BIT=LIVE_BIT, MIN_SPAN=MIN_SPAN)
+
 #: control + one table row + a minimal free block + the sentinel + alignment slack
 MIN_SEGMENT_SIZE = (CONTROL_WORDS + 1 + SL_COUNT + 1) * WORD + MIN_SPAN + 3 * WORD
+#: requests beyond this cannot be served by any region (and keep the arithmetic in 63 bits)
+MAX_REQUEST = 1 << 60
 
 
-class SegregatedFit(MemoryAlgorithm):
-    """TLSF: O(1) good-fit allocation and immediate coalescing, all state in the segment."""
+@cython.cclass
+class _Tlsf:
+    """The block helpers and operations over the region's words (a C type when compiled).
 
-    name = "segregated_fit"
-    layout_version = LAYOUT_VERSION
-    ALIGNMENT = ALIGN
-    PAYLOAD_PER_ALLOCATION = WORD
-    MIN_SEGMENT_SIZE = MIN_SEGMENT_SIZE
+    Fields are layout constants read at binding (ROWS never changes after format); every
+    state word is read from ``words`` on each call."""
 
     def __init__(self, buf: memoryview, start: int) -> None:
-        """Bind the views; the rest are layout constants (ROWS never changes after format)."""
         byte_view = memoryview(buf).cast("B")
         self._buf = byte_view
-        self.words = byte_view[: len(byte_view) & -WORD].cast("Q")
+        self.words = Words(byte_view)
         self._start = start
         control = start // WORD
-        self._c = control
-        self._end_word = control + C_END
-        self._free_word = control + C_FREE
-        self._top_word = control + C_TOP
-        self._bitmaps = control + C_FL_BITMAP
-        self._row_maps = self._bitmaps + 1
-        rows = self.words[control + C_ROWS] if control + C_ROWS < len(self.words) else 0
-        self._rows = rows
-        self._heads = control + CONTROL_WORDS + rows
-        self._max_index = rows * SL_COUNT - 1
-        self._first = _first_block(control, rows)
+        self.control = control
+        self.end_word = control + C_END
+        self.free_word = control + C_FREE
+        self.top_word = control + C_TOP
+        self.fl_map = control + C_FL_BITMAP
+        self.row_maps = self.fl_map + 1
+        rows = self.words.signed[control + C_ROWS] if control + C_ROWS < len(self.words) else 0
+        if not 1 <= rows <= MAX_ROWS:
+            rows = 0  # absurd: bind without a table (``check_control`` refuses the region)
+        self.rows = rows
+        self.heads = control + CONTROL_WORDS + rows
+        self.max_index = rows * SL_COUNT - 1
+        self.first = _first_block(control, rows)
 
-    # -- binding -------------------------------------------------------------------------
-    @classmethod
-    def format(cls, buf: memoryview, start: int, size: int) -> SegregatedFit:
-        """Lay out the control block, an empty list table and one free block over the rest."""
-        check_region(len(buf), start, size, alignment=WORD, min_size=MIN_SEGMENT_SIZE)
-        control = start // WORD
-        rows = rows_for(size)
-        table_words = CONTROL_WORDS + rows + rows * SL_COUNT
-        w = memoryview(buf).cast("B")[: (start + size) & -WORD].cast("Q")
-        w[control : control + table_words] = memoryview(bytes(table_words * WORD)).cast("Q")
-        w[control + C_MAGIC] = MAGIC | LAYOUT_VERSION
-        w[control + C_SIZE] = size
-        w[control + C_ROWS] = rows
-        first = _first_block(control, rows)
-        end = _last_sentinel_word(start + size)
-        w[control + C_END] = end
-        w[end] = SENTINEL
-        algo = cls(buf, start)
-        algo._release(first, (end - first) * WORD, False)
-        return algo
+    # -- free lists (tlsf.c's insert_free_block / remove_free_block) -----------------------
+    def list_of(self, span: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The list a free block of ``span`` bytes lives in (the last takes every larger)."""
+        index: cython.Py_ssize_t = list_index(span)
+        return index if index < self.max_index else self.max_index
 
-    @classmethod
-    def attach(cls, buf: memoryview, start: int) -> SegregatedFit:
-        """Bind to a formatted region after checking its control block (O(1); see ``verify``)."""
-        if start < 0 or start % WORD:
-            raise ValueError(f"start must be a non-negative multiple of {WORD}, got {start}")
-        algo = cls(buf, start)
-        algo._check_control()
-        return algo
+    def insert_free(self, h: cython.Py_ssize_t, index: cython.Py_ssize_t) -> cython.void:
+        """Put free block ``h`` at the head of list ``index``, setting the bitmaps' bits."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        slot: cython.Py_ssize_t = self.heads + index
+        first: cython.Py_ssize_t = r[slot]
+        w.store(h + NEXT, first)
+        w.store(h + PREV, 0)
+        if first:
+            w.store(first + PREV, h)
+        else:
+            row: cython.Py_ssize_t = self.row_maps + (index >> SL_LOG2)
+            w.store(row, r[row] | (1 << (index & SL_MASK)))
+            w.store(self.fl_map, r[self.fl_map] | (1 << (index >> SL_LOG2)))
+        w.store(slot, h)
 
-    # -- free lists (cold paths; allocate and deallocate inline the same steps) ----------
-    def _link(self, h: int, span: int) -> None:
+    def remove_free(self, h: cython.Py_ssize_t, index: cython.Py_ssize_t) -> cython.void:
+        """Bypass free block ``h`` in list ``index`` (the bitmaps follow when it empties)."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        nxt: cython.Py_ssize_t = r[h + NEXT]
+        prv: cython.Py_ssize_t = r[h + PREV]
+        if prv:
+            w.store(prv + NEXT, nxt)
+        else:
+            w.store(self.heads + index, nxt)
+            if not nxt:
+                row: cython.Py_ssize_t = self.row_maps + (index >> SL_LOG2)
+                row_map: cython.Py_ssize_t = r[row] & ~(1 << (index & SL_MASK))
+                w.store(row, row_map)
+                if not row_map:
+                    w.store(self.fl_map, r[self.fl_map] & ~(1 << (index >> SL_LOG2)))
+        if nxt:
+            w.store(nxt + PREV, prv)
+
+    def find_list(self, index: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The first non-empty list at ``index`` or after it, by the bitmaps; -1 if none
+        (tlsf.c's search_suitable_block)."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        fl: cython.Py_ssize_t = index >> SL_LOG2
+        row_map: cython.Py_ssize_t = r[self.row_maps + fl] & (-1 << (index & SL_MASK))
+        if not row_map:
+            fl_map: cython.Py_ssize_t = r[self.fl_map] & (-1 << (fl + 1))
+            if not fl_map:
+                return -1
+            fl = lowest_bit(fl_map)
+            row_map = r[self.row_maps + fl]
+            if not row_map:
+                raise SegmentCorrupt(f"the first-level bitmap marks the empty row {fl}")
+        return (fl << SL_LOG2) + lowest_bit(row_map)
+
+    # -- free blocks: made, taken -------------------------------------------------------
+    def make_free(self, h: cython.Py_ssize_t, span: cython.Py_ssize_t) -> cython.void:
         """Make ``[h, h+span)`` a free block: at the head of its list, or the wilderness when
         it touches the end sentinel (its neighbours are not free)."""
-        w = self.words
-        w[h] = span | FREE_BIT
-        w[h + (span >> 3) - 1] = span
-        w[self._free_word] += span
-        if h + (span >> 3) == w[self._end_word]:
-            w[self._top_word] = h
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        w.store(h, span | FREE_BIT)
+        w.store(h + (span >> 3) - 1, span)
+        w.store(self.free_word, r[self.free_word] + span)
+        if h + (span >> 3) == r[self.end_word]:
+            w.store(self.top_word, h)
         else:
-            self._push(h, min(list_index(span), self._max_index))
+            self.insert_free(h, self.list_of(span))
 
-    def _push(self, h: int, index: int) -> None:
-        """Put free block ``h`` at the head of list ``index``, setting the bitmaps' bits."""
-        w = self.words
-        slot = self._heads + index
-        first = w[slot]
-        w[h + NEXT] = first
-        w[h + PREV] = 0
-        if first:
-            w[first + PREV] = h
+    def take_free(self, h: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Take free block ``h`` out of its list (the wilderness is in none); its span."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        span: cython.Py_ssize_t = r[h] & SPAN_MASK
+        if h == r[self.top_word]:
+            w.store(self.top_word, 0)
         else:
-            w[self._bitmaps + 1 + (index >> SL_LOG2)] |= 1 << (index & SL_MASK)
-            w[self._bitmaps] |= 1 << (index >> SL_LOG2)
-        w[slot] = h
-
-    def _give_front(self, h: int, taken: int) -> None:
-        """Hand the first ``taken`` bytes of free block ``h`` to the live block before it.
-
-        The rest (at least MIN_SPAN) stays free: the wilderness stays the wilderness, and a
-        rest that maps to the same list simply takes ``h``'s place there.
-        """
-        w = self.words
-        span = w[h] - FREE_BIT
-        rest = span - taken
-        r = h + (taken >> 3)
-        if h == w[self._top_word]:
-            w[self._top_word] = r
-        else:
-            index = min(list_index(rest), self._max_index)
-            if index == min(list_index(span), self._max_index):
-                nxt = w[h + NEXT]
-                prv = w[h + PREV]
-                w[prv + NEXT if prv else self._heads + index] = r
-                if nxt:
-                    w[nxt + PREV] = r
-                w[r + NEXT] = nxt  # (r may overlap h's links: they were read first)
-                w[r + PREV] = prv
-            else:
-                self._unlink_links(h, span)
-                self._push(r, index)
-        w[r] = rest | FREE_BIT
-        w[r + (rest >> 3) - 1] = rest
-        w[self._free_word] -= taken
-
-    def _unlink(self, h: int) -> int:
-        """Take free block ``h`` out of its list (the wilderness is in none); return its span."""
-        w = self.words
-        span: int = w[h] & -ALIGN
-        if h == w[self._top_word]:
-            w[self._top_word] = 0
-        else:
-            self._unlink_links(h, span)
-        w[self._free_word] -= span
+            self.remove_free(h, self.list_of(span))
+        w.store(self.free_word, r[self.free_word] - span)
         return span
 
-    def _unlink_links(self, h: int, span: int) -> None:
-        """Bypass free block ``h`` of ``span`` bytes in its list (the bitmaps follow when the
-        list empties)."""
-        w = self.words
-        nxt = w[h + NEXT]
-        prv = w[h + PREV]
-        if prv:
-            w[prv + NEXT] = nxt
-        else:
-            index = min(list_index(span), self._max_index)
-            w[self._heads + index] = nxt
-            if not nxt:
-                self._clear_list_bit(index)
-        if nxt:
-            w[nxt + PREV] = prv
-
-    def _clear_list_bit(self, index: int) -> None:
-        """List ``index`` became empty: clear its bit, and its row's bit when that empties."""
-        w = self.words
-        row = self._bitmaps + 1 + (index >> SL_LOG2)
-        row_map = w[row] & ~(1 << (index & SL_MASK))
-        w[row] = row_map
-        if not row_map:
-            w[self._bitmaps] &= ~(1 << (index >> SL_LOG2))
-
-    # -- blocks (cold paths) -------------------------------------------------------------
-    def _release(self, h: int, span: int, prev_free: bool) -> None:
-        """Free ``[h, h+span)``, coalescing with free neighbours (what ``deallocate`` does)."""
-        w = self.words
-        n = h + (span >> 3)
-        next_header = w[n]
+    def release(self, h: cython.Py_ssize_t, span: cython.Py_ssize_t,
+                prev_free: cython.bint) -> cython.void:
+        """Free ``[h, h+span)``, merging with free neighbours (tlsf.c's merge_prev /
+        merge_next around block_insert)."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        n: cython.Py_ssize_t = h + (span >> 3)
+        next_header: cython.Py_ssize_t = r[n]
         if next_header & FREE_BIT:
-            span += self._unlink(n)
+            span += self.take_free(n)
         else:
-            w[n] = next_header | PREV_FREE_BIT
+            w.store(n, next_header | PREV_FREE_BIT)
         if prev_free:
-            p = h - (w[h - 1] >> 3)
-            span += self._unlink(p)
+            p: cython.Py_ssize_t = h - (r[h - 1] >> 3)
+            span += self.take_free(p)
             h = p
-        self._link(h, span)
+        self.make_free(h, span)
 
-    def _hand_out(self, h: int, span: int) -> None:
-        """Zero the words free block ``h`` kept that become payload once it is allocated: its
-        links and its footer. So after ``zero_free_memory`` every block allocated from free
-        memory reads all zeros, as Boost's allocators clear their free-tree hook (the hot path
-        in ``allocate`` inlines it: a list head's PREV is already 0, its NEXT is cleared when
-        it is not)."""
-        w = self.words
-        w[h + NEXT] = 0
-        w[h + PREV] = 0
-        w[h + (span >> 3) - 1] = 0
+    def hand_out(self, h: cython.Py_ssize_t, span: cython.Py_ssize_t,
+                 prev_free: cython.Py_ssize_t) -> cython.void:
+        """Make the taken free block ``[h, h+span)`` live: zero the words it kept that become
+        payload (its links and footer: after ``zero_free_memory`` every block allocated from
+        free memory reads all zeros, as Boost's allocators clear their free-tree hook), write
+        a live header and clear the next block's P bit."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        w.store(h + NEXT, 0)
+        w.store(h + PREV, 0)
+        w.store(h + (span >> 3) - 1, 0)
+        w.store(h, span | prev_free | LIVE_BIT)
+        n: cython.Py_ssize_t = h + (span >> 3)
+        w.store(n, r[n] & NOT_PREV_FREE)
 
-    def _mark_allocated(self, h: int, span: int, prev_free: int) -> None:
-        """Write a live header for ``[h, h+span)`` and clear the next block's P bit."""
-        w = self.words
-        w[h] = span | prev_free | LIVE_BIT
-        w[h + (span >> 3)] &= ~PREV_FREE_BIT
-
-    def _trim(self, h: int, new_span: int) -> bool:
-        """Give back the tail of live block ``h`` past ``new_span``; False if it cannot."""
-        w = self.words
-        header = w[h]
-        span = header & -ALIGN
-        rest = span - new_span
+    def trim(self, h: cython.Py_ssize_t, new_span: cython.Py_ssize_t) -> cython.bint:
+        """Give back the tail of live block ``h`` past ``new_span`` (tlsf.c's
+        block_trim_used); False if the tail is too small to be a block of its own."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        header: cython.Py_ssize_t = r[h]
+        span: cython.Py_ssize_t = header & SPAN_MASK
+        rest: cython.Py_ssize_t = span - new_span
         if rest == 0:
             return True
-        if rest < MIN_SPAN and not w[h + (span >> 3)] & FREE_BIT:
+        if rest < MIN_SPAN and not r[h + (span >> 3)] & FREE_BIT:
             return False
-        w[h] = new_span | (header & FLAG_BITS)
-        self._release(h + (new_span >> 3), rest, False)
+        w.store(h, new_span | (header & FLAG_BITS))
+        self.release(h + (new_span >> 3), rest, False)
         return True
 
-    def _live_header(self, offset: int) -> tuple[int, int]:
-        """``(h, header)`` of the live block at ``offset``; ``InvalidPointer`` otherwise.
+    def give_front(self, h: cython.Py_ssize_t, taken: cython.Py_ssize_t) -> cython.void:
+        """Hand the first ``taken`` bytes of free block ``h`` to the live block before it;
+        the rest (at least MIN_SPAN) stays free."""
+        span: cython.Py_ssize_t = self.take_free(h)
+        self.make_free(h + (taken >> 3), span - taken)
+
+    def live_header(self, offset: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The header word index of the live block at ``offset``; ``InvalidPointer`` otherwise.
 
         All checks come before any write, so a bad offset changes nothing and a block freed
         twice already reads "free": the header is a live block's, its span stays in the region,
         the next block does not think it free, and a free previous block agrees with the
-        footer before ``h``. (``deallocate`` and ``allocation_command`` inline them.)
-        """
-        w = self.words
-        h = (offset >> 3) - 1
-        end = w[self._end_word]
-        if offset & ALIGN_MASK or h < self._first or h >= end:
+        footer before the header."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        h: cython.Py_ssize_t = (offset >> 3) - 1
+        end: cython.Py_ssize_t = r[self.end_word]
+        if offset & ALIGN_MASK or h < self.first or h >= end:
             raise InvalidPointer(f"offset {offset} is not a block of this segment")
-        header = w[h]
-        span = header & SPAN_MASK
-        n = h + (span >> 3)
-        if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end or w[n] & PREV_FREE_BIT:
+        header: cython.Py_ssize_t = r[h]
+        span: cython.Py_ssize_t = header & SPAN_MASK
+        n: cython.Py_ssize_t = h + (span >> 3)
+        if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end or r[n] & PREV_FREE_BIT:
             raise InvalidPointer(f"offset {offset} is not a live block")
         if header & PREV_FREE_BIT:
-            prev_span = w[h - 1]
-            p = h - (prev_span >> 3)
-            if p < self._first or w[p] != prev_span | FREE_BIT:
+            prev_span: cython.Py_ssize_t = r[h - 1]
+            p: cython.Py_ssize_t = h - (prev_span >> 3)
+            if prev_span < MIN_SPAN or p < self.first or r[p] != prev_span | FREE_BIT:
                 raise InvalidPointer(f"offset {offset} is not a live block")
-        return h, header
+        return h
 
-    def _take_oversized(self, span: int) -> int | None:
+    def free_block_at(self, h: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The span of free block ``h`` found through a list or TOP; ``SegmentCorrupt`` if its
+        header does not say free."""
+        found: cython.Py_ssize_t = self.words.signed[h] - FREE_BIT
+        if found & FLAG_BITS or found < MIN_SPAN:
+            raise SegmentCorrupt(f"word {h}, reached as a free block, is not one")
+        return found
+
+    # -- the allocation interface (tlsf.c's tlsf_malloc / tlsf_free) --------------------
+    def allocate(self, size: int) -> int | None:
+        """Good fit in O(1): round up to the next list, take its head, split off the rest;
+        the wilderness's front when no list serves."""
+        if size > MAX_REQUEST:
+            return None
+        try:
+            span: cython.Py_ssize_t = span_for(size)
+            index: cython.Py_ssize_t = search_index(span)
+            if index > self.max_index:
+                return self.take_oversized(span)
+            index = self.find_list(index)
+            if index >= 0:
+                h: cython.Py_ssize_t = self.words.signed[self.heads + index]
+            else:
+                h = self.words.signed[self.top_word]
+                if not h or self.free_block_at(h) < span:
+                    return None
+            found: cython.Py_ssize_t = self.free_block_at(h)
+            self.take_free(h)
+            self.hand_out(h, found, 0)
+            self.trim(h, span)
+            return (h << 3) + WORD
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("segregated_fit", "allocate", exc) from exc
+
+    def deallocate(self, offset: int) -> None:
+        """Free a live block and merge it with its free neighbours through the boundary tags."""
+        try:
+            h: cython.Py_ssize_t = self.live_header(offset)
+            header: cython.Py_ssize_t = self.words.signed[h]
+            if header & PREV_FREE_BIT:  # the old header inside the merged block reads "free"
+                self.words.store(h, header | FREE_BIT)
+            self.release(h, header & SPAN_MASK, header & PREV_FREE_BIT != 0)
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("segregated_fit", "deallocate", exc) from exc
+
+    def take_oversized(self, span: cython.Py_ssize_t) -> int | None:
         """First fit in the last list, then the wilderness, for spans beyond the table's range
         (grown segments)."""
-        w = self.words
-        h = w[self._heads + self._max_index]
-        walk = LinkWalk(self._block_bound(), "segregated_fit: the last free list",
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        h: cython.Py_ssize_t = r[self.heads + self.max_index]
+        walk = LinkWalk(self.block_bound(), "segregated_fit: the last free list",
                         "the blocks the region can hold")
         while True:
             walk.step(h)
             if not h:
-                h = w[self._top_word]
-                if not h or w[h] & -ALIGN < span:
+                h = r[self.top_word]
+                if not h or self.free_block_at(h) < span:
                     return None
-            found = w[h] & -ALIGN
+            found: cython.Py_ssize_t = self.free_block_at(h)
             if found >= span:
-                self._unlink(h)
-                self._hand_out(h, found)
-                self._mark_allocated(h, found, 0)
-                self._trim(h, span)
+                self.take_free(h)
+                self.hand_out(h, found, 0)
+                self.trim(h, span)
                 return (h << 3) + WORD
-            h = w[h + NEXT]
+            h = r[h + NEXT]
 
-    def _block_bound(self) -> int:
+    def block_bound(self) -> int:
         """No walk visits more blocks than fit in the region."""
-        return (self.words[self._end_word] - self._first) // (MIN_SPAN // WORD) + 1
+        return (self.words.signed[self.end_word] - self.first) // (MIN_SPAN // WORD) + 1
 
-    # -- hot paths -----------------------------------------------------------------------
-    def allocate(self, size: int) -> int | None:
-        """Good fit in O(1): round up to the next list, take its head, split off the rest;
-        the wilderness's front when no list serves."""
-        w = self.words
-        try:
-            span = (size + SPAN_ROUNDING) & SPAN_MASK
-            if span < SMALL_SPAN:
-                if span < MIN_SPAN:
-                    span = MIN_SPAN
-                index = span >> ALIGN_LOG2
-            else:
-                shift = span.bit_length() - MAP_BITS
-                index = (shift << SL_LOG2) - ROW_BIAS + ((span + (1 << shift) - 1) >> shift)
-                if index > self._max_index:
-                    return self._take_oversized(span)
-            fl = index >> SL_LOG2
-            row_map = w[self._row_maps + fl] >> (index & SL_MASK)
-            if row_map:
-                if not row_map & 1:
-                    index += (row_map & -row_map).bit_length() - 1
-            else:
-                fl_map = w[self._bitmaps] >> fl >> 1
-                if not fl_map:
-                    # no list serves: carve the front of the wilderness
-                    h = w[self._top_word]
-                    if not h:
-                        return None
-                    found = w[h] - FREE_BIT
-                    if found & FLAG_BITS:
-                        raise SegmentCorrupt(f"TOP (word {h}) is not a free block")
-                    rest = found - span
-                    if rest < MIN_SPAN:
-                        if rest < 0:
-                            return None
-                        span = found
-                        w[h + (found >> 3) - 1] = 0  # the footer is payload now (see _hand_out)
-                        w[h + (found >> 3)] = SENTINEL  # (no longer after a free block)
-                        w[self._top_word] = 0
-                    else:
-                        h_rest = h + (span >> 3)
-                        w[h_rest] = rest | FREE_BIT
-                        w[h_rest + (rest >> 3) - 1] = rest
-                        w[self._top_word] = h_rest
-                    w[h] = span | LIVE_BIT
-                    w[self._free_word] -= span
-                    return (h << 3) + WORD
-                fl += (fl_map & -fl_map).bit_length()
-                row_map = w[self._row_maps + fl]
-                index = (fl << SL_LOG2) + (row_map & -row_map).bit_length() - 1
-            slot = self._heads + index
-            h = w[slot]
-            found = w[h] - FREE_BIT  # a free block's header is exactly span | F
-            rest = found - span
-            nxt = w[h + NEXT]
-            if rest < MIN_SPAN:
-                w[h] = found | LIVE_BIT
-                w[h + (found >> 3) - 1] = 0  # the footer is payload now (see _hand_out)
-                w[h + (found >> 3)] &= NOT_PREV_FREE
-                w[self._free_word] -= found
-            else:
-                h_rest = h + (span >> 3)
-                w[h] = span | LIVE_BIT
-                w[h_rest] = rest | FREE_BIT
-                w[h_rest + (rest >> 3) - 1] = rest
-                w[self._free_word] -= span
-                if rest < SMALL_SPAN:
-                    rest_index = rest >> ALIGN_LOG2
-                else:
-                    shift = rest.bit_length() - MAP_BITS
-                    rest_index = (shift << SL_LOG2) - ROW_BIAS + (rest >> shift)
-                    if rest_index > self._max_index:
-                        rest_index = self._max_index
-                if rest_index == index:  # the rest takes the found block's place
-                    w[slot] = h_rest
-                    w[h_rest + NEXT] = nxt
-                    w[h_rest + PREV] = 0
-                    if nxt:
-                        w[nxt + PREV] = h_rest
-                        w[h + NEXT] = 0  # payload now; a list head's PREV is 0 already
-                    return (h << 3) + WORD
-                self._push(h_rest, rest_index)
-            # pop the found block off its list (the bitmaps follow when it empties)
-            w[slot] = nxt
-            if nxt:
-                w[nxt + PREV] = 0
-                w[h + NEXT] = 0  # payload now; a list head's PREV is 0 already
-            else:
-                row = self._row_maps + fl
-                row_map = w[row] ^ (1 << (index & SL_MASK))
-                w[row] = row_map
-                if not row_map:
-                    w[self._bitmaps] ^= 1 << fl
-            return (h << 3) + WORD
-        except DAMAGE as exc:
-            raise damaged(self.name, "allocate", exc) from exc
-
-    def deallocate(self, offset: int) -> None:
-        """Free a live block and merge it with its free neighbours through the boundary tags."""
-        w = self.words
-        h = (offset >> 3) - 1
-        try:
-            # the checks of _live_header, inlined (a call costs as much as four word reads)
-            end = w[self._end_word]
-            if offset & ALIGN_MASK or h < self._first or h >= end:
-                raise InvalidPointer(f"offset {offset} is not a block of this segment")
-            header = w[h]
-            span = header & SPAN_MASK
-            n = h + (span >> 3)
-            if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end:
-                raise InvalidPointer(f"offset {offset} is not a live block")
-            next_header = w[n]
-            if next_header & PREV_FREE_BIT:
-                raise InvalidPointer(f"offset {offset} is not a live block")
-            if header & PREV_FREE_BIT:
-                prev_span = w[h - 1]
-                p = h - (prev_span >> 3)
-                if p < self._first or w[p] != prev_span | FREE_BIT:
-                    raise InvalidPointer(f"offset {offset} is not a live block")
-            w[self._free_word] += span
-            # the merged block ends at the sentinel (``top``): it is the wilderness, in no list
-            if next_header & FREE_BIT:
-                next_span = next_header - FREE_BIT
-                span += next_span
-                top = n + (next_span >> 3) == end
-                next_listed = not top
-            else:
-                top = n == end
-                next_listed = False
-                w[n] = next_header | PREV_FREE_BIT
-            # ``neighbour``: the listed free block whose list place the merged block may take
-            if header & PREV_FREE_BIT:
-                if next_listed:
-                    self._unlink_links(n, next_span)
-                w[h] = header | FREE_BIT  # the old header inside p reads "free": no double free
-                h = neighbour = p
-                span += prev_span
-                if top:
-                    self._unlink_links(p, prev_span)
-                    neighbour_span = 0
-                else:
-                    neighbour_span = prev_span
-            elif next_listed:
-                neighbour = n
-                neighbour_span = next_span
-            else:
-                neighbour_span = 0
-            w[h] = span | FREE_BIT
-            w[h + (span >> 3) - 1] = span
-            if top:
-                w[self._top_word] = h
-                return
-            if span < SMALL_SPAN:
-                index = span >> ALIGN_LOG2
-            else:
-                shift = span.bit_length() - MAP_BITS
-                index = (shift << SL_LOG2) - ROW_BIAS + (span >> shift)
-                if index > self._max_index:
-                    index = self._max_index
-            if neighbour_span:
-                if neighbour_span < SMALL_SPAN:
-                    old_index = neighbour_span >> ALIGN_LOG2  # (never index: spans differ)
-                else:
-                    shift = neighbour_span.bit_length() - MAP_BITS
-                    old_index = (shift << SL_LOG2) - ROW_BIAS + (neighbour_span >> shift)
-                    if old_index > self._max_index:
-                        old_index = self._max_index
-                nxt = w[neighbour + NEXT]
-                prv = w[neighbour + PREV]
-                if old_index == index:
-                    # same list: the merged block takes the neighbour's place in it
-                    if neighbour != h:
-                        w[prv + NEXT if prv else self._heads + index] = h
-                        if nxt:
-                            w[nxt + PREV] = h
-                        w[h + NEXT] = nxt
-                        w[h + PREV] = prv
-                    return
-                # unlink the neighbour (_unlink_links inlined)
-                if prv:
-                    w[prv + NEXT] = nxt
-                else:
-                    w[self._heads + old_index] = nxt
-                    if not nxt:
-                        self._clear_list_bit(old_index)
-                if nxt:
-                    w[nxt + PREV] = prv
-            # push the merged block on its list (_push inlined)
-            slot = self._heads + index
-            first = w[slot]
-            w[h + NEXT] = first
-            w[h + PREV] = 0
-            if first:
-                w[first + PREV] = h
-            else:
-                w[self._row_maps + (index >> SL_LOG2)] |= 1 << (index & SL_MASK)
-                w[self._bitmaps] |= 1 << (index >> SL_LOG2)
-            w[slot] = h
-        except SegallocError:
-            raise
-        except DAMAGE as exc:
-            raise damaged(self.name, "deallocate", exc) from exc
-
-    # -- the rest of the allocation interface --------------------------------------------
     @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """Over-allocate, then give the front gap and the tail back to the lists."""
         if alignment <= ALIGN:
             return self.allocate(size)
-        span = span_for(size)
-        offset = self.allocate(span + alignment + ALIGN)
-        if offset is None:
+        if size > MAX_REQUEST or alignment > MAX_REQUEST:
             return None
+        span: cython.Py_ssize_t = span_for(size)
+        found = self.allocate(span + alignment + ALIGN)
+        if found is None:
+            return None
+        offset: cython.Py_ssize_t = found
         if offset % alignment:
-            aligned = (offset + MIN_SPAN + alignment - 1) & -alignment
-            h = (offset >> 3) - 1
-            gap = aligned - offset
-            whole = self.words[h] & -ALIGN
+            aligned: cython.Py_ssize_t = (offset + MIN_SPAN + alignment - 1) & -alignment
+            h: cython.Py_ssize_t = (offset >> 3) - 1
+            gap: cython.Py_ssize_t = aligned - offset
+            whole: cython.Py_ssize_t = self.words.signed[h] & SPAN_MASK
             # the block came from a free list, so the block before it is not free
-            self._mark_allocated(h + (gap >> 3), whole - gap, 0)
-            self._release(h, gap, False)
+            self.words.store(h + (gap >> 3), (whole - gap) | LIVE_BIT)
+            self.release(h, gap, False)
             offset = aligned
-        self._trim((offset >> 3) - 1, span)
+        self.trim((offset >> 3) - 1, span)
         return offset
 
     def allocation_command(
         self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
     ) -> tuple[int | None, int]:
-        """Boost's command: expand forward/backward or shrink in place, else allocate new.
-
-        Plain ``EXPAND_FWD`` is what reallocation issues (perl's trace: one operation in five),
-        so it runs here inline; every other command goes through ``_command``.
-        """
+        """Boost's command: expand forward/backward or shrink in place, else allocate new."""
+        flags = int(command)
+        if not command_can_succeed(flags, limit_size, preferred_size, reuse):
+            return None, 0
+        if limit_size > MAX_REQUEST:
+            return None, 0
+        preferred_size = min(preferred_size, MAX_REQUEST)
         try:
-            if reuse is not None and command == EXPAND_FWD:
-                w = self.words
-                h = (reuse >> 3) - 1
-                # the checks of _live_header, inlined
-                end = w[self._end_word]
-                if reuse & ALIGN_MASK or h < self._first or h >= end:
-                    raise InvalidPointer(f"offset {reuse} is not a block of this segment")
-                header = w[h]
-                span = header & SPAN_MASK
-                n = h + (span >> 3)
-                if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end:
-                    raise InvalidPointer(f"offset {reuse} is not a live block")
-                next_header = w[n]
-                if next_header & PREV_FREE_BIT:
-                    raise InvalidPointer(f"offset {reuse} is not a live block")
-                if header & PREV_FREE_BIT:
-                    prev_span = w[h - 1]
-                    p = h - (prev_span >> 3)
-                    if p < self._first or w[p] != prev_span | FREE_BIT:
-                        raise InvalidPointer(f"offset {reuse} is not a live block")
-                wanted = (preferred_size + SPAN_ROUNDING) & SPAN_MASK
-                least = (limit_size + SPAN_ROUNDING) & SPAN_MASK
-                if wanted < least:  # (command_can_succeed, inlined)
-                    return None, 0
-                if span >= wanted:
-                    return reuse, span - WORD
-                if not next_header & FREE_BIT:
-                    return (reuse, span - WORD) if span >= least else (None, 0)
-                next_span = next_header - FREE_BIT
-                if span + next_span < least:
-                    return None, 0
-                taken = wanted - span
-                rest = next_span - taken
-                if rest >= MIN_SPAN and n + (next_span >> 3) == end:
-                    # (the common case: a block growing into the wilderness, in no list)
-                    top = h + (wanted >> 3)
-                    w[top] = rest | FREE_BIT
-                    w[end - 1] = rest
-                    w[self._top_word] = top
-                    w[self._free_word] -= taken
-                    w[h] = wanted | (header & FLAG_BITS)
-                    return reuse, wanted - WORD
-                return reuse, self._take_next(h, header, next_span, wanted) - WORD
-            flags = int(command)
-            if not command_can_succeed(flags, limit_size, preferred_size, reuse):
+            if reuse is not None and flags & (EXPAND_FWD | EXPAND_BWD | SHRINKS):
+                h: cython.Py_ssize_t = self.live_header(reuse)
+                if flags & SHRINKS:
+                    return self.shrink(flags, h, limit_size, preferred_size)
+                done = self.expand(flags, h, span_for(limit_size), span_for(preferred_size))
+                if done is not None:
+                    return done
+            if not flags & ALLOCATE_NEW:
                 return None, 0
-            return self._command(flags, limit_size, preferred_size, reuse)
+            offset = self.allocate(preferred_size)
+            if offset is None:
+                offset = self.allocate(limit_size)
+                if offset is None:
+                    return None, 0
+            received = (self.words.signed[(offset >> 3) - 1] & SPAN_MASK) - WORD
+            if flags & ZERO_MEMORY:
+                self.zero(offset, offset + received)
+            return offset, received
         except SegallocError:
             raise
         except DAMAGE as exc:
-            raise damaged(self.name, "allocation_command", exc) from exc
+            raise damaged("segregated_fit", "allocation_command", exc) from exc
 
-    def _command(
-        self, flags: int, limit_size: int, preferred_size: int, reuse: int | None
-    ) -> tuple[int | None, int]:
-        if reuse is not None and flags & (EXPAND_FWD | EXPAND_BWD | SHRINKS):
-            h, header = self._live_header(reuse)
-            if flags & SHRINKS:
-                return self._shrink(flags, h, header, limit_size, preferred_size)
-            done = self._expand(flags, h, header, span_for(limit_size), span_for(preferred_size))
-            if done is not None:
-                return done
-        if not flags & ALLOCATE_NEW:
-            return None, 0
-        offset = self.allocate(preferred_size)
-        if offset is None:
-            offset = self.allocate(limit_size)
-            if offset is None:
-                return None, 0
-        received = (self.words[(offset >> 3) - 1] & -ALIGN) - WORD
-        if flags & ZERO_MEMORY:
-            self._zero(offset, offset + received)
-        return offset, received
-
-    def _take_next(self, h: int, header: int, next_span: int, wanted: int) -> int:
-        """Grow live block ``h`` into its free successor of ``next_span`` bytes, up to a span
-        of ``wanted`` (all of it when the rest would be too small to stay a block); the new
-        span."""
-        w = self.words
-        span = header & -ALIGN
-        n = h + (span >> 3)
-        taken = min(wanted - span, next_span)
+    def take_next(self, h: cython.Py_ssize_t, wanted: cython.Py_ssize_t) -> cython.void:
+        """Grow live block ``h`` into its free successor, up to a span of ``wanted`` (all of
+        the successor when the rest would be too small to stay a block)."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        header: cython.Py_ssize_t = r[h]
+        span: cython.Py_ssize_t = header & SPAN_MASK
+        n: cython.Py_ssize_t = h + (span >> 3)
+        next_span: cython.Py_ssize_t = r[n] & SPAN_MASK
+        taken: cython.Py_ssize_t = min(wanted - span, next_span)
         if next_span - taken >= MIN_SPAN:
-            self._give_front(n, taken)
-            w[h] = (span + taken) | (header & FLAG_BITS)
-            return span + taken
-        self._unlink(n)
-        self._mark_allocated(h, span + next_span, header & PREV_FREE_BIT)
-        return span + next_span
+            self.give_front(n, taken)
+            w.store(h, (span + taken) | (header & FLAG_BITS))
+        else:
+            self.take_free(n)
+            w.store(h, (span + next_span) | (header & FLAG_BITS))
+            w.store(n + (next_span >> 3), r[n + (next_span >> 3)] & NOT_PREV_FREE)
 
-    def _shrink(
-        self, flags: int, h: int, header: int, limit_size: int, preferred_size: int
-    ) -> tuple[int | None, int]:
+    def shrink(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t,
+               limit_size: cython.Py_ssize_t, preferred_size: cython.Py_ssize_t
+               ) -> tuple[int | None, int]:
         """SHRINK_IN_PLACE / TRY_SHRINK_IN_PLACE to a usable size in [preferred, limit]."""
         offset = (h << 3) + WORD
-        usable = (header & -ALIGN) - WORD
+        usable = (self.words.signed[h] & SPAN_MASK) - WORD
         if usable < preferred_size:
             return None, 0
         new_span = span_for(preferred_size)
-        if new_span - WORD <= limit_size and self._trim(h, new_span):
+        if new_span - WORD <= limit_size and self.trim(h, new_span):
             return offset, new_span - WORD
         if usable <= limit_size or flags & TRY_SHRINK_IN_PLACE:
             return offset, usable
         return None, 0
 
-    def _expand(
-        self, flags: int, h: int, header: int, least: int, wanted: int
-    ) -> tuple[int, int] | None:
+    def expand(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t, least: cython.Py_ssize_t,
+               wanted: cython.Py_ssize_t) -> tuple[int, int] | None:
         """Grow live block ``h`` in place to a span of ``wanted`` bytes, ``least`` at worst.
 
         Forward first (the offset stays); then backward into a free previous block, taking
         only what is needed from its end, so its front stays free.
         """
-        w = self.words
-        span = header & -ALIGN
-        old_end = (h << 3) + span
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        header: cython.Py_ssize_t = r[h]
+        span: cython.Py_ssize_t = header & SPAN_MASK
+        old_end: cython.Py_ssize_t = (h << 3) + span
         if span >= wanted:
             return (h << 3) + WORD, span - WORD
-        n = h + (span >> 3)
-        next_header = w[n]
-        next_span = next_header & -ALIGN if flags & EXPAND_FWD and next_header & FREE_BIT else 0
+        n: cython.Py_ssize_t = h + (span >> 3)
+        next_header: cython.Py_ssize_t = r[n]
+        next_span: cython.Py_ssize_t = 0
+        if flags & EXPAND_FWD and next_header & FREE_BIT:
+            next_span = next_header & SPAN_MASK
         if span + next_span >= least:
             if next_span:
-                self._take_next(h, header, next_span, wanted)
-            return self._expanded(flags, h, h, old_end)
+                self.take_next(h, wanted)
+            return self.expanded(flags, h, h, old_end)
         if not (flags & EXPAND_BWD and header & PREV_FREE_BIT):
             return None
-        prev_span = w[h - 1]
+        prev_span: cython.Py_ssize_t = r[h - 1]
         if span + next_span + prev_span < least:
             return None
         if next_span:
-            self._unlink(n)
+            self.take_free(n)
         span += next_span
-        taken = min(wanted, span + prev_span) - span
+        taken: cython.Py_ssize_t = min(wanted, span + prev_span) - span
         if prev_span - taken < MIN_SPAN:
             taken = prev_span
-        p = h - (prev_span >> 3)
-        self._unlink(p)
+        p: cython.Py_ssize_t = h - (prev_span >> 3)
+        self.take_free(p)
         if taken < prev_span:
-            self._link(p, prev_span - taken)
-        new_h = h - (taken >> 3)
-        w[h] = 0  # the old header is payload now: its offset must not pass for a block
-        self._mark_allocated(new_h, span + taken, PREV_FREE_BIT if taken < prev_span else 0)
-        return self._expanded(flags, new_h, h, old_end)
+            self.make_free(p, prev_span - taken)
+        new_h: cython.Py_ssize_t = h - (taken >> 3)
+        w.store(h, 0)  # the old header is payload now: its offset must not pass for a block
+        w.store(new_h, (span + taken) | (PREV_FREE_BIT if taken < prev_span else 0) | LIVE_BIT)
+        end: cython.Py_ssize_t = new_h + ((span + taken) >> 3)
+        w.store(end, r[end] & NOT_PREV_FREE)
+        return self.expanded(flags, new_h, h, old_end)
 
-    def _expanded(self, flags: int, h: int, old_h: int, old_end: int) -> tuple[int, int]:
+    def expanded(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t, old_h: cython.Py_ssize_t,
+                 old_end: cython.Py_ssize_t) -> tuple[int, int]:
         """The result of an expansion; zero the bytes the caller did not have if asked."""
-        span = self.words[h] & -ALIGN
-        if flags & ZERO_MEMORY:  # (rare: the common path is two reads and a tuple)
-            self._zero((h << 3) + WORD, (old_h << 3) + WORD)
-            self._zero(old_end, (h << 3) + span)
+        span = self.words.signed[h] & SPAN_MASK
+        if flags & ZERO_MEMORY:
+            self.zero((h << 3) + WORD, (old_h << 3) + WORD)
+            self.zero(old_end, (h << 3) + span)
         return (h << 3) + WORD, span - WORD
 
-    def _zero(self, begin: int, end: int) -> None:
-        """Write zeros over bytes ``[begin, end)``."""
+    def zero(self, begin: int, end: int) -> None:
+        """Write zeros over bytes ``[begin, end)`` (user bytes: not through the word view)."""
         if end > begin:
             if end > len(self._buf):
                 raise SegmentCorrupt(f"a block reaches byte {end}, past the buffer")
@@ -832,74 +619,74 @@ class SegregatedFit(MemoryAlgorithm):
     @damage_is_corruption
     def usable_size(self, offset: int) -> int:
         """The span less the header word (the footer word is usable while the block lives)."""
-        _, header = self._live_header(offset)
-        usable: int = (header & -ALIGN) - WORD
+        h = self.live_header(offset)
+        usable: int = (self.words.signed[h] & SPAN_MASK) - WORD
         return usable
 
     # -- region size ---------------------------------------------------------------------
     @damage_is_corruption
     def grow(self, extra: int) -> None:
         """Append ``extra`` bytes: they become a free block merged with a free last block."""
-        w = self.words
-        check_grow(extra, self._start + w[self._c + C_SIZE], len(self._buf))
-        new_size = w[self._c + C_SIZE] + extra
-        end = w[self._end_word]
+        w, r = self.words, self.words.signed
+        check_grow(extra, self._start + r[self.control + C_SIZE], len(self._buf))
+        new_size = r[self.control + C_SIZE] + extra
+        end = r[self.end_word]
         new_end = _last_sentinel_word(self._start + new_size)
-        sentinel = w[end]
+        sentinel = r[end]
         tail = (new_end - end) * WORD
-        w[self._c + C_SIZE] = new_size
+        w.store(self.control + C_SIZE, new_size)
         if tail == 0 or (tail < MIN_SPAN and not sentinel & PREV_FREE_BIT):
             return  # too little for a block of its own: a later grow takes it in
         h = end
         if sentinel & PREV_FREE_BIT:  # the wilderness takes the tail in
-            h = end - (self._unlink(end - (w[end - 1] >> 3)) >> 3)
-        w[new_end] = SENTINEL | PREV_FREE_BIT
-        w[self._end_word] = new_end
-        self._link(h, (new_end - h) * WORD)
+            h = end - (self.take_free(end - (r[end - 1] >> 3)) >> 3)
+        w.store(new_end, SENTINEL | PREV_FREE_BIT)
+        w.store(self.end_word, new_end)
+        self.make_free(h, (new_end - h) * WORD)
 
     @damage_is_corruption
     def shrink_to_fit(self) -> int:
         """Drop a free last block; return the new region size (up to the sentinel)."""
-        w = self.words
-        end = w[self._end_word]
-        if w[end] & PREV_FREE_BIT:
-            last = end - (w[end - 1] >> 3)
-            self._unlink(last)
-            w[last] = SENTINEL
-            w[self._end_word] = last
+        w, r = self.words, self.words.signed
+        end = r[self.end_word]
+        if r[end] & PREV_FREE_BIT:
+            last = end - (r[end - 1] >> 3)
+            self.take_free(last)
+            w.store(last, SENTINEL)
+            w.store(self.end_word, last)
             end = last
         new_size = (end + 1) * WORD - self._start
-        w[self._c + C_SIZE] = new_size
+        w.store(self.control + C_SIZE, new_size)
         return new_size
 
     @property
     def size(self) -> int:
         """Region bytes, as Boost's ``get_size`` less the segment header."""
-        size: int = self.words[self._c + C_SIZE]
+        size: int = self.words.signed[self.control + C_SIZE]
         return size
 
     @property
     def free_memory(self) -> int:
         """The spans of the free blocks (their headers included), as Boost counts them."""
-        free: int = self.words[self._free_word]
+        free: int = self.words.signed[self.free_word]
         return free
 
     # -- introspection (cold paths) ------------------------------------------------------
-    def _blocks(self) -> Iterator[tuple[int, int, int]]:
+    def blocks(self) -> Iterator[tuple[int, int, int]]:
         """``(h, header, span)`` of every block in address order, checked on the way.
 
         Each step advances at least MIN_SPAN bytes and stays before the sentinel, so the walk
         ends within the region whatever the bytes say (tlsf.c's ``tlsf_walk_pool``).
         """
-        w = self.words
-        end = w[self._end_word]
-        if end >= len(w):
+        r = self.words.signed
+        end = r[self.end_word]
+        if not 0 <= end < len(r):
             raise SegmentCorrupt(f"the end word {end} lies past the buffer")
-        h = self._first
+        h = self.first
         prev_free = False
         while h < end:
-            header = w[h]
-            span = header & -ALIGN
+            header = r[h]
+            span = header & SPAN_MASK
             if span < MIN_SPAN or h + (span >> 3) > end:
                 raise SegmentCorrupt(f"block at word {h}: span {span} leaves the region")
             if header & END_BIT or bool(header & LIVE_BIT) == bool(header & FREE_BIT):
@@ -909,24 +696,24 @@ class SegregatedFit(MemoryAlgorithm):
             free = bool(header & FREE_BIT)
             if free and prev_free:
                 raise SegmentCorrupt(f"block at word {h}: two free blocks side by side")
-            if free and w[h + (span >> 3) - 1] != span:
+            if free and r[h + (span >> 3) - 1] != span:
                 raise SegmentCorrupt(f"block at word {h}: footer disagrees with header")
             yield h, header, span
             prev_free = free
             h += span >> 3
-        if h != end or w[end] != SENTINEL | (PREV_FREE_BIT if prev_free else 0):
+        if h != end or r[end] != SENTINEL | (PREV_FREE_BIT if prev_free else 0):
             raise SegmentCorrupt(f"the block chain does not end at the sentinel (word {end})")
 
     def free_blocks(self) -> Iterator[tuple[int, int]]:
         """``(block offset, span)`` of every free block in address order: the spans add up
         to ``free_memory``."""
-        for h, header, span in self._blocks():
+        for h, header, span in self.blocks():
             if header & FREE_BIT:
                 yield h << 3, span
 
     def allocated_blocks(self) -> Iterator[tuple[int, int]]:
         """``(offset, usable_size)`` of every live block, in address order."""
-        for h, header, span in self._blocks():
+        for h, header, span in self.blocks():
             if not header & FREE_BIT:
                 yield (h << 3) + WORD, span - WORD
 
@@ -939,66 +726,66 @@ class SegregatedFit(MemoryAlgorithm):
     def zero_free_memory(self) -> None:
         """Zero each free block between its list links and its footer; the wilderness, in no
         list, from its header on (its link words hold whatever an earlier life left)."""
-        top = self.words[self._top_word]
-        for h, header, span in list(self._blocks()):
+        top = self.words.signed[self.top_word]
+        for h, header, span in list(self.blocks()):
             if header & FREE_BIT:
                 links = 0 if h == top else PREV
-                self._zero((h + 1 + links) * WORD, (h << 3) + span - WORD)
+                self.zero((h + 1 + links) * WORD, (h << 3) + span - WORD)
 
     # -- checks --------------------------------------------------------------------------
-    def _check_control(self) -> None:
+    def check_control(self) -> None:
         """The control block is plausible: magic, sizes, the table and END fit the buffer."""
-        w, c = self.words, self._c
-        if c + CONTROL_WORDS > len(w) or w[c + C_MAGIC] != MAGIC | LAYOUT_VERSION:
+        r, c = self.words.signed, self.control
+        if c + CONTROL_WORDS > len(r) or r[c + C_MAGIC] != MAGIC | LAYOUT_VERSION:
             raise SegmentCorrupt("no segregated_fit control block at the region start")
-        size = w[c + C_SIZE]
-        rows = w[c + C_ROWS]
-        end = w[c + C_END]
+        size = r[c + C_SIZE]
+        rows = r[c + C_ROWS]
+        end = r[c + C_END]
         if not 1 <= rows <= MAX_ROWS or not 0 < size <= len(self._buf) - self._start:
             raise SegmentCorrupt(f"control block: size {size} or rows {rows} out of range")
         # (END == first block: shrink_to_fit gave back everything, there are no blocks)
-        if end % 2 == 0 or not self._first <= end <= _last_sentinel_word(self._start + size):
+        if end % 2 == 0 or not self.first <= end <= _last_sentinel_word(self._start + size):
             raise SegmentCorrupt(f"control block: end word {end} out of range")
-        top = w[c + C_TOP]
-        if top and (top % 2 == 0 or not self._first <= top < end):
+        top = r[c + C_TOP]
+        if top and (top % 2 == 0 or not self.first <= top < end):
             raise SegmentCorrupt(f"control block: TOP word {top} out of range")
-        if w[c + C_FL_BITMAP] >> rows or w[c + C_FREE] > size:
+        if r[c + C_FL_BITMAP] >> rows or not 0 <= r[c + C_FREE] <= size:
             raise SegmentCorrupt("control block: bitmap or free-byte count out of range")
 
     @damage_is_corruption
     def verify(self) -> None:
         """Walk the block chain, then every free list against the bitmaps and the chain."""
-        self._check_control()
-        self._verify_lists()
+        self.check_control()
+        self.verify_lists()
 
-    def _verify_lists(self) -> None:
-        w = self.words
-        free_spans = {h: span for h, header, span in self._blocks() if header & FREE_BIT}
-        if sum(free_spans.values()) != w[self._free_word]:
+    def verify_lists(self) -> None:
+        r = self.words.signed
+        free_spans = {h: span for h, header, span in self.blocks() if header & FREE_BIT}
+        if sum(free_spans.values()) != r[self.free_word]:
             raise SegmentCorrupt("the free-byte count disagrees with the free blocks")
-        end = w[self._end_word]
-        top = end - (w[end - 1] >> 3) if w[end] & PREV_FREE_BIT else 0
-        if w[self._top_word] != top:
-            raise SegmentCorrupt(f"TOP is word {w[self._top_word]}, the wilderness is at {top}")
+        end = r[self.end_word]
+        top = end - (r[end - 1] >> 3) if r[end] & PREV_FREE_BIT else 0
+        if r[self.top_word] != top:
+            raise SegmentCorrupt(f"TOP is word {r[self.top_word]}, the wilderness is at {top}")
         free_spans.pop(top, None)  # the wilderness (the walk checked its footer) is in no list
-        fl_map = w[self._bitmaps]
+        fl_map = r[self.fl_map]
         listed = 0
-        for fl in range(self._rows):
-            row_map = w[self._bitmaps + 1 + fl]
+        for fl in range(self.rows):
+            row_map = r[self.row_maps + fl]
             if bool(fl_map >> fl & 1) != bool(row_map) or row_map >> SL_COUNT:
                 raise SegmentCorrupt(f"the first-level bitmap disagrees with row {fl}")
             for sl in range(SL_COUNT):
                 index = (fl << SL_LOG2) + sl
-                head = w[self._heads + index]
+                head = r[self.heads + index]
                 if bool(row_map >> sl & 1) != bool(head):
                     raise SegmentCorrupt(f"the second-level bitmap disagrees with list {index}")
-                listed += self._verify_list(index, head, free_spans, len(free_spans) - listed)
+                listed += self.verify_list(index, head, free_spans, len(free_spans) - listed)
         if listed != len(free_spans):
             raise SegmentCorrupt(f"{len(free_spans) - listed} free blocks are in no list")
 
-    def _verify_list(self, index: int, h: int, free_spans: dict[int, int], room: int) -> int:
+    def verify_list(self, index: int, h: int, free_spans: dict[int, int], room: int) -> int:
         """Check one list (more than ``room`` nodes means a cycle); return its length."""
-        w = self.words
+        r = self.words.signed
         prev = 0
         count = 0
         while h:
@@ -1007,16 +794,56 @@ class SegregatedFit(MemoryAlgorithm):
             span = free_spans.get(h)
             if span is None:
                 raise SegmentCorrupt(f"list {index} holds word {h}, not a free block")
-            if min(list_index(span), self._max_index) != index:
+            if self.list_of(span) != index:
                 raise SegmentCorrupt(f"list {index} holds a block of span {span}")
-            if w[h + PREV] != prev:
+            if r[h + PREV] != prev:
                 raise SegmentCorrupt(f"list {index}: the back link of word {h} is wrong")
-            prev, h = h, w[h + NEXT]
+            prev, h = h, r[h + NEXT]
             count += 1
         return count
 
 
-@hookimpl
+class SegregatedFit(_Tlsf, MemoryAlgorithm):
+    """TLSF: O(1) good-fit allocation and immediate coalescing, all state in the segment."""
+
+    name = "segregated_fit"
+    layout_version = LAYOUT_VERSION
+    ALIGNMENT = ALIGN
+    PAYLOAD_PER_ALLOCATION = WORD
+    MIN_SEGMENT_SIZE = MIN_SEGMENT_SIZE
+
+    @classmethod
+    def format(cls, buf: memoryview, start: int, size: int) -> SegregatedFit:
+        """Lay out the control block, an empty list table and one free block over the rest."""
+        check_region(len(buf), start, size, alignment=WORD, min_size=MIN_SEGMENT_SIZE)
+        control = start // WORD
+        rows = rows_for(size)
+        table_words = CONTROL_WORDS + rows + rows * SL_COUNT
+        raw = word_view(buf)
+        raw[control : control + table_words] = memoryview(bytes(table_words * WORD)).cast("Q")
+        raw[control + C_MAGIC] = MAGIC | LAYOUT_VERSION
+        raw[control + C_SIZE] = size
+        raw[control + C_ROWS] = rows
+        end = _last_sentinel_word(start + size)
+        raw[control + C_END] = end
+        raw[end] = SENTINEL
+        algo: _Tlsf = cls(buf, start)
+        first = _first_block(control, rows)
+        algo.words.store(end, SENTINEL | PREV_FREE_BIT)
+        algo.make_free(first, (end - first) * WORD)
+        return algo  # type: ignore[return-value]
+
+    @classmethod
+    def attach(cls, buf: memoryview, start: int) -> SegregatedFit:
+        """Bind to a formatted region after checking its control block (O(1); see ``verify``)."""
+        if start < 0 or start % WORD:
+            raise ValueError(f"start must be a non-negative multiple of {WORD}, got {start}")
+        algo = cls(buf, start)
+        algo.check_control()
+        return algo
+
+
+@compiled_hookimpl
 def segalloc_register_algorithms(register: Callable[[type[MemoryAlgorithm]], None]) -> None:
     """Register ``segregated_fit`` like any third-party algorithm."""
     register(SegregatedFit)

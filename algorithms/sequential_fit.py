@@ -31,6 +31,7 @@ from segalloc.algorithm_common import (
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.words import Words
 
 __all__ = ["SequentialFit"]
 
@@ -138,7 +139,7 @@ class SequentialFit(MemoryAlgorithm):
         self._buf = buf
         # every metadata write goes through ``words`` (a shared segment swaps in a journaling
         # view of the same memory), so methods fetch it from ``self`` on each call
-        self.words = buf[: len(buf) & -8].cast("Q")
+        self.words = Words(buf)
         # read only: the same memory seen one word later, ``_nexts[blk >> 3]`` is block
         # ``blk``'s NEXT word; it spares the hot walks an addition per step
         self._nexts = buf[8 : 8 + ((len(buf) - 8) & -8)].cast("Q")

@@ -228,7 +228,7 @@ def measure_cost(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
         if sum(block for _, block in alg.free_blocks()) >= size:
             enough_free += 1
 
-    alg.words = counting
+    alg.words = counting  # type: ignore[assignment]
     try:
         spans = probed_run(trace.ops, alg, buf, counting.reading, on_failure=on_failure,
                            stop=lambda: counting.reads + counting.writes >= access_budget)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+# first: with SEGALLOC_PURE_PYTHON=1 it makes every later segalloc import load the .py source
+from segalloc.build import PURE_PYTHON, is_compiled  # isort: skip
 from segalloc.containers import SegmentDict, SegmentList, SegmentString, SegmentVector
 from segalloc.errors import (
     BadAlloc,
@@ -69,6 +71,7 @@ __all__ = [
     "MemoryAlgorithm",
     "Mode",
     "NameExists",
+    "PURE_PYTHON",
     "NamedObject",
     "NamedSegment",
     "PluginHost",
@@ -82,6 +85,7 @@ __all__ = [
     "SegmentVector",
     "Storage",
     "hookimpl",
+    "is_compiled",
     "managed_class",
     "managed_classes",
     "plugins",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
-from segalloc.interfaces import Command, MemoryAlgorithm
+from segalloc.interfaces import Command
 
 __all__ = [
     "ALLOCATE_NEW",
@@ -58,7 +58,8 @@ SHRINKS = SHRINK_IN_PLACE | TRY_SHRINK_IN_PLACE
 #: ``damage_is_corruption``.
 DAMAGE = (IndexError, ValueError, OverflowError)
 
-_A = TypeVar("_A", bound=MemoryAlgorithm)
+#: an algorithm (or the compiled core class it derives from, which is not a MemoryAlgorithm)
+_A = TypeVar("_A")
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -79,7 +80,7 @@ def damage_is_corruption(method: Callable[Concatenate[_A, _P], _T]) -> Callable[
         except SegallocError:
             raise
         except DAMAGE as exc:
-            raise damaged(self.name, method.__name__, exc) from exc
+            raise damaged(getattr(self, "name", type(self).__name__), method.__name__, exc) from exc
 
     return guarded
 

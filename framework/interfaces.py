@@ -11,27 +11,26 @@ import abc
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, TypeVar, cast
 
 import pluggy
 
 from segalloc.errors import InvalidPointer, SegmentCorrupt
+from segalloc.words import Words
 
-__all__ = ["Command", "MemoryAlgorithm", "Mode", "Storage", "WordView", "hookimpl"]
+__all__ = ["Command", "MemoryAlgorithm", "Mode", "Storage", "compiled_hookimpl", "hookimpl"]
 
 #: marks a plugin module's ``segalloc_register_algorithms`` / ``segalloc_register_backends``
 hookimpl = pluggy.HookimplMarker("segalloc")
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-class WordView(Protocol):
-    """A view of a buffer as 64-bit unsigned words (``memoryview.cast("Q")`` or a journaling
-    stand-in for one)."""
 
-    def __getitem__(self, index: int, /) -> int: ...
-
-    def __setitem__(self, index: int, value: int, /) -> None: ...
-
-    def __len__(self) -> int: ...
+def compiled_hookimpl(function: _F) -> _F:
+    """``hookimpl`` for a module that may run compiled (Cython): pluggy takes plain Python
+    functions and static or class methods as hooks, and a compiled function is none of these,
+    so the function is marked as a staticmethod (callable as the function itself)."""
+    return cast(_F, hookimpl(staticmethod(function)))
 
 
 class Mode(enum.Enum):
@@ -181,12 +180,13 @@ class MemoryAlgorithm(abc.ABC):
     #: the smallest region (bytes) ``format`` accepts
     MIN_SEGMENT_SIZE: ClassVar[int]
 
-    #: The 64-bit word view of the whole buffer (``buf[:len(buf) & -8].cast("Q")``) through
-    #: which every write to the algorithm's metadata goes after ``format`` (``words[i] = v``).
-    #: A segment shared by processes replaces it with a journaling view of the same memory
-    #: (``segalloc.journal``), so methods must read it from ``self`` on each call and must
-    #: not write metadata any other way; user bytes (zeroing) may be written through a byte view.
-    words: WordView
+    #: The 64-bit word view of the whole buffer (``segalloc.words.Words(buf)``) through which
+    #: every write to the algorithm's metadata goes after ``format`` (``words[i] = v``, or
+    #: ``words.store(i, v)`` on a hot path). The segment replaces it with its own view of the
+    #: same memory, which logs each write to the undo journal when the segment has one, so
+    #: methods must read it from ``self`` on each call and must not write metadata any other
+    #: way; user bytes (zeroing) may be written through a byte view.
+    words: Words
 
     # -- binding -------------------------------------------------------------------------
     @classmethod

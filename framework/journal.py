@@ -43,21 +43,19 @@ back; the next lock holder frees it.
 
 from __future__ import annotations
 
-import ctypes
 import weakref
 from typing import Any
 
 from segalloc.errors import BadAlloc, InvalidSegment, SegmentCorrupt
-from segalloc.header import DIRTY_AT, HEADER_SIZE, INDEX_ROOT_AT
+from segalloc.header import HEADER_SIZE, INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
+from segalloc.words import DIRTY_WORD, ENTRY_WORDS, Words, word_view
 
-__all__ = ["BASE_ENTRIES", "ENTRIES_PER_CALL", "HEADROOM", "Journal", "journal_capacity", "word_view"]
+__all__ = ["BASE_ENTRIES", "ENTRIES_PER_CALL", "HEADROOM", "Journal", "journal_capacity"]
 
 EXTENT_MAGIC = 0x324C4E524A474553  # "SEGJRNL2"
-DIRTY_WORD = DIRTY_AT // 8
 M_MAGIC, M_CAPACITY, M_NEXT, M_BLOCK = range(4)
 HEADER_WORDS = 4
-ENTRY_WORDS = 2
 #: the fewest entries of the base extent (tunable): a few operations fit before the first
 #: extent; segments under 2 KiB get half as many (1/32 of their bytes, at least 32 entries)
 BASE_ENTRIES = 64
@@ -77,43 +75,6 @@ def journal_capacity(segment_size: int) -> int:
     """Entries of the base extent: about 1/64 of the segment, between the bounds."""
     floor = min(max(segment_size // 32, BASE_ENTRIES // 2), BASE_ENTRIES)
     return max(floor, min(segment_size // 64 // (8 * ENTRY_WORDS), MAX_BASE_ENTRIES))
-
-
-def word_view(buf: memoryview) -> memoryview:
-    """The plain 64-bit word view of a segment buffer."""
-    return buf[: len(buf) & -8].cast("Q")
-
-
-def _log_and_store(self: Any, index: Any, value: Any) -> None:
-    """``words[index] = value`` of the logging view: log the old value first (once a
-    transaction), then store."""
-    if isinstance(index, slice):
-        for at, item in zip(range(*index.indices(len(self))), value):
-            self[at] = item
-        return
-    logged = self.logged
-    if index not in logged:
-        raw = self.raw
-        count = raw[DIRTY_WORD]
-        if count >= self.limit:
-            self.journal.advance(count)
-        at = self.slots + ENTRY_WORDS * (count - self.first)
-        raw[at] = index
-        raw[at + 1] = raw[index]
-        raw[DIRTY_WORD] = count + 1
-        logged.add(index)
-        raw[index] = value
-    else:
-        self.raw[index] = value
-
-
-def _logging_view(buf: memoryview) -> Any:
-    """A ``c_uint64`` array over ``buf`` whose stores are logged: reads keep ctypes' C speed.
-
-    Its class is made for this view alone and dies with it (nothing is cached per size)."""
-    words = len(buf) // 8
-    cls: Any = type("LoggingWords", (ctypes.c_uint64 * words,), {"__setitem__": _log_and_store})
-    return cls.from_buffer(buf)
 
 
 class _Chain:
@@ -198,15 +159,12 @@ class Journal:
         #: the bound algorithm (extents come from it); set by ``attach``
         self.algorithm: MemoryAlgorithm | None = None
         self.doomed = False
+        #: the view every metadata write goes through (logging when the segment has a journal)
+        # (a weak proxy of the journal: no cycle, so close() unmaps without the GC)
+        self.words = Words(buf, weakref.proxy(self) if offset else None)
         if offset:
             self.base_capacity = _Chain(self.raw, offset).capacities[0]
-            view = _logging_view(buf)
-            view.raw = self.raw
-            view.journal = weakref.proxy(self)  # no cycle: close() unmaps without the GC
-            self.words: Any = view
             self._reset()
-        else:
-            self.words = self.raw
 
     @staticmethod
     def create(buf: memoryview, algorithm: MemoryAlgorithm) -> int:

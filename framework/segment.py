@@ -354,8 +354,8 @@ class Segment:
         # a read-only mapping is never written, so it needs no logging view (which ctypes
         # could not lay over it anyway); an interrupted operation still shows in its dirty word
         self._journal = Journal(buf, 0 if buf.readonly else journal)
+        alg.words = self._journal.words  # one view of the words for the whole segment
         if self._journal.active:
-            alg.words = self._journal.words
             self._journal.attach(alg)
         self._index = NameIndex(buf, alg, index_root, self._journal.words)
         self._index.safe_point = self._journal.ensure

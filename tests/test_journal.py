@@ -47,36 +47,39 @@ def census(seg: Any) -> tuple[Any, ...]:
 
 
 class _Recorder:
-    """Stands in for the journaling word view and keeps the bytes after every store (every
-    ``every``-th store for long operations)."""
+    """Stands in for a word view and keeps the bytes after every store (for ``_undo``)."""
 
-    def __init__(self, words: Any, buffer: memoryview, images: list[bytes], every: int = 1) -> None:
+    def __init__(self, words: Any, buffer: memoryview, images: list[bytes]) -> None:
         self.words, self.buffer, self.images = words, buffer, images
-        self.every, self.stores = every, 0
 
     def __getitem__(self, index: Any) -> Any:
         return self.words[index]
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self.words[index] = value
-        self.stores += 1
-        if self.stores % self.every == 0:
-            self.images.append(bytes(self.buffer))
+        self.images.append(bytes(self.buffer))
 
     def __len__(self) -> int:
         return len(self.words)
 
 
 def crash_images(seg: Any, operation: Callable[[], object], every: int = 1) -> list[bytes]:
-    """Run ``operation`` and return the segment's bytes after each of its metadata writes."""
+    """Run ``operation`` and return the segment's bytes after each of its metadata writes
+    (every ``every``-th for long operations), as a crash could leave them."""
     images: list[bytes] = []
-    words = seg.algorithm.words
-    recorder = _Recorder(words, seg.buffer, images, every)
-    seg.algorithm.words = seg._index.words = recorder
+    stores = 0
+
+    def snapshot(index: int) -> None:
+        nonlocal stores
+        stores += 1
+        if stores % every == 0:
+            images.append(bytes(seg.buffer))
+
+    seg._journal.words.observe(snapshot)
     try:
         operation()
     finally:
-        seg.algorithm.words = seg._index.words = words
+        seg._journal.words.observe(None)
     return images
 
 
@@ -341,24 +344,11 @@ def test_the_smallest_segment_is_stated_and_smaller_is_refused(tmp_path: Path,
     assert not (tmp_path / "no").exists()
 
 
-def test_no_logging_class_outlives_its_segment(tmp_path: Path) -> None:
-    """Before: one class per distinct segment size was cached forever (2,000 sizes: 9 MiB)."""
-    import gc
-    import weakref
-
-    classes = []
-    for n in range(20):
-        seg = ManagedMappedFile(Mode.CREATE_ONLY, tmp_path / f"s{n}", 8192 + 64 * n)
-        classes.append(weakref.ref(type(seg._journal.words)))
-        seg.close()
-    gc.collect()
-    assert all(ref() is None for ref in classes)
-
-
 def test_a_crash_while_recovering_is_recovered_again(tmp_path: Path) -> None:
     """Every state an interrupted rollback can leave (after any of its stores) recovers to the
     state before the transaction."""
-    from segalloc.journal import _undo, word_view
+    from segalloc.journal import _undo
+    from segalloc.words import word_view
 
     seg = ManagedMappedFile(Mode.CREATE_ONLY, tmp_path / "s", SIZE)
     before = census(seg)

@@ -48,7 +48,7 @@ def test_search_index_only_reaches_lists_whose_blocks_fit(size: int, other: int)
 @given(st.integers(0, 1 << 34))
 def test_list_index_is_monotonic_and_search_rounds_up(size: int) -> None:
     span = sf.span_for(size)
-    assert sf.list_index(span) <= sf.list_index(span + sf.ALIGN)
+    assert sf.list_index(span) <= sf.list_index(span + sf.LAYOUT.ALIGN)
     assert sf.list_index(span) <= sf.search_index(span) <= sf.list_index(span) + 1
 
 
@@ -194,9 +194,9 @@ def test_a_planted_cycle_gives_segment_corrupt_not_a_hang(target: str) -> None:
     raw, alg = make()
     blocks = _list_of_free_blocks(alg)
     words = memoryview(raw).cast("Q")
-    head = words[alg._heads + sf.list_index(64)]
+    head = words[alg.heads + sf.list_index(64)]
     last = blocks[0]  # pushed first, so last in the list
-    words[last + sf.NEXT] = {"self": last, "head": head, "middle": blocks[1]}[target]
+    words[last + sf.LAYOUT.NEXT] = {"self": last, "head": head, "middle": blocks[1]}[target]
     with pytest.raises(SegmentCorrupt):
         alg.verify()
     assert not alg.check_sanity()
@@ -207,7 +207,7 @@ def test_a_broken_chain_gives_segment_corrupt() -> None:
     offset = alg.allocate(100)
     assert offset is not None
     words = memoryview(raw).cast("Q")
-    for bad in (0, 16, 1 << 40, words[(offset >> 3) - 1] | sf.FREE_BIT):
+    for bad in (0, 16, 1 << 40, words[(offset >> 3) - 1] | sf.LAYOUT.FREE_BIT):
         saved = words[(offset >> 3) - 1]
         words[(offset >> 3) - 1] = bad
         with pytest.raises(SegmentCorrupt):
@@ -223,8 +223,8 @@ def test_a_link_out_of_the_buffer_gives_segment_corrupt_on_allocate() -> None:
     assert listed is not None and alg.allocate(16) is not None
     alg.deallocate(listed)
     h = (listed >> 3) - 1
-    assert words[alg._heads + sf.list_index(words[h] & -sf.ALIGN)] == h
-    words[h + sf.NEXT] = 1 << 40
+    assert words[alg.heads + sf.list_index(words[h] & -sf.LAYOUT.ALIGN)] == h
+    words[h + sf.LAYOUT.NEXT] = 1 << 40
     with pytest.raises(SegmentCorrupt):
         alg.allocate(100)
 
@@ -234,7 +234,7 @@ def test_a_damaged_top_word_gives_segment_corrupt() -> None:
     live = alg.allocate(100)
     assert live is not None
     words = memoryview(raw).cast("Q")
-    top_word = alg._top_word
+    top_word = alg.top_word
     top = words[top_word]
     for bad in ((live >> 3) - 1, top + 2, 1 << 40):  # a live block, inside the wilderness, out
         words[top_word] = bad
@@ -253,11 +253,11 @@ def _listed(alg: SegregatedFit) -> int:
     """How many free blocks the lists hold (a walk of every list)."""
     words = alg.words
     count = 0
-    for index in range(alg._rows * sf.SL_COUNT):
-        h = words[alg._heads + index]
+    for index in range(alg.rows * sf.LAYOUT.SL_COUNT):
+        h = words[alg.heads + index]
         while h:
             count += 1
-            h = words[h + sf.NEXT]
+            h = words[h + sf.LAYOUT.NEXT]
     return count
 
 
@@ -324,7 +324,7 @@ def test_grow_and_shrink_to_fit_round_trip() -> None:
 
 def test_a_segment_grown_past_its_table_uses_the_catch_all_list() -> None:
     raw, alg = make(1024, spare=1 << 22)
-    assert alg._rows == 1
+    assert alg.rows == 1
     alg.grow(1 << 22)
     alg.verify()
     big = alg.allocate(1 << 21)

@@ -1,0 +1,16 @@
+# Cython declarations augmenting words.py (pure-Python mode): the C layout of Words.
+cimport cython
+@cython.final
+cdef class Words:
+    cdef readonly object raw
+    cdef readonly const long long[::1] signed
+    cdef long long[::1] out
+    cdef readonly bint readonly
+    cdef readonly bint logging
+    cdef public set logged
+    cdef public Py_ssize_t first, limit, slots
+    cdef public object journal
+    cdef readonly object observer
+
+    cpdef void store(self, Py_ssize_t index, long long value) except *
+    cpdef void log(self, Py_ssize_t index) except *

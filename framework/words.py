@@ -1,0 +1,123 @@
+"""The word view through which every metadata write of a segment goes: plain, or logging.
+
+A segment's algorithm, name index and containers keep their metadata as 64-bit words. On a
+segment with an undo journal, each word's old value must be logged once per transaction before
+the first store to it, so all stores go through one object: ``Words``. Compiled (Cython's
+pure-Python mode, ``words.pxd``), readers index the typed ``signed`` view at C speed and
+writers call ``store``, a C call; interpreted, the same code runs over memoryviews.
+
+``signed`` reads words as signed 64-bit integers, in both builds alike: no legitimate word
+reaches 2**63, so a hostile one reads negative and fails the range checks every reader makes
+instead of wrapping C arithmetic around. ``raw`` keeps the unsigned view for callers that store
+full 64-bit values (hashes) through ``words[i] = v``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cython
+
+from segalloc.header import DIRTY_AT
+
+__all__ = ["DIRTY_WORD", "ENTRY_WORDS", "Words", "word_view"]
+
+#: the transaction word: how many journal entries are valid (0: no transaction running)
+DIRTY_WORD = DIRTY_AT // 8
+#: a journal entry: the word index, then its old value
+ENTRY_WORDS = 2
+
+
+def word_view(buf: memoryview) -> memoryview:
+    """The plain unsigned 64-bit word view of a segment buffer."""
+    return memoryview(buf).cast("B")[: len(buf) & -8].cast("Q")
+
+
+@cython.cclass
+class Words:
+    """The segment's words: ``words[i]`` / ``words[i] = v`` for any caller, ``signed[i]`` and
+    ``store(i, v)`` on the hot paths; when ``logging``, a store logs the old value first."""
+
+    def __init__(self, buf: memoryview, journal: Any = None) -> None:
+        """The words of ``buf``; each store logged to ``journal`` (its ``advance`` is called
+        when the current extent is full) unless it is None."""
+        raw = word_view(buf)
+        self.raw = raw
+        signed = raw.cast("B").cast("q")
+        self.signed = signed
+        self.readonly = raw.readonly
+        if not self.readonly:
+            self.out = signed
+        self.logging = journal is not None
+        self.logged = set[int]()
+        self.first = 0
+        self.limit = 0
+        self.slots = 0
+        self.journal = journal
+        self.observer: Callable[[int], object] | None = None
+        if not cython.compiled:
+            self._bind_store()
+
+    def _bind_store(self) -> None:
+        """Interpreted only: a method call a store would double the algorithms' cost, so a
+        view that neither logs nor is observed stores through the unsigned memoryview itself
+        (which refuses negative values and read-only memory as ``store`` does)."""
+        if self.logging or self.observer is not None:
+            vars(self).pop("store", None)
+        else:
+            setattr(self, "store", self.raw.__setitem__)  # noqa: B010 (an instance attribute)
+
+    def observe(self, observer: Callable[[int], object] | None) -> None:
+        """Call ``observer(index)`` after every store from now on (None: stop): for tests and
+        probes that follow an operation write by write (crash images, write counts)."""
+        self.observer = observer
+        if not cython.compiled:
+            self._bind_store()
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.raw[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Store one word (any 64-bit value) or a slice of them, logging when journaled."""
+        if isinstance(index, slice):
+            for at, item in zip(range(*index.indices(len(self.raw))), value):
+                self[at] = item
+            return
+        if self.logging:
+            self.log(index)
+        self.raw[index] = value
+        if self.observer is not None:
+            self.observer(index)
+
+    def store(self, index: cython.Py_ssize_t, value: cython.longlong) -> None:
+        """``words[index] = value`` for a value below 2**63 (every word an algorithm keeps)."""
+        if value < 0:
+            raise ValueError(f"word {index}: negative value {value}")
+        if self.readonly:
+            raise TypeError("cannot modify read-only memory")
+        if self.logging:
+            self.log(index)
+        self.out[index] = value
+        if self.observer is not None:
+            self.observer(index)
+
+    def log(self, index: cython.Py_ssize_t) -> None:
+        """Append ``index`` and its old value to the journal once a transaction (the journal
+        moves on to its next extent when the current one is full)."""
+        if index < 0 or index >= len(self.raw):
+            raise IndexError(f"word {index} is outside the segment")
+        if index in self.logged:
+            return
+        raw = self.raw
+        count = raw[DIRTY_WORD]
+        if count >= self.limit:
+            self.journal.advance(count)
+        at = self.slots + ENTRY_WORDS * (count - self.first)
+        raw[at] = index
+        raw[at + 1] = raw[index]
+        raw[DIRTY_WORD] = count + 1
+        self.logged.add(index)
