@@ -41,6 +41,7 @@ from segalloc.algorithm_common import (
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, compiled_hookimpl
+from segalloc.kernel import NO_MEMORY, AlgorithmKernel
 from segalloc.walks import LinkWalk
 from segalloc.words import Words, word_view
 
@@ -202,7 +203,7 @@ MAX_REQUEST = 1 << 60
 
 
 @cython.cclass
-class _Tlsf:
+class _Tlsf(AlgorithmKernel):
     """The block helpers and operations over the region's words (a C type when compiled).
 
     Fields are layout constants read at binding (ROWS never changes after format); every
@@ -399,11 +400,11 @@ class _Tlsf:
         return found
 
     # -- the allocation interface (tlsf.c's tlsf_malloc / tlsf_free) --------------------
-    def allocate(self, size: int) -> int | None:
+    # The kernel_* methods are the C entry points (segalloc.kernel); the MemoryAlgorithm
+    # methods check the Python arguments and call them.
+    def kernel_allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Good fit in O(1): round up to the next list, take its head, split off the rest;
         the wilderness's front when no list serves."""
-        if size > MAX_REQUEST:
-            return None
         try:
             span: cython.Py_ssize_t = span_for(size)
             index: cython.Py_ssize_t = search_index(span)
@@ -415,7 +416,7 @@ class _Tlsf:
             else:
                 h = self.words.signed[self.top_word]
                 if not h or self.free_block_at(h) < span:
-                    return None
+                    return NO_MEMORY
             found: cython.Py_ssize_t = self.free_block_at(h)
             self.take_free(h)
             self.hand_out(h, found, 0)
@@ -426,7 +427,7 @@ class _Tlsf:
         except DAMAGE as exc:
             raise damaged("segregated_fit", "allocate", exc) from exc
 
-    def deallocate(self, offset: int) -> None:
+    def kernel_deallocate(self, offset: cython.Py_ssize_t) -> cython.int:
         """Free a live block and merge it with its free neighbours through the boundary tags."""
         try:
             h: cython.Py_ssize_t = self.live_header(offset)
@@ -434,12 +435,105 @@ class _Tlsf:
             if header & PREV_FREE_BIT:  # the old header inside the merged block reads "free"
                 self.words.store(h, header | FREE_BIT)
             self.release(h, header & SPAN_MASK, header & PREV_FREE_BIT != 0)
+            return 0
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("segregated_fit", "deallocate", exc) from exc
 
-    def take_oversized(self, span: cython.Py_ssize_t) -> int | None:
+    def kernel_allocate_aligned(self, size: cython.Py_ssize_t,
+                                alignment: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Over-allocate, then give the front gap and the tail back to the lists."""
+        if alignment <= ALIGN:
+            return self.kernel_allocate(size)
+        try:
+            span: cython.Py_ssize_t = span_for(size)
+            offset: cython.Py_ssize_t = self.kernel_allocate(span + alignment + ALIGN)
+            if offset < 0:
+                return NO_MEMORY
+            if offset % alignment:
+                aligned: cython.Py_ssize_t = (offset + MIN_SPAN + alignment - 1) & -alignment
+                h: cython.Py_ssize_t = (offset >> 3) - 1
+                gap: cython.Py_ssize_t = aligned - offset
+                whole: cython.Py_ssize_t = self.words.signed[h] & SPAN_MASK
+                # the block came from a free list, so the block before it is not free
+                self.words.store(h + (gap >> 3), (whole - gap) | LIVE_BIT)
+                self.release(h, gap, False)
+                offset = aligned
+            self.trim((offset >> 3) - 1, span)
+            return offset
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("segregated_fit", "allocate_aligned", exc) from exc
+
+    def kernel_command(self, flags: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
+                       preferred_size: cython.Py_ssize_t,
+                       reuse: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Boost's command (its arguments checked by the caller, as ``command_can_succeed``
+        does): expand forward / backward or shrink in place, else allocate new."""
+        try:
+            if reuse >= 0 and flags & (EXPAND_FWD | EXPAND_BWD | SHRINKS):
+                h: cython.Py_ssize_t = self.live_header(reuse)
+                if flags & SHRINKS:
+                    return self.shrink(flags, h, limit_size, preferred_size)
+                done: cython.Py_ssize_t = self.expand(flags, h, span_for(limit_size),
+                                                      span_for(preferred_size))
+                if done >= 0:
+                    return done
+            if not flags & ALLOCATE_NEW:
+                return NO_MEMORY
+            offset: cython.Py_ssize_t = self.kernel_allocate(preferred_size)
+            if offset < 0:
+                offset = self.kernel_allocate(limit_size)
+                if offset < 0:
+                    return NO_MEMORY
+            if flags & ZERO_MEMORY:
+                self.zero(offset, offset + self.usable(offset))
+            return offset
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("segregated_fit", "allocation_command", exc) from exc
+
+    def allocate(self, size: int) -> int | None:
+        """A block of at least ``size`` bytes, or None."""
+        offset = self.kernel_allocate(size) if size <= MAX_REQUEST else NO_MEMORY
+        return offset if offset >= 0 else None
+
+    def deallocate(self, offset: int) -> None:
+        """Free the live block at ``offset``; ``InvalidPointer`` when it is none."""
+        if not 0 <= offset <= MAX_REQUEST:
+            raise InvalidPointer(f"offset {offset} is not a block of this segment")
+        self.kernel_deallocate(offset)
+
+    def allocate_aligned(self, size: int, alignment: int) -> int | None:
+        """A block of at least ``size`` bytes at a multiple of ``alignment``, or None."""
+        if size > MAX_REQUEST or alignment > MAX_REQUEST:
+            return None
+        offset = self.kernel_allocate_aligned(size, alignment)
+        return offset if offset >= 0 else None
+
+    def allocation_command(
+        self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
+    ) -> tuple[int | None, int]:
+        """Boost's ``allocation_command``: ``(offset, usable size)`` or ``(None, 0)``."""
+        flags = int(command)
+        if not command_can_succeed(flags, limit_size, preferred_size, reuse):
+            return None, 0
+        if reuse is not None and not 0 <= reuse <= MAX_REQUEST:
+            raise InvalidPointer(f"offset {reuse} is not a block of this segment")
+        if limit_size > MAX_REQUEST:
+            return None, 0
+        offset = self.kernel_command(flags, limit_size, min(preferred_size, MAX_REQUEST),
+                                     -1 if reuse is None else reuse)
+        return (offset, self.usable(offset)) if offset >= 0 else (None, 0)
+
+    def usable(self, offset: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The usable size of the block at ``offset`` (known to be live)."""
+        return (self.words.signed[(offset >> 3) - 1] & SPAN_MASK) - WORD
+
+    def take_oversized(self, span: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """First fit in the last list, then the wilderness, for spans beyond the table's range
         (grown segments)."""
         r: cython.const[cython.longlong][::1] = self.words.signed
@@ -451,7 +545,7 @@ class _Tlsf:
             if not h:
                 h = r[self.top_word]
                 if not h or self.free_block_at(h) < span:
-                    return None
+                    return NO_MEMORY
             found: cython.Py_ssize_t = self.free_block_at(h)
             if found >= span:
                 self.take_free(h)
@@ -463,64 +557,6 @@ class _Tlsf:
     def block_bound(self) -> int:
         """No walk visits more blocks than fit in the region."""
         return (self.words.signed[self.end_word] - self.first) // (MIN_SPAN // WORD) + 1
-
-    @damage_is_corruption
-    def allocate_aligned(self, size: int, alignment: int) -> int | None:
-        """Over-allocate, then give the front gap and the tail back to the lists."""
-        if alignment <= ALIGN:
-            return self.allocate(size)
-        if size > MAX_REQUEST or alignment > MAX_REQUEST:
-            return None
-        span: cython.Py_ssize_t = span_for(size)
-        found = self.allocate(span + alignment + ALIGN)
-        if found is None:
-            return None
-        offset: cython.Py_ssize_t = found
-        if offset % alignment:
-            aligned: cython.Py_ssize_t = (offset + MIN_SPAN + alignment - 1) & -alignment
-            h: cython.Py_ssize_t = (offset >> 3) - 1
-            gap: cython.Py_ssize_t = aligned - offset
-            whole: cython.Py_ssize_t = self.words.signed[h] & SPAN_MASK
-            # the block came from a free list, so the block before it is not free
-            self.words.store(h + (gap >> 3), (whole - gap) | LIVE_BIT)
-            self.release(h, gap, False)
-            offset = aligned
-        self.trim((offset >> 3) - 1, span)
-        return offset
-
-    def allocation_command(
-        self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
-    ) -> tuple[int | None, int]:
-        """Boost's command: expand forward/backward or shrink in place, else allocate new."""
-        flags = int(command)
-        if not command_can_succeed(flags, limit_size, preferred_size, reuse):
-            return None, 0
-        if limit_size > MAX_REQUEST:
-            return None, 0
-        preferred_size = min(preferred_size, MAX_REQUEST)
-        try:
-            if reuse is not None and flags & (EXPAND_FWD | EXPAND_BWD | SHRINKS):
-                h: cython.Py_ssize_t = self.live_header(reuse)
-                if flags & SHRINKS:
-                    return self.shrink(flags, h, limit_size, preferred_size)
-                done = self.expand(flags, h, span_for(limit_size), span_for(preferred_size))
-                if done is not None:
-                    return done
-            if not flags & ALLOCATE_NEW:
-                return None, 0
-            offset = self.allocate(preferred_size)
-            if offset is None:
-                offset = self.allocate(limit_size)
-                if offset is None:
-                    return None, 0
-            received = (self.words.signed[(offset >> 3) - 1] & SPAN_MASK) - WORD
-            if flags & ZERO_MEMORY:
-                self.zero(offset, offset + received)
-            return offset, received
-        except SegallocError:
-            raise
-        except DAMAGE as exc:
-            raise damaged("segregated_fit", "allocation_command", exc) from exc
 
     def take_next(self, h: cython.Py_ssize_t, wanted: cython.Py_ssize_t) -> cython.void:
         """Grow live block ``h`` into its free successor, up to a span of ``wanted`` (all of
@@ -542,21 +578,21 @@ class _Tlsf:
 
     def shrink(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t,
                limit_size: cython.Py_ssize_t, preferred_size: cython.Py_ssize_t
-               ) -> tuple[int | None, int]:
+               ) -> cython.Py_ssize_t:
         """SHRINK_IN_PLACE / TRY_SHRINK_IN_PLACE to a usable size in [preferred, limit]."""
-        offset = (h << 3) + WORD
-        usable = (self.words.signed[h] & SPAN_MASK) - WORD
+        offset: cython.Py_ssize_t = (h << 3) + WORD
+        usable: cython.Py_ssize_t = (self.words.signed[h] & SPAN_MASK) - WORD
         if usable < preferred_size:
-            return None, 0
-        new_span = span_for(preferred_size)
+            return NO_MEMORY
+        new_span: cython.Py_ssize_t = span_for(preferred_size)
         if new_span - WORD <= limit_size and self.trim(h, new_span):
-            return offset, new_span - WORD
+            return offset
         if usable <= limit_size or flags & TRY_SHRINK_IN_PLACE:
-            return offset, usable
-        return None, 0
+            return offset
+        return NO_MEMORY
 
     def expand(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t, least: cython.Py_ssize_t,
-               wanted: cython.Py_ssize_t) -> tuple[int, int] | None:
+               wanted: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Grow live block ``h`` in place to a span of ``wanted`` bytes, ``least`` at worst.
 
         Forward first (the offset stays); then backward into a free previous block, taking
@@ -568,7 +604,7 @@ class _Tlsf:
         span: cython.Py_ssize_t = header & SPAN_MASK
         old_end: cython.Py_ssize_t = (h << 3) + span
         if span >= wanted:
-            return (h << 3) + WORD, span - WORD
+            return (h << 3) + WORD
         n: cython.Py_ssize_t = h + (span >> 3)
         next_header: cython.Py_ssize_t = r[n]
         next_span: cython.Py_ssize_t = 0
@@ -579,10 +615,10 @@ class _Tlsf:
                 self.take_next(h, wanted)
             return self.expanded(flags, h, h, old_end)
         if not (flags & EXPAND_BWD and header & PREV_FREE_BIT):
-            return None
+            return NO_MEMORY
         prev_span: cython.Py_ssize_t = r[h - 1]
         if span + next_span + prev_span < least:
-            return None
+            return NO_MEMORY
         if next_span:
             self.take_free(n)
         span += next_span
@@ -601,13 +637,13 @@ class _Tlsf:
         return self.expanded(flags, new_h, h, old_end)
 
     def expanded(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t, old_h: cython.Py_ssize_t,
-                 old_end: cython.Py_ssize_t) -> tuple[int, int]:
-        """The result of an expansion; zero the bytes the caller did not have if asked."""
-        span = self.words.signed[h] & SPAN_MASK
+                 old_end: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The offset after an expansion; zero the bytes the caller did not have if asked."""
         if flags & ZERO_MEMORY:
+            span: cython.Py_ssize_t = self.words.signed[h] & SPAN_MASK
             self.zero((h << 3) + WORD, (old_h << 3) + WORD)
             self.zero(old_end, (h << 3) + span)
-        return (h << 3) + WORD, span - WORD
+        return (h << 3) + WORD
 
     def zero(self, begin: int, end: int) -> None:
         """Write zeros over bytes ``[begin, end)`` (user bytes: not through the word view)."""
@@ -619,6 +655,8 @@ class _Tlsf:
     @damage_is_corruption
     def usable_size(self, offset: int) -> int:
         """The span less the header word (the footer word is usable while the block lives)."""
+        if not 0 <= offset <= MAX_REQUEST:
+            raise InvalidPointer(f"offset {offset} is not a block of this segment")
         h = self.live_header(offset)
         usable: int = (self.words.signed[h] & SPAN_MASK) - WORD
         return usable
