@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Crash consistency: an elastic undo journal inside the segment.
 
 A process killed inside an operation leaves in-segment structures half changed. In a segment

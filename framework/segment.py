@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The segment manager: storage + algorithm + named-object index, behind Boost's API.
 
 A ``Segment`` holds a ``Storage`` (the bytes), the bound ``MemoryAlgorithm`` and the offset of
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Concatenate, Generic, Literal, NoReturn, ParamSpec, TypeVar, overload
 
 from segalloc import arrays, objects
+from segalloc.core import SegmentCore, check_handle, check_size
 from segalloc.deep_check import check_index_and_objects
 from segalloc.errors import (
     BadAlloc,
@@ -74,26 +76,12 @@ class NamedObject:
     type_id: str
 
 
-def _check_size(value: object, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{what} must be >= 0, got {value}")
-    return value
-
-
 def _check_alignment(alignment: object) -> int:
-    _check_size(alignment, "alignment")
+    check_size(alignment, "alignment")
     assert isinstance(alignment, int)
     if alignment == 0 or alignment & (alignment - 1):
         raise ValueError(f"alignment must be a power of two, got {alignment}")
     return alignment
-
-
-def _check_handle(handle: object) -> int:
-    if not isinstance(handle, int) or isinstance(handle, bool):
-        raise TypeError(f"handle must be an int offset, not {type(handle).__name__}")
-    return handle
 
 
 def smallest_journaled_size(algorithm: str) -> int:
@@ -132,34 +120,12 @@ class _Access:
         self._held: list[Any] = []
 
     def __enter__(self) -> None:
-        segment = self._segment
-        if segment._closed:
-            raise ValueError(f"{type(segment).__name__} is closed")
-        lock = segment._storage.lock()
-        lock.__enter__()
-        self._held.append(lock)
-        try:
-            if segment._depth == 0:
-                segment._recover()
-            if self._write:
-                if segment._storage.read_only:
-                    raise ReadOnlySegment("the segment was opened read-only")
-                segment._journal.ensure()  # a safe point: the algorithm's structures are whole
-        except BaseException:
-            self._held.pop().__exit__(None, None, None)
-            raise
-        segment._depth += 1
+        self._held.append(self._segment._enter(self._write))
 
     def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
         if not self._held:  # entered in the parent before a fork: not this process's section
             return
-        segment = self._segment
-        segment._depth -= 1
-        try:
-            if segment._depth == 0 and segment._journal.pending():
-                segment._journal.finish(failed=kind is not None)
-        finally:
-            self._held.pop().__exit__(kind, error, trace)
+        self._segment._leave(self._held.pop(), kind is not None, error)
 
 
 _SegmentT = TypeVar("_SegmentT", bound="Segment")
@@ -194,7 +160,7 @@ def _forget_parent_sections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_sections)
 
 
-class Segment:
+class Segment(SegmentCore):
     """A managed memory segment over any storage (the managed classes add the constructor)."""
 
     #: the registered storage plugin holding the bytes (``"heap"``, ...); each managed class names one
@@ -359,6 +325,7 @@ class Segment:
             self._journal.attach(alg)
         self._index = NameIndex(buf, alg, index_root, self._journal.words)
         self._index.safe_point = self._journal.ensure
+        self._bind_core(self._storage, alg, self._journal, len(buf))
 
     def _recover(self) -> None:
         """Undo what a process that died holding the lock left half done (then check the
@@ -450,7 +417,7 @@ class Segment:
         """Write ``data`` at ``offset`` as part of the current transaction: on rollback the
         bytes it covered come back (use it for bytes of blocks allocated in the same
         transaction)."""
-        _check_handle(offset)
+        check_handle(offset)
         if not 0 <= offset <= offset + len(data) <= len(self._buf):
             raise InvalidPointer(f"bytes [{offset}, {offset + len(data)}) are not inside the segment")
         with self._writing:
@@ -468,20 +435,7 @@ class Segment:
     size = property(get_size, doc="Bytes in the segment, header included.")
     free_memory = property(get_free_memory, doc="Free bytes.")
 
-    # -- raw allocation ------------------------------------------------------------------
-    # (the overloads tell type checkers that only ``nothrow=True`` can give None)
-    @overload
-    def allocate(self, size: int, *, nothrow: Literal[False] = False) -> int: ...
-    @overload
-    def allocate(self, size: int, *, nothrow: bool) -> int | None: ...
-
-    def allocate(self, size: int, *, nothrow: bool = False) -> int | None:
-        """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
-        _check_size(size, "size")
-        with self._writing:
-            offset = self._alg.allocate(size) if size <= len(self._buf) else None
-        return self._result(offset, nothrow, f"cannot allocate {size} bytes")
-
+    # -- raw allocation (allocate and deallocate: SegmentCore's hot path) ----------------
     @overload
     def allocate_aligned(self, size: int, alignment: int, *, nothrow: Literal[False] = False) -> int: ...
     @overload
@@ -490,7 +444,7 @@ class Segment:
     def allocate_aligned(self, size: int, alignment: int, *, nothrow: bool = False) -> int | None:
         """Like ``allocate`` with the handle (and its address, up to the storage's base
         alignment) a multiple of ``alignment``."""
-        _check_size(size, "size")
+        check_size(size, "size")
         _check_alignment(alignment)
         with self._writing:
             fits = size <= len(self._buf) and alignment <= len(self._buf)
@@ -503,15 +457,9 @@ class Segment:
             raise BadAlloc(why)
         return offset
 
-    def deallocate(self, handle: int) -> None:
-        """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
-        _check_handle(handle)
-        with self._writing:
-            self._alg.deallocate(handle)
-
     def usable_size(self, handle: int) -> int:
         """Bytes the block at ``handle`` really holds (Boost's ``size(ptr)``)."""
-        _check_handle(handle)
+        check_handle(handle)
         with self._reading:
             return self._alg.usable_size(handle)
 
@@ -525,8 +473,8 @@ class Segment:
         Failure raises ``BadAlloc`` unless ``NOTHROW`` is set, which returns ``(None, 0)``.
         """
         command = Command(command)
-        _check_size(limit_size, "limit_size")
-        _check_size(preferred_size, "preferred_size")
+        check_size(limit_size, "limit_size")
+        check_size(preferred_size, "preferred_size")
         expands = command & (Command.EXPAND_FWD | Command.EXPAND_BWD)
         shrinks = command & (Command.SHRINK_IN_PLACE | Command.TRY_SHRINK_IN_PLACE)
         if not command & (Command.ALLOCATE_NEW | expands | shrinks):
@@ -540,7 +488,7 @@ class Segment:
         with self._writing:
             old_size = 0
             if reuse is not None:
-                _check_handle(reuse)
+                check_handle(reuse)
                 old_size = self._alg.usable_size(reuse)
             # a shrink to more than its limit fails as Boost's does (no algorithm can serve it,
             # and a caller shrinking to what it received may find it got less than preferred)
@@ -571,12 +519,12 @@ class Segment:
         if isinstance(sizes, int) and not isinstance(sizes, bool):
             if count is None:
                 raise TypeError("allocate_many(size, count): count is required with a single size")
-            wanted = [_check_size(sizes, "size")] * _check_size(count, "count")
+            wanted = [check_size(sizes, "size")] * check_size(count, "count")
         else:
             if count is not None:
                 raise TypeError("allocate_many(sizes): count goes only with a single size")
             assert not isinstance(sizes, int)
-            wanted = [_check_size(size, "size") for size in sizes]
+            wanted = [check_size(size, "size") for size in sizes]
         with self._writing:
             fits = sum(wanted) <= len(self._buf)
             if fits:
@@ -590,7 +538,7 @@ class Segment:
 
     def deallocate_many(self, handles: Sequence[int]) -> None:
         """Free several blocks; a bad handle among them raises and frees none."""
-        checked = [_check_handle(handle) for handle in handles]
+        checked = [check_handle(handle) for handle in handles]
         with self._writing:
             self._journal.ensure(ENTRIES_PER_CALL * len(checked))
             self._alg.deallocate_many(checked)
@@ -598,10 +546,10 @@ class Segment:
     # -- handles and views --------------------------------------------------------------
     def view(self, handle: int, size: int | None = None) -> memoryview:
         """A byte view of ``size`` bytes at ``handle`` (default: the block's usable size)."""
-        _check_handle(handle)
+        check_handle(handle)
         if size is None:
             size = self.usable_size(handle)
-        _check_size(size, "size")
+        check_size(size, "size")
         if not 0 <= handle <= handle + size <= len(self._buf):
             raise InvalidPointer(f"bytes [{handle}, {handle + size}) are not inside the segment")
         return self._buf[handle : handle + size]
@@ -630,7 +578,7 @@ class Segment:
 
     def get_address_from_handle(self, handle: int) -> int:
         """The absolute address of ``handle`` in this process (valid until the memory moves)."""
-        _check_handle(handle)
+        check_handle(handle)
         if not 0 <= handle < len(self._buf):
             raise InvalidPointer(f"handle {handle} is outside the segment")
         return self._base_address() + handle
@@ -657,7 +605,7 @@ class Segment:
     def get_object_from_handle(self, cls: type, handle: int) -> Any:
         """The object of type ``cls`` at ``handle``: a constructed object (type-checked) or
         raw bytes of an allocation seen as ``cls``; ``numpy.ndarray`` for an array object."""
-        _check_handle(handle)
+        check_handle(handle)
         if arrays.is_ndarray_type(cls):
             with self._reading:
                 entry = self._entry_at(handle)
@@ -699,7 +647,7 @@ class Segment:
         objects.check_type(cls)
         kind, key = self._key(cls, name)
         if count is not None:
-            _check_size(count, "count")
+            check_size(count, "count")
             if not objects.is_ctypes_type(cls):
                 raise TypeError(f"arrays of {cls.__qualname__} are not supported; use count=None")
         with self._writing:
@@ -1019,7 +967,7 @@ class Segment:
 
     def reserve_named_objects(self, count: int) -> None:
         """Size the name index for ``count`` objects now, so later constructs do not rehash."""
-        _check_size(count, "count")
+        check_size(count, "count")
         buckets = 1 << max(count - 1, 0).bit_length()
         with self._writing:
             if not self._index.rehash(buckets):
@@ -1033,7 +981,7 @@ class Segment:
         so ``BufferError`` while ctypes objects, numpy arrays or buffer views taken from the
         segment are alive (they would keep using the old copy); container proxies raise
         ``InvalidPointer`` afterwards: fetch them again from their handles."""
-        _check_size(extra, "extra")
+        check_size(extra, "extra")
         with self._writing:
             self._refuse_move("grow")
             try:
@@ -1133,6 +1081,8 @@ class Segment:
         self._buf = memoryview(b"")
         self._objects_buf = None
         self._alg = self._index = self._journal = None  # type: ignore[assignment]
+        self._kernel = None
+        self._words = None  # type: ignore[assignment]
         self._storage.close()
 
     def __enter__(self: _SegmentT) -> _SegmentT:
@@ -1205,7 +1155,7 @@ class NamedSegment(Segment):
         new tail and writes the header; a kill in between leaves a tail that the next opener
         takes in, a kill inside the transaction is rolled back (and the tail taken in)."""
         cls._check_name(name, "grow(name, extra)")
-        _check_size(extra, "extra")
+        check_size(extra, "extra")
         opening = {key: value for key, value in options.items() if key != "timeout"}
         with cls.storage_class.resizing(name, **options) as set_size:
             with cls(Mode.OPEN_ONLY, name, **opening) as segment:  # settles an earlier resize

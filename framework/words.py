@@ -27,6 +27,8 @@ __all__ = ["DIRTY_WORD", "ENTRY_WORDS", "Words", "word_view"]
 DIRTY_WORD = DIRTY_AT // 8
 #: a journal entry: the word index, then its old value
 ENTRY_WORDS = 2
+_DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
+_ENTRY = cython.declare(cython.Py_ssize_t, ENTRY_WORDS)
 
 
 def word_view(buf: memoryview) -> memoryview:
@@ -108,16 +110,17 @@ class Words:
     def log(self, index: cython.Py_ssize_t) -> None:
         """Append ``index`` and its old value to the journal once a transaction (the journal
         moves on to its next extent when the current one is full)."""
-        if index < 0 or index >= len(self.raw):
+        signed: cython.const[cython.longlong][::1] = self.signed
+        if index < 0 or index >= signed.shape[0]:
             raise IndexError(f"word {index} is outside the segment")
         if index in self.logged:
             return
-        raw = self.raw
-        count = raw[DIRTY_WORD]
+        count: cython.Py_ssize_t = signed[_DIRTY]
         if count >= self.limit:
             self.journal.advance(count)
-        at = self.slots + ENTRY_WORDS * (count - self.first)
-        raw[at] = index
-        raw[at + 1] = raw[index]
-        raw[DIRTY_WORD] = count + 1
+        at: cython.Py_ssize_t = self.slots + _ENTRY * (count - self.first)
+        out: cython.longlong[::1] = self.out
+        out[at] = index
+        out[at + 1] = signed[index]  # (the same 64 bits, whatever their sign)
+        out[_DIRTY] = count + 1
         self.logged.add(index)

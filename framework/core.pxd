@@ -1,0 +1,17 @@
+# The C layout of SegmentCore (core.py, pure-Python mode).
+from segalloc.kernel cimport AlgorithmKernel
+from segalloc.words cimport Words
+
+cdef class SegmentCore:
+    cdef public object _storage, _alg, _journal
+    cdef public AlgorithmKernel _kernel
+    cdef public Words _words
+    cdef public Py_ssize_t _size, _depth, _extent_link
+    cdef public bint _closed, _read_only, _journaled
+    cdef object __weakref__
+
+    cpdef object _enter(self, bint write)
+    cpdef _leave(self, object lock, bint failed, object error=*)
+
+cpdef object check_size(object value, str what)
+cpdef object check_handle(object handle)

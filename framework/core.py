@@ -1,0 +1,144 @@
+"""The section every segment operation runs in, and the allocation hot path (compiled).
+
+Each public operation of a segment takes the storage's lock; the outermost section first
+repairs what a process that died holding the lock left half done, and last commits (or, when
+the operation raised, rolls back) the journal transaction. ``SegmentCore`` keeps that state in C
+fields (the header check on the hot path is one word read) and runs ``allocate`` /
+``deallocate`` through the algorithm's C entry points (``segalloc.kernel``) when it has them;
+``segalloc.segment.Segment`` derives from it and keeps everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, overload
+
+import cython
+
+from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
+from segalloc.kernel import AlgorithmKernel
+from segalloc.words import DIRTY_WORD
+
+__all__ = ["SegmentCore", "check_handle", "check_size"]
+
+#: the journal extent header's link to the next extent (segalloc.journal's layout)
+_EXTENT_NEXT = 2
+_DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
+
+
+def check_size(value: object, what: str) -> int:
+    """``value`` as a size: a non-negative int (``TypeError`` / ``ValueError`` otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+def check_handle(handle: object) -> int:
+    """``handle`` as an offset: an int (``TypeError`` otherwise)."""
+    if not isinstance(handle, int) or isinstance(handle, bool):
+        raise TypeError(f"handle must be an int offset, not {type(handle).__name__}")
+    return handle
+
+
+@cython.cclass
+class SegmentCore:
+    """The lock-and-journal section of a segment and its allocation hot path."""
+
+    def _bind_core(self, storage: Any, algorithm: Any, journal: Any, size: int) -> None:
+        """Take the bound parts (after every open, grow or move of the memory)."""
+        self._storage = storage
+        self._alg = algorithm
+        self._kernel = algorithm if isinstance(algorithm, AlgorithmKernel) else None
+        self._journal = journal
+        self._words = journal.words
+        self._size = size
+        self._read_only = bool(storage.read_only)
+        self._journaled = bool(journal.active)
+        self._extent_link = (journal.offset >> 3) + _EXTENT_NEXT if self._journaled else 0
+
+    def _recover(self) -> None:
+        """Undo what a process that died holding the lock left half done (the segment's)."""
+        raise NotImplementedError
+
+    def _enter(self, write: cython.bint) -> Any:
+        """Open a section: the lock taken, recovery done at the outermost level, a safe point
+        for the journal when writing; the lock, for ``_leave``."""
+        if self._closed:
+            raise ValueError(f"{type(self).__name__} is closed")
+        lock = self._storage.lock()
+        lock.__enter__()
+        try:
+            if self._depth == 0:
+                signed: cython.const[cython.longlong][::1] = self._words.signed
+                if signed[_DIRTY] or (self._journaled and signed[self._extent_link]):
+                    self._recover()
+            if write:
+                if self._read_only:
+                    raise ReadOnlySegment("the segment was opened read-only")
+                if self._journaled:
+                    self._journal.ensure()  # a safe point: the algorithm's structures are whole
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        self._depth += 1
+        return lock
+
+    def _leave(self, lock: Any, failed: cython.bint, error: Any = None) -> None:
+        """Close a section; the outermost one commits the transaction, or rolls it back when
+        the operation ``failed``."""
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._words.signed[_DIRTY]:
+                self._journal.finish(failed=failed)
+        finally:
+            if failed:
+                lock.__exit__(type(error), error, None)
+            else:
+                lock.__exit__(None, None, None)
+
+    # -- the allocation hot path ------------------------------------------------------------
+    @overload
+    def allocate(self, size: int, *, nothrow: Literal[False] = False) -> int: ...
+    @overload
+    def allocate(self, size: int, *, nothrow: bool) -> int | None: ...
+
+    def allocate(self, size: object, *, nothrow: object = False) -> int | None:
+        """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
+        check_size(size, "size")
+        offset: cython.Py_ssize_t = -1
+        lock = self._enter(True)
+        try:
+            if size <= self._size:
+                if self._kernel is not None:
+                    kernel: AlgorithmKernel = self._kernel
+                    offset = kernel.kernel_allocate(size)
+                else:
+                    found = self._alg.allocate(size)
+                    offset = -1 if found is None else found
+        except BaseException as exc:
+            self._leave(lock, True, exc)
+            raise
+        self._leave(lock, False)
+        if offset >= 0:
+            return offset
+        if nothrow:
+            return None
+        raise BadAlloc(f"cannot allocate {size} bytes")
+
+    def deallocate(self, handle: object) -> None:
+        """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
+        check_handle(handle)
+        lock = self._enter(True)
+        try:
+            if self._kernel is not None and 0 <= handle <= self._size:
+                kernel: AlgorithmKernel = self._kernel
+                kernel.kernel_deallocate(handle)
+            elif self._kernel is not None:
+                raise InvalidPointer(f"offset {handle} is not a block of this segment")
+            else:
+                self._alg.deallocate(handle)
+        except BaseException as exc:
+            self._leave(lock, True, exc)
+            raise
+        self._leave(lock, False)
