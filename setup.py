@@ -18,7 +18,14 @@ ROOT = Path(__file__).parent
 #: repository folder -> import package (as pyproject's package-dir maps them)
 PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms"}
 #: the modules compiled, by source path
-COMPILED = ["framework/words.py", "framework/kernel.py", "framework/core.py", "framework/journal.py", "framework/segment.py", "algorithms/segregated_fit.py"]
+COMPILED = [
+    "framework/words.py",
+    "framework/kernel.py",
+    "framework/core.py",
+    "framework/journal.py",
+    "framework/segment.py",
+    "algorithms/segregated_fit.py",
+]
 
 
 class OptionalBuildExt(build_ext):

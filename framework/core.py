@@ -10,13 +10,18 @@ fields (the header check on the hot path is one word read) and runs ``allocate``
 
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import cython
 
 from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
 from segalloc.kernel import AlgorithmKernel
 from segalloc.words import DIRTY_WORD
+
+if TYPE_CHECKING:
+    from segalloc.interfaces import MemoryAlgorithm, Storage
+    from segalloc.journal import Journal
+    from segalloc.words import Words
 
 __all__ = ["SegmentCore", "check_handle", "check_size"]
 
@@ -44,6 +49,19 @@ def check_handle(handle: object) -> int:
 @cython.cclass
 class SegmentCore:
     """The lock-and-journal section of a segment and its allocation hot path."""
+
+    if TYPE_CHECKING:  # the C fields (core.pxd), as type checkers see them
+        _storage: Storage
+        _alg: MemoryAlgorithm
+        _journal: Journal
+        _kernel: AlgorithmKernel | None
+        _words: Words
+        _size: int
+        _depth: int
+        _extent_link: int
+        _closed: bool
+        _read_only: bool
+        _journaled: bool
 
     def _bind_core(self, storage: Any, algorithm: Any, journal: Any, size: int) -> None:
         """Take the bound parts (after every open, grow or move of the memory)."""
@@ -105,39 +123,39 @@ class SegmentCore:
 
     def allocate(self, size: object, *, nothrow: object = False) -> int | None:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
-        check_size(size, "size")
+        wanted = check_size(size, "size")
         offset: cython.Py_ssize_t = -1
         lock = self._enter(True)
         try:
-            if size <= self._size:
+            if wanted <= self._size:
                 if self._kernel is not None:
                     kernel: AlgorithmKernel = self._kernel
-                    offset = kernel.kernel_allocate(size)
+                    offset = kernel.kernel_allocate(wanted)
                 else:
-                    found = self._alg.allocate(size)
+                    found = self._alg.allocate(wanted)
                     offset = -1 if found is None else found
         except BaseException as exc:
             self._leave(lock, True, exc)
             raise
         self._leave(lock, False)
         if offset >= 0:
-            return offset
+            return int(offset)
         if nothrow:
             return None
         raise BadAlloc(f"cannot allocate {size} bytes")
 
     def deallocate(self, handle: object) -> None:
         """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
-        check_handle(handle)
+        offset = check_handle(handle)
         lock = self._enter(True)
         try:
-            if self._kernel is not None and 0 <= handle <= self._size:
+            if self._kernel is not None and 0 <= offset <= self._size:
                 kernel: AlgorithmKernel = self._kernel
-                kernel.kernel_deallocate(handle)
+                kernel.kernel_deallocate(offset)
             elif self._kernel is not None:
-                raise InvalidPointer(f"offset {handle} is not a block of this segment")
+                raise InvalidPointer(f"offset {offset} is not a block of this segment")
             else:
-                self._alg.deallocate(handle)
+                self._alg.deallocate(offset)
         except BaseException as exc:
             self._leave(lock, True, exc)
             raise
