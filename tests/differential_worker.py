@@ -12,8 +12,8 @@ the bytes themselves, for the test to show where two builds first differ.
 Operations name blocks by their place in the list of live handles this run has handed out, so
 one list of operations means the same thing in both builds as long as their results agree
 (the test stops at the first step where they do not). ``--skew N`` asks every ``allocate`` for
-``N`` bytes more than the operation says: a deliberate difference, for the test that proves
-the comparison fails.
+``N`` bytes more than the operation says, and the ``crash`` operation ends the process as a
+segfault would: with them the test proves that a difference and a crash fail the comparison.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -191,6 +192,11 @@ class Run:
                 [tuple(vars(entry).values()) for entry in seg.named_objects()],
                 [tuple(vars(entry).values()) for entry in seg.unique_objects()],
                 seg.num_named_objects(), seg.num_unique_objects())
+
+    def op_crash(self) -> None:
+        """End this process as a segfault in compiled code would (for the test that a crash
+        fails the comparison)."""
+        os.kill(os.getpid(), signal.SIGSEGV)
 
     # -- operations on segments ----------------------------------------------------------------
     def _named(self, kind: str, name: str) -> tuple[type, Any]:

@@ -97,15 +97,26 @@ class Build:
 
 
 def exchange(builds: Sequence[Build], request: tuple[Any, ...], what: str) -> list[Any]:
-    """Every build's answer to ``request``, the builds working at the same time."""
+    """Every build's answer to ``request``, the builds working at the same time (each answer
+    is read, so a failure of one leaves no stale answer in another's connection)."""
     for build in builds:
         build.send(request)
-    return [build.receive(what) for build in builds]
+    answers, failures = [], []
+    for build in builds:
+        try:
+            answers.append(build.receive(what))
+        except AssertionError as failure:
+            failures.append(failure)
+    if failures:
+        raise failures[0]
+    return answers
 
 
 def _first_difference(old: bytes, new: bytes) -> str:
     if len(old) != len(new):
         return f"the segments are {len(old)} and {len(new)} bytes long"
+    if old == new:
+        return "none now: the same operations gave other bytes when run again"
     at = next(index for index, (a, b) in enumerate(zip(old, new)) if a != b)
     count = sum(a != b for a, b in zip(old, new))
     word = at - at % 8
@@ -267,6 +278,13 @@ def test_a_difference_in_the_bytes_alone_is_named(skewed: tuple[Build, Build]) -
                                              r"bytes differ, the first at byte \d+"):
         compare(skewed, _setup("segment", "best_fit", 8192),
                 [("observe",), ("allocate", 64), ("observe",)])
+
+
+def test_a_crashed_worker_fails_the_comparison_and_is_replaced(
+        skewed: tuple[Build, Build]) -> None:
+    with pytest.raises(AssertionError, match=r"the plain worker died \(SIGSEGV\)"):
+        compare(skewed, _setup("algorithm", "best_fit", 4096), [("observe",), ("crash",)])
+    compare(skewed, _setup("algorithm", "best_fit", 4096), [("observe",)])
 
 
 @pytest.mark.parametrize("kind", ["algorithm", "segment"])
