@@ -189,8 +189,8 @@ class Run:
         seg = self.segment
         return (seg.get_size(), seg.get_free_memory(), seg.check_sanity(),
                 seg.all_memory_deallocated(), list(seg.free_blocks()),
-                [tuple(vars(entry).values()) for entry in seg.named_objects()],
-                [tuple(vars(entry).values()) for entry in seg.unique_objects()],
+                [_listed(entry) for entry in seg.named_objects()],
+                [_listed(entry) for entry in seg.unique_objects()],
                 seg.num_named_objects(), seg.num_unique_objects())
 
     def op_crash(self) -> None:
@@ -245,6 +245,10 @@ class Run:
                 self.live = live
             raise
         return results
+
+
+def _listed(entry: Any) -> tuple[str, int, int, str]:
+    return entry.name, entry.handle, entry.count, entry.type_id
 
 
 def _step(run: Run, operation: tuple[Any, ...]) -> tuple[Any, str | None, bytes]:
