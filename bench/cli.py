@@ -53,14 +53,16 @@ def _emit_json(document: Any) -> None:
 
 # -- segalloc plugins ---------------------------------------------------------------------
 def cmd_plugins(args: argparse.Namespace) -> int:
-    """List the registered algorithms and backends with their constants."""
-    from segalloc import plugins
+    """List the registered algorithms and backends with their constants and whether each runs
+    compiled (SEGALLOC_PURE_PYTHON=1 runs every module interpreted)."""
+    from segalloc import PURE_PYTHON, is_compiled, plugins
 
     host = plugins()
-    algorithms = [
+    algorithms: list[dict[str, Any]] = [
         {
             "name": name,
             "class": f"{cls.__module__}.{cls.__qualname__}",
+            "compiled": is_compiled(cls),
             "layout_version": cls.layout_version,
             "ALIGNMENT": cls.ALIGNMENT,
             "PAYLOAD_PER_ALLOCATION": cls.PAYLOAD_PER_ALLOCATION,
@@ -68,27 +70,35 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         }
         for name, cls in host.algorithms.items()
     ]
-    backends = [
+    backends: list[dict[str, Any]] = [
         {"name": name, "class": f"{cls.__module__}.{cls.__qualname__}",
-         "managed_class": cls.managed_class_name, "named": cls.named}
+         "compiled": is_compiled(cls), "managed_class": cls.managed_class_name,
+         "named": cls.named}
         for name, cls in host.backends.items()
     ]
     if args.json:
-        _emit_json({"algorithms": algorithms, "backends": backends})
+        _emit_json({"algorithms": algorithms, "backends": backends, "pure_python": PURE_PYTHON})
         return 0
     print("Algorithms")
     print(_table(
-        ["name", "ALIGNMENT", "PAYLOAD_PER_ALLOCATION", "MIN_SEGMENT_SIZE", "layout", "class"],
+        ["name", "ALIGNMENT", "PAYLOAD_PER_ALLOCATION", "MIN_SEGMENT_SIZE", "layout", "build",
+         "class"],
         [[a["name"], a["ALIGNMENT"], a["PAYLOAD_PER_ALLOCATION"], a["MIN_SEGMENT_SIZE"],
-          a["layout_version"], a["class"]] for a in algorithms],
+          a["layout_version"], _build(a["compiled"]), a["class"]] for a in algorithms],
     ))
     print("\nBackends")
     print(_table(
-        ["name", "managed class", "named", "class"],
-        [[b["name"], b["managed_class"], "yes" if b["named"] else "no", b["class"]]
-         for b in backends],
+        ["name", "managed class", "named", "build", "class"],
+        [[b["name"], b["managed_class"], "yes" if b["named"] else "no", _build(b["compiled"]),
+          b["class"]] for b in backends],
     ))
+    if PURE_PYTHON:
+        print("\nSEGALLOC_PURE_PYTHON=1: every module runs interpreted")
     return 0
+
+
+def _build(compiled: bool) -> str:
+    return "compiled" if compiled else "interpreted"
 
 
 # -- segalloc replay ----------------------------------------------------------------------
@@ -301,8 +311,15 @@ def _bench_parameters(args: argparse.Namespace) -> Any:
 
 
 def _print_report_summary(document: dict[str, Any]) -> None:
-    from segalloc.bench.report import HEADLINES, boost_rows, headline_rows, unfinished_cells
+    from segalloc.bench.report import (
+        HEADLINES,
+        boost_rows,
+        build_line,
+        headline_rows,
+        unfinished_cells,
+    )
 
+    print(build_line(document["environment"]["build"]) + "\n")
     for figure, title in HEADLINES:
         print(_table(*headline_rows(document, figure), title=title) + "\n")
     for line in unfinished_cells(document):

@@ -22,7 +22,8 @@ Cells are matched by (load, algorithm, backend). Two kinds of figure, two rules:
 Two runs made with different parameters (profile, scale, seed, loads' cut, samples) did not
 measure the same thing: ``compare_reports`` refuses them (``ValueError`` naming what differs)
 unless ``force``, which keeps the difference in ``warnings``. A different machine or Python is
-a warning too. ``slower`` lists the cells whose ns/op got slower beyond the threshold: the CLI
+a warning too, and so is a different build (compiled or interpreted algorithms, where both
+runs recorded theirs). ``slower`` lists the cells whose ns/op got slower beyond the threshold: the CLI
 exits 1 when there are any (for CI).
 """
 
@@ -34,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
+
+from segalloc.bench.report import build_line
 
 __all__ = [
     "ALPHA",
@@ -191,6 +194,10 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any],
     if _environment(old) != _environment(new):
         warnings.append("the runs differ in machine or Python: timing verdicts are indicative "
                         "only")
+    builds = [document["environment"].get("build") for document in (old, new)]
+    if None not in builds and builds[0] != builds[1]:
+        warnings.append(f"the runs ran different builds ({build_line(builds[0])}; then "
+                        f"{build_line(builds[1])}): a speed change may be the build's")
     old_cells, new_cells = _cells(old), _cells(new)
     changes: list[Change] = []
     not_comparable = []

@@ -24,7 +24,9 @@ Report format versions (the document's ``version``; older files keep loading):
   ``fragmentation_1`` (Johnstone & Wilson's time-averaged measure), ``spread_max``,
   ``largest_free_at_peak``; the probes' figures are absent from cells that did not finish. The
   cell gains ``latency_cdf`` (per kind, [ns, probability] points) and its ``timeline`` gains
-  ``largest_free``.
+  ``largest_free``. Later version-3 files add ``environment.build`` (absent from earlier ones):
+  ``pure_python`` (``SEGALLOC_PURE_PYTHON`` was set) and ``algorithms``, a ``{name, compiled}``
+  object per algorithm of the run.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "HEADLINES",
     "REPORT_VERSION",
     "boost_rows",
+    "build_line",
     "cost_rows",
     "dump_report",
     "headline_rows",
@@ -210,14 +213,29 @@ def _boost_note(document: dict[str, Any]) -> str:
             f"measured in this run on a {boost.get('segment_size')}-byte segment.")
 
 
+def build_line(build: dict[str, Any]) -> str:
+    """One line saying which build ran: ``build: compiled (best_fit, segregated_fit),
+    interpreted (sequential_fit)``, and ``SEGALLOC_PURE_PYTHON=1`` when it was set."""
+    parts = []
+    for compiled, label in ((True, "compiled"), (False, "interpreted")):
+        names = [entry["name"] for entry in build["algorithms"] if entry["compiled"] is compiled]
+        if names:
+            parts.append(f"{label} ({', '.join(names)})")
+    if build["pure_python"]:
+        parts.append("as SEGALLOC_PURE_PYTHON=1 asks")
+    return "build: " + (", ".join(parts) or "no algorithm")
+
+
 def _environment_lines(document: dict[str, Any]) -> list[str]:
     env = document["environment"]
     machine, python = env["machine"], env["python"]
     params = document["parameters"]
+    build = [f"- {build_line(env['build'])}"] if "build" in env else []
     return [
         f"- machine: {machine['cpu']}, {machine['cores']} cores, {machine['system']} "
         f"{machine['release']} ({machine['architecture']})",
         f"- Python: {python['implementation']} {python['version']}",
+        *build,
         f"- git commit: {env['git_commit'] or 'unknown'}",
         f"- profile {params['profile']}: scale {params['scale']}, seed {params['seed']}, "
         f"{params['samples']} samples, trace limit {params['trace_limit'] or 'none'}, "

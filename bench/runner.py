@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from segalloc import Mode, plugins
+from segalloc import PURE_PYTHON, Mode, is_compiled, plugins
 from segalloc.bench import metrics
 from segalloc.bench.probes import CostResult, measure_cost, measure_latency
 from segalloc.bench.replay import (
@@ -50,6 +50,7 @@ __all__ = [
     "Profile",
     "Progress",
     "available_cores",
+    "build_record",
     "cell_figures",
     "execute",
     "merge_rounds",
@@ -514,8 +515,19 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def environment() -> dict[str, Any]:
-    """The machine, the Python and the code a run measured."""
+def build_record(algorithms: Iterable[str]) -> dict[str, Any]:
+    """Which build runs: whether ``SEGALLOC_PURE_PYTHON`` asked for the interpreted one, and
+    for each algorithm whether its module runs compiled. The local executor's cells run in
+    processes started from this one, so they run the same build; a Dask cluster's workers
+    run what their own machines installed."""
+    host = plugins()
+    return {"pure_python": PURE_PYTHON,
+            "algorithms": [{"name": name, "compiled": is_compiled(host.algorithm(name))}
+                           for name in algorithms]}
+
+
+def environment(algorithms: Iterable[str] = ()) -> dict[str, Any]:
+    """The machine, the Python and the code a run measured (the build of ``algorithms``)."""
     return {
         "machine": {"system": platform.system(), "release": platform.release(),
                     "architecture": platform.machine(), "cpu": _cpu_model(),
@@ -523,6 +535,7 @@ def environment() -> dict[str, Any]:
         "python": {"implementation": platform.python_implementation(),
                    "version": platform.python_version()},
         "git_commit": _git_commit(),
+        "build": build_record(algorithms),
     }
 
 
@@ -593,7 +606,7 @@ def run_bench(params: BenchParameters, progress_stream: IO[str] | None = None,
         "kind": "segalloc-bench",
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round((finished - started).total_seconds(), 3),
-        "environment": environment(),
+        "environment": environment(params.algorithms),
         "parameters": {key: list(value) if isinstance(value, tuple) else value
                        for key, value in asdict(params).items()},
         "loads": [{"name": load.name, "kind": load.kind,

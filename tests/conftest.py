@@ -1,5 +1,6 @@
-"""Shared test configuration: hypothesis profiles (``ci`` when CI=true), the example third-party
-plugin installed for the session only, and fixtures."""
+"""Shared test configuration: hypothesis profiles (``ci`` when CI=true), the build under test in
+the session's header, the example third-party plugin installed for the session only, and
+fixtures."""
 
 from __future__ import annotations
 
@@ -43,6 +44,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 _plugin_site = pytest.StashKey[Path]()
 _saved_pythonpath = pytest.StashKey["str | None"]()
+
+
+def pytest_report_header() -> str:
+    """Which build the session tests: the compiled modules run, or SEGALLOC_PURE_PYTHON=1."""
+    from compiled_build import compiled_installed, compiled_modules
+
+    from segalloc import PURE_PYTHON
+
+    modules = sorted(compiled_modules())
+    built = [module for module in modules if compiled_installed(module)]
+    missing = [module for module in modules if module not in built]
+    if PURE_PYTHON:
+        return (f"segalloc build: interpreted (SEGALLOC_PURE_PYTHON=1); compiled modules "
+                f"installed but not run: {', '.join(built) or 'none'}")
+    return (f"segalloc build: compiled: {', '.join(built) or 'none'}; not built, so "
+            f"interpreted: {', '.join(missing) or 'none'}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

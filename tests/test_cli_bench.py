@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from compiled_build import compiled_installed
 
+from segalloc import plugins
 from segalloc.bench.cli import main
+from segalloc.bench.report import build_line
 from segalloc.bench.traces import write_trace
 from segalloc.bench.workloads import generate
 
@@ -56,6 +60,27 @@ def test_bench_prints_a_summary_and_no_progress_off_a_terminal(tmp_path: Path) -
     assert re.search(r"^uniform +\d\.\d{4}$", done.stdout, re.M), done.stdout
     assert "wrote" in done.stdout
     assert "ETA" not in done.stderr and "\r" not in done.stderr and "\x1b" not in done.stdout
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["as-installed", "pure-python"])
+def test_bench_says_which_build_runs(pure_python: bool, tmp_path: Path) -> None:
+    """The summary's first line is the build report.json records: compiled where the install
+    holds the algorithm's extension, interpreted under SEGALLOC_PURE_PYTHON=1."""
+    env = {key: value for key, value in os.environ.items() if key != "SEGALLOC_PURE_PYTHON"}
+    if pure_python:
+        env["SEGALLOC_PURE_PYTHON"] = "1"
+    algorithms = ["segregated_fit", "sequential_fit"]
+    done = subprocess.run(
+        [sys.executable, "-m", "segalloc", "bench", "--algorithm", algorithms[0],
+         "--algorithm", algorithms[1], "--workload", "uniform", "--scale", "300",
+         "--no-shipped-traces", "--jobs", "1", "--no-scenarios", "--no-boost", "--no-figures",
+         "--out", str(tmp_path)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode in (0, 1), done.stderr  # 1: a cell erred (other tests pin cells)
+    build = json.loads((tmp_path / "report.json").read_text())["environment"]["build"]
+    assert build == {"pure_python": pure_python, "algorithms": [
+        {"name": name, "compiled": not pure_python
+         and compiled_installed(plugins().algorithm(name).__module__)} for name in algorithms]}
+    assert done.stdout.splitlines()[0] == build_line(build)
 
 
 def test_bench_json_prints_the_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

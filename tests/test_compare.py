@@ -125,6 +125,19 @@ def test_cells_in_one_run_only_and_unfinished_ones() -> None:
     assert any("indicative only" in warning for warning in result["warnings"])
 
 
+def test_runs_of_different_builds_are_warned_about() -> None:
+    old, new = _document(FAST, 1.2), _document(FAST, 1.2)
+    for document, compiled in ((old, True), (new, False)):
+        document["environment"]["build"] = {
+            "pure_python": not compiled, "algorithms": [{"name": "best_fit", "compiled": compiled}]}
+    assert compare_reports(old, old)["warnings"] == []
+    assert compare_reports(old, new)["warnings"] == [
+        "the runs ran different builds (build: compiled (best_fit); then build: interpreted "
+        "(best_fit), as SEGALLOC_PURE_PYTHON=1 asks): a speed change may be the build's"]
+    del old["environment"]["build"]  # a run recorded before builds were
+    assert compare_reports(old, new)["warnings"] == []
+
+
 def _noisy_runs(rng: random.Random, centre: float, repeat: int = 5) -> list[float]:
     """Replays as a shared machine gives them: a few % of spread, now and then a slow one."""
     return [centre * rng.lognormvariate(0, 0.04) * (1.3 if rng.random() < 0.05 else 1.0)

@@ -1,8 +1,11 @@
-"""The plugin host: validation, duplicates, run-time registration, third-party entry points."""
+"""The plugin host: validation, duplicates, run-time registration, third-party entry points, and
+``segalloc plugins`` saying which build each plugin runs."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import types
@@ -12,8 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from compiled_build import compiled_installed
 
-from segalloc import ManagedHeapMemory, MemoryAlgorithm, PluginHost, Storage, hookimpl, plugins
+from segalloc import (
+    PURE_PYTHON,
+    ManagedHeapMemory,
+    MemoryAlgorithm,
+    PluginHost,
+    Storage,
+    hookimpl,
+    is_compiled,
+    plugins,
+)
+from segalloc.bench.cli import main
 from segalloc.managed import managed_classes
 
 
@@ -129,3 +143,42 @@ def test_managed_classes_mirror_boosts_names() -> None:
     assert segalloc.ManagedHeapMemory is classes["ManagedHeapMemory"]
     with pytest.raises(AttributeError):
         segalloc.NoSuchThing  # noqa: B018
+
+
+# -- which build each plugin runs -----------------------------------------------------------
+def _listing(pure_python: bool) -> dict[str, Any]:
+    """``segalloc plugins --json`` in a fresh process, with or without SEGALLOC_PURE_PYTHON=1."""
+    env = {key: value for key, value in os.environ.items() if key != "SEGALLOC_PURE_PYTHON"}
+    if pure_python:
+        env["SEGALLOC_PURE_PYTHON"] = "1"
+    done = subprocess.run([sys.executable, "-m", "segalloc", "plugins", "--json"], env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    return dict(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["as-installed", "pure-python"])
+def test_plugins_json_says_which_build_each_plugin_runs(pure_python: bool) -> None:
+    """Compiled exactly where this install holds the module's extension, unless
+    SEGALLOC_PURE_PYTHON=1, which runs everything interpreted."""
+    listing = _listing(pure_python)
+    assert listing["pure_python"] is pure_python
+    for entry in listing["algorithms"] + listing["backends"]:
+        module = entry["class"].rpartition(".")[0]
+        assert entry["compiled"] is (not pure_python and compiled_installed(module)), entry
+
+
+def test_plugins_build_follows_is_compiled(capsys: pytest.CaptureFixture[str]) -> None:
+    host = plugins()
+    assert main(["plugins", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["pure_python"] is PURE_PYTHON
+    for entry in listing["algorithms"]:
+        assert entry["compiled"] is is_compiled(host.algorithm(entry["name"]))
+    for entry in listing["backends"]:
+        assert entry["compiled"] is is_compiled(host.backend(entry["name"]))
+    assert main(["plugins"]) == 0
+    table = capsys.readouterr().out
+    for name, cls in host.algorithms.items():
+        build = "compiled" if is_compiled(cls) else "interpreted"
+        assert re.search(rf"^{name} .* {build} +{re.escape(cls.__module__)}\.", table, re.M), table
+    assert ("SEGALLOC_PURE_PYTHON=1: every module runs interpreted" in table) is PURE_PYTHON

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import xml.dom.minidom
 from pathlib import Path
 from typing import Any
 
 import pytest
+from compiled_build import compiled_installed
 
+from segalloc import PURE_PYTHON, is_compiled, plugins
 from segalloc.bench.compare import compare_reports
 from segalloc.bench.report import (
     REPORT_VERSION,
     boost_rows,
+    build_line,
     cost_rows,
     dump_report,
     load_report,
@@ -77,6 +83,45 @@ def test_document_records_the_run(document: dict[str, Any]) -> None:
     assert document["boost"] == {"available": False, "reason": "not asked for"}
 
 
+def test_document_records_which_build_ran(document: dict[str, Any]) -> None:
+    build = document["environment"]["build"]
+    compiled = is_compiled(plugins().algorithm("sequential_fit"))
+    assert build == {"pure_python": PURE_PYTHON,
+                     "algorithms": [{"name": "sequential_fit", "compiled": compiled}]}
+    assert f"- {build_line(build)}\n" in render_markdown(document)
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["as-installed", "pure-python"])
+def test_the_build_record_follows_the_install_and_pure_python(pure_python: bool) -> None:
+    """In a fresh process: compiled where this install holds the algorithm's extension,
+    nowhere under SEGALLOC_PURE_PYTHON=1."""
+    env = {key: value for key, value in os.environ.items() if key != "SEGALLOC_PURE_PYTHON"}
+    if pure_python:
+        env["SEGALLOC_PURE_PYTHON"] = "1"
+    names = sorted(plugins().algorithms)
+    script = ("import json; from segalloc.bench.runner import environment; "
+              f"print(json.dumps(environment({names!r})['build']))")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, check=True, timeout=120)
+    build = json.loads(done.stdout)
+    assert build["pure_python"] is pure_python
+    assert build["algorithms"] == [
+        {"name": name, "compiled": not pure_python
+         and compiled_installed(plugins().algorithm(name).__module__)} for name in names]
+
+
+def test_the_build_line_names_each_build() -> None:
+    def record(pure_python: bool, **compiled: bool) -> dict[str, Any]:
+        return {"pure_python": pure_python,
+                "algorithms": [{"name": name, "compiled": flag} for name, flag in compiled.items()]}
+
+    assert build_line(record(False, best_fit=True, sequential_fit=False, segregated_fit=True)) == (
+        "build: compiled (best_fit, segregated_fit), interpreted (sequential_fit)")
+    assert build_line(record(True, best_fit=False)) == (
+        "build: interpreted (best_fit), as SEGALLOC_PURE_PYTHON=1 asks")
+    assert build_line(record(False)) == "build: no algorithm"
+
+
 def test_json_is_sorted_and_loads_back(document: dict[str, Any], tmp_path: Path) -> None:
     text = dump_report(document)
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
@@ -133,6 +178,7 @@ def test_earlier_versions_still_load_render_and_compare(path: Path, tmp_path: Pa
     old = load_report(path)
     assert old["version"] == int(path.stem.split("_v")[1]) < REPORT_VERSION
     assert "| uniform |" in render_markdown(old)
+    assert "build" not in old["environment"] and "- build:" not in render_markdown(old)
     write_reports(old, tmp_path)
     assert (tmp_path / "figures" / "footprint.svg").is_file()
     # no latency recorded then: the new table shows dashes, not a KeyError
