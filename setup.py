@@ -16,9 +16,10 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 #: repository folder -> import package (as pyproject's package-dir maps them)
-PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms"}
+PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
 #: the modules compiled, by source path
-COMPILED = ["framework/words.py", "framework/kernel.py", "algorithms/segregated_fit.py"]
+COMPILED = ["framework/words.py", "framework/kernel.py", "algorithms/segregated_fit.py",
+            "bench/replay_loop.py"]
 
 
 class OptionalBuildExt(build_ext):
