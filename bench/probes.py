@@ -14,7 +14,8 @@ keeping a figure of every operation by operation kind:
   are a deterministic cost: identical on every machine and run, and in both builds, which run
   the same source. A compiled algorithm reads its words through a typed C view the wrapper
   cannot see, so the probe drives its interpreted build (``segalloc.bench.interpreted``),
-  attached to the same fresh segment. Counting costs ~10x an interpreted replay, so
+  attached to the same fresh segment, with the interpreted loop (which calls a kernel's
+  entry points as the compiled one does). Counting costs ~10x an interpreted replay, so
   it stops after the operation at which ``COST_ACCESS_BUDGET`` word accesses are reached (a
   deterministic prefix, the same everywhere; ``cost_ops`` says how many operations it covers).
   It also counts allocations that failed although the free blocks' total would have held the
@@ -177,7 +178,9 @@ def measure_cost(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
     probed: Any = alg if twin is type(alg) else twin.attach(buf, start)
     real = probed.words
     counting = CountingWords(real)
-    loop = ReplayLoop(trace.ops, trace.ids, probed, buf)
+    # the interpreted loop with an interpreted algorithm: kernels called as the timed loop
+    # calls them (their Python methods may read words of their own, e.g. a usable size)
+    loop = interpreted_class(ReplayLoop)(trace.ops, trace.ids, probed, buf)
     done = array("q", [UNTIMED]) * len(trace.ops)
     deltas: list[tuple[int, int, int]] = []
     enough_free = 0

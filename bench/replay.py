@@ -17,8 +17,8 @@ chunk, untimed, from the trace and the noted failures. The free-block census for
 With ``samples`` the trace runs in that many timed chunks and, untimed between them, the replay
 records live bytes, high-water, Sawicki's free-space spread and the largest free block
 (``Observations.timeline``), so sampling costs the timed loop nothing but the chunk boundaries.
-Per-operation latency and word traffic are measured by further replays
-(``segalloc.bench.probes``), never in this loop.
+Per-operation latency and word traffic are measured by further replays through the same
+loop (``segalloc.bench.probes``), never in the timed replay.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 # Cython declarations augmenting replay_loop.py (pure-Python mode): the C clock, the constants
 # as C values, the loop's C layout and its per-operation helpers as C methods.
+cimport cython
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from segalloc.kernel cimport AlgorithmKernel
@@ -12,6 +13,7 @@ cdef inline long long now_ns() noexcept nogil:
 
 cdef Py_ssize_t ALLOC_OP, FREE_OP, SHRINK, EXPAND, UNBOUND
 
+@cython.final
 cdef class ReplayLoop:
     cdef readonly object codes, idents, sizes, aligns, offsets, held
     cdef readonly object alg
