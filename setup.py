@@ -16,7 +16,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 #: repository folder -> import package (as pyproject's package-dir maps them)
-PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms"}
+PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
 #: the modules compiled, by source path
 COMPILED = [
     "framework/words.py",
@@ -25,6 +25,7 @@ COMPILED = [
     "framework/journal.py",
     "framework/segment.py",
     "algorithms/segregated_fit.py",
+    "bench/replay_loop.py",
 ]
 
 

@@ -2,17 +2,20 @@
 
 The main replay (``segalloc.bench.replay``) times whole chunks, so nothing it measures is
 disturbed by measuring single operations. Each probe here is a further replay of the same trace
-under the same rules, on a new segment, reading a *probe* before and after every operation and
-keeping the difference by operation kind:
+under the same rules, through the same loop (``segalloc.bench.replay_loop``), on a new segment,
+keeping a figure of every operation by operation kind:
 
-- ``measure_latency``: the probe is ``time.perf_counter_ns``, read around the algorithm's calls
-  only (not the driver's bookkeeping); the clock's own cost (the median of back-to-back
-  readings) is subtracted from every sample. This is the interpreted stand-in for the compiled
-  replay loop of issue 14: a compiled loop replaces ``probed_run`` and keeps the return shape.
+- ``measure_latency``: the compiled loop reads its C clock around each operation's algorithm
+  calls (not the driver's bookkeeping); the clock's own cost (the median of back-to-back
+  readings) is subtracted from every sample.
 - ``measure_cost``: the algorithm's ``words`` (every metadata word it reads or writes goes
-  through it, framework/interfaces.py) is wrapped in a ``CountingWords`` view; the probe
-  reads its counters. Word reads, writes and distinct 64-byte lines touched per operation are
-  a deterministic cost: identical on every machine and run. Counting costs ~10x the replay, so
+  through it, framework/interfaces.py) is wrapped in a ``CountingWords`` view, read before and
+  after each operation. Word reads, writes and distinct 64-byte lines touched per operation
+  are a deterministic cost: identical on every machine and run, and in both builds, which run
+  the same source. A compiled algorithm reads its words through a typed C view the wrapper
+  cannot see, so the probe drives its interpreted build (``segalloc.bench.interpreted``),
+  attached to the same fresh segment, with the interpreted loop (which calls a kernel's
+  entry points as the compiled one does). Counting costs ~10x an interpreted replay, so
   it stops after the operation at which ``COST_ACCESS_BUDGET`` word accesses are reached (a
   deterministic prefix, the same everywhere; ``cost_ops`` says how many operations it covers).
   It also counts allocations that failed although the free blocks' total would have held the
@@ -22,28 +25,27 @@ keeping the difference by operation kind:
 from __future__ import annotations
 
 import gc
-import statistics
 import time
-from collections.abc import Callable
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from segalloc import Command, MemoryAlgorithm
-from segalloc.bench.traces import ALLOC, FREE, REALLOC, Op, Trace
+from segalloc import MemoryAlgorithm
+from segalloc.bench.interpreted import interpreted_class
+from segalloc.bench.replay_loop import UNTIMED, ReplayLoop, clock_cost_ns
+from segalloc.bench.traces import ALLOC, FREE, REALLOC, Trace
+from segalloc.header import HEADER_SIZE
 
 __all__ = [
     "COST_ACCESS_BUDGET",
     "KIND_NAMES",
+    "LATENCY_CHUNK",
     "CostResult",
     "CountingWords",
-    "clock_overhead_ns",
     "measure_cost",
     "measure_latency",
-    "probed_run",
 ]
 
-_SHRINK = Command.SHRINK_IN_PLACE
-_EXPAND = Command.EXPAND_FWD
 #: report names of the operation codes
 KIND_NAMES = {ALLOC: "allocate", FREE: "free", REALLOC: "realloc"}
 #: the cost probe stops after the operation at which this many word accesses are counted
@@ -52,19 +54,24 @@ COST_ACCESS_BUDGET = 3_000_000
 _FIELD_BITS = 48
 _FIELD_MASK = (1 << _FIELD_BITS) - 1
 _LINE_SHIFT = 3  # 8 words of 8 bytes make a 64-byte line
+#: with a time budget, the latency probe checks the CPU clock after every this many operations
+LATENCY_CHUNK = 500
 
 
 class CountingWords:
-    """A word view that counts the reads and writes through it and the 64-byte lines they
-    touch, forwarding each to the real view (``__slots__``: a thin layer)."""
+    """A word view that counts the reads and writes through it (``words[i]``, ``signed[i]``,
+    ``words[i] = v``, ``store(i, v)``) and the 64-byte lines they touch, forwarding each to
+    the real view (``__slots__``: a thin layer)."""
 
-    __slots__ = ("_inner", "_lines", "_line_total", "reads", "writes")
+    __slots__ = ("_inner", "_lines", "_line_total", "reads", "writes", "signed")
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self._lines: set[int] = set()
         self._line_total = 0
         self.reads = self.writes = 0
+        #: the signed view, counted alike
+        self.signed = _CountedReads(self, getattr(inner, "signed", inner))
 
     def __len__(self) -> int:
         return len(self._inner)
@@ -85,6 +92,10 @@ class CountingWords:
         self.writes += self._touch(index)
         self._inner[index] = value
 
+    def store(self, index: int, value: int) -> None:
+        self.writes += self._touch(index)
+        self._inner.store(index, value)
+
     def reading(self) -> int:
         """The counters packed in one int (reads, writes, lines since the last reading
         summed), so a difference of two readings unpacks to the traffic between them."""
@@ -93,111 +104,52 @@ class CountingWords:
         return self.reads | self.writes << _FIELD_BITS | self._line_total << 2 * _FIELD_BITS
 
 
+class _CountedReads:
+    """``CountingWords.signed``: reads of the signed view, counted by its ``CountingWords``."""
+
+    __slots__ = ("_counter", "_view")
+
+    def __init__(self, counter: CountingWords, view: Any) -> None:
+        self._counter, self._view = counter, view
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __getitem__(self, index: Any) -> Any:
+        self._counter.reads += self._counter._touch(index)
+        return self._view[index]
+
+
 def unpack(delta: int) -> tuple[int, int, int]:
     """(reads, writes, lines) of the difference of two ``CountingWords.reading()``s."""
     return (delta & _FIELD_MASK, delta >> _FIELD_BITS & _FIELD_MASK, delta >> 2 * _FIELD_BITS)
-
-
-def probed_run(ops: list[Op], alg: MemoryAlgorithm, buf: memoryview, probe: Callable[[], int],
-               on_failure: Callable[[int], None] | None = None,
-               stop: Callable[[], bool] | None = None) -> dict[int, list[int]]:
-    """Replay ``ops`` under the replay rules, keeping ``probe()`` after - before each
-    operation's algorithm calls, by operation code. ``on_failure(size)`` runs (outside the
-    probed span) after each failed allocation; ``stop()`` is asked after each operation and
-    ends the run when true."""
-    allocate, allocate_aligned = alg.allocate, alg.allocate_aligned
-    deallocate, command = alg.deallocate, alg.allocation_command
-    offsets: list[int | None] = [None] * (1 + max((op[1] for op in ops), default=-1))
-    sizes = [0] * len(offsets)
-    spans: dict[int, list[int]] = {ALLOC: [], FREE: [], REALLOC: []}
-    allocs, frees, reallocs = spans[ALLOC].append, spans[FREE].append, spans[REALLOC].append
-    for code, ident, size, align in ops:
-        if code == ALLOC:
-            before = probe()
-            off = allocate_aligned(size, align) if align else allocate(size)
-            allocs(probe() - before)
-            if off is None:
-                if on_failure is not None:
-                    on_failure(size)
-            else:
-                offsets[ident], sizes[ident] = off, size
-        elif code == FREE:
-            off = offsets[ident]
-            if off is None:
-                continue
-            before = probe()
-            deallocate(off)
-            frees(probe() - before)
-            offsets[ident] = None
-        else:
-            off = offsets[ident]
-            if off is None:
-                continue
-            old = sizes[ident]
-            before = probe()
-            new: int | None = off
-            if size <= old:
-                command(_SHRINK, old, size, off)
-            else:
-                new, _ = command(_EXPAND, size, size, off)
-                if new is None:
-                    new = allocate(size)
-                    if new is not None:
-                        buf[new : new + old] = buf[off : off + old]
-                        deallocate(off)
-            reallocs(probe() - before)
-            if new is None:
-                if on_failure is not None:
-                    on_failure(size)
-                continue
-            offsets[ident], sizes[ident] = new, size
-        if stop is not None and stop():
-            break
-    return spans
-
-
-def clock_overhead_ns(readings: int = 2001) -> int:
-    """The median cost of reading ``perf_counter_ns`` twice back to back (what a timed span
-    of nothing measures)."""
-    clock = time.perf_counter_ns
-    gaps = []
-    for _ in range(readings):
-        start = clock()
-        gaps.append(clock() - start)
-    return int(statistics.median(gaps))
 
 
 def measure_latency(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
                     budget_seconds: float | None = None) -> tuple[dict[str, list[int]], int]:
     """Nanoseconds of each operation, by kind (clock cost subtracted, floored at 0), and the
     clock cost subtracted; with a budget, stops after that much CPU time."""
-    overhead = clock_overhead_ns()
+    overhead = clock_cost_ns()
+    loop = ReplayLoop(trace.ops, trace.ids, alg, buf)
+    spans = array("q", [UNTIMED]) * len(trace.ops)
     deadline = None if budget_seconds is None else time.thread_time() + budget_seconds
-    stop = None if deadline is None else (lambda: time.thread_time() > deadline)
+    end = 0
     enabled = gc.isenabled()
     gc.disable()
     try:
-        spans = probed_run(trace.ops, alg, buf, time.perf_counter_ns, stop=_every(500, stop))
+        for start in range(0, len(trace.ops), LATENCY_CHUNK):
+            end = min(start + LATENCY_CHUNK, len(trace.ops))
+            loop.run(start, end, spans)
+            if deadline is not None and time.thread_time() > deadline:
+                break
     finally:
         if enabled:
             gc.enable()
-    return ({KIND_NAMES[code]: [max(0, span - overhead) for span in values]
-             for code, values in spans.items() if values}, overhead)
-
-
-def _every(period: int, stop: Callable[[], bool] | None) -> Callable[[], bool] | None:
-    """``stop`` asked only every ``period`` calls (a clock read per operation would cost more
-    than some operations)."""
-    if stop is None:
-        return None
-    count = 0
-
-    def sparse() -> bool:
-        nonlocal count
-        count += 1
-        return count % period == 0 and stop()
-
-    return sparse
+    kinds: dict[str, list[int]] = {}
+    for (code, *_), span in zip(trace.ops[:end], spans):
+        if span != UNTIMED:
+            kinds.setdefault(KIND_NAMES[code], []).append(max(0, span - overhead))
+    return kinds, overhead
 
 
 @dataclass(frozen=True)
@@ -216,25 +168,38 @@ class CostResult:
 
 
 def measure_cost(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
-                 access_budget: int = COST_ACCESS_BUDGET) -> CostResult:
-    """Count the word traffic of each operation through a ``CountingWords`` view of ``alg``'s
-    words (restored afterwards), up to ``access_budget`` accesses."""
-    counting = CountingWords(alg.words)
-    real = alg.words
+                 access_budget: int = COST_ACCESS_BUDGET, start: int = HEADER_SIZE) -> CostResult:
+    """Count the word traffic of each operation through a ``CountingWords`` view of the
+    words of ``alg`` (freshly formatted on ``buf`` at ``start``, where a segment puts its
+    algorithm), up to ``access_budget`` accesses. A compiled ``alg`` is counted on its
+    interpreted build attached to the same bytes; any other gets the view for the run."""
+    twin = interpreted_class(type(alg))
+    # the interpreted build's class is loaded at run time: no static type to give it
+    probed: Any = alg if twin is type(alg) else twin.attach(buf, start)
+    real = probed.words
+    counting = CountingWords(real)
+    # the interpreted loop with an interpreted algorithm: kernels called as the timed loop
+    # calls them (their Python methods may read words of their own, e.g. a usable size)
+    loop = interpreted_class(ReplayLoop)(trace.ops, trace.ids, probed, buf)
+    done = array("q", [UNTIMED]) * len(trace.ops)
+    deltas: list[tuple[int, int, int]] = []
     enough_free = 0
-
-    def on_failure(size: int) -> None:
-        nonlocal enough_free
-        if sum(block for _, block in alg.free_blocks()) >= size:
-            enough_free += 1
-
-    alg.words = counting  # type: ignore[assignment]
+    probed.words = counting
     try:
-        spans = probed_run(trace.ops, alg, buf, counting.reading, on_failure=on_failure,
-                           stop=lambda: counting.reads + counting.writes >= access_budget)
+        for index, (_, _, size, _) in enumerate(trace.ops):
+            before = counting.reading()
+            loop.run(index, index + 1, done)
+            if done[index] == UNTIMED:  # an unbound ID: no algorithm call
+                continue
+            deltas.append(unpack(counting.reading() - before))
+            if loop.failed:
+                loop.failed.clear()
+                if sum(block for _, block in probed.free_blocks()) >= size:
+                    enough_free += 1
+            if counting.reads + counting.writes >= access_budget:
+                break
     finally:
-        alg.words = real
-    deltas = [unpack(delta) for code in (ALLOC, FREE, REALLOC) for delta in spans[code]]
+        probed.words = real
     return CostResult(
         ops=len(deltas),
         words=[reads + writes for reads, writes, _ in deltas],

@@ -5,18 +5,20 @@ operations on it are skipped); ``r`` to a smaller size tries ``SHRINK_IN_PLACE``
 block if that fails; ``r`` to a larger size tries ``EXPAND_FWD``, then allocates anew, copies
 and frees the old block (a failure there is counted and the old block kept).
 
-The timed loop calls the algorithm's bound methods directly (no segment-manager checks) and does
-only what the rules need: it keeps each ID's offset and size, copies on a moved reallocation,
-raises the high-water mark and notes which operations failed. So ``ns_per_op`` measures the
-algorithm plus a lean driver (about 95 ns an operation on this kind of machine, the same for
-every algorithm). Live bytes, their peak and the live blocks are accounted after each timed
+The timed loop (``segalloc.bench.replay_loop``, compiled) runs over the trace as C arrays and
+does only what the rules need: it keeps each ID's offset and size in C tables, copies on a
+moved reallocation, raises the high-water mark and notes which operations failed; it calls a
+compiled algorithm's C entry points (``segalloc.kernel``) and any other algorithm's Python
+methods (no segment-manager checks either way). So ``ns_per_op`` measures the algorithm plus a
+lean driver, the same for every algorithm of a kind; the clock is read around each chunk only.
+Live bytes, their peak and the live blocks are accounted after each timed
 chunk, untimed, from the trace and the noted failures. The free-block census for
 ``frag_at_peak`` is taken, untimed, after the operation at which the trace's live bytes peak.
 With ``samples`` the trace runs in that many timed chunks and, untimed between them, the replay
 records live bytes, high-water, Sawicki's free-space spread and the largest free block
 (``Observations.timeline``), so sampling costs the timed loop nothing but the chunk boundaries.
-Per-operation latency and word traffic are measured by further replays
-(``segalloc.bench.probes``), never in this loop.
+Per-operation latency and word traffic are measured by further replays through the same
+loop (``segalloc.bench.probes``), never in the timed replay.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from segalloc import Command, MemoryAlgorithm, plugins
+from segalloc import MemoryAlgorithm, plugins
 from segalloc.bench.metrics import largest_free_fraction, sawicki_spread
+from segalloc.bench.replay_loop import ReplayLoop
 from segalloc.bench.traces import ALLOC, FREE, Op, Trace
 from segalloc.managed import managed_class
 
@@ -46,8 +49,6 @@ __all__ = [
     "replay_trace",
 ]
 
-_SHRINK = Command.SHRINK_IN_PLACE
-_EXPAND = Command.EXPAND_FWD
 MIB = 1 << 20
 
 
@@ -115,77 +116,21 @@ def fragmentation(algorithm: MemoryAlgorithm) -> float:
 
 
 class _State:
-    """The replay's running figures: the timed loop's (offsets, sizes, high water, failed
-    operations) and those ``_account`` derives from them between chunks."""
+    """The figures ``_account`` derives, between chunks, from the timed loop's outcomes (the
+    loop's ``failed`` and ``raised_at``)."""
 
     def __init__(self, ids: int) -> None:
-        self.offsets: list[int | None] = [None] * ids
-        self.sizes = [0] * ids
-        self.high_water = 0
-        #: index of the operation that last raised the high-water mark (-1: none yet)
-        self.raised_at = -1
-        #: indexes of the failed operations of the chunk being timed
-        self.failed: list[int] = []
         self.live_sizes: list[int | None] = [None] * ids  # None: the ID holds no block
         self.live = self.peak = self.blocks = self.failures = 0
         self.live_at_high_water = self.blocks_at_high_water = 0
         self.first_failure_live: int | None = None
 
 
-def _run(ops: list[Op], first: int, alg: MemoryAlgorithm, buf: memoryview, state: _State) -> None:
-    """The timed loop over ``ops`` (trace indexes from ``first``): everything read once into
-    locals, nothing done that the replay rules do not need."""
-    allocate = alg.allocate
-    allocate_aligned = alg.allocate_aligned
-    deallocate = alg.deallocate
-    command = alg.allocation_command
-    offsets, sizes = state.offsets, state.sizes
-    failed = state.failed
-    high_water, raised_at = state.high_water, state.raised_at
-    for index, (code, ident, size, align) in enumerate(ops, first):
-        if code == ALLOC:
-            off = allocate_aligned(size, align) if align else allocate(size)
-            if off is None:
-                failed.append(index)
-                continue
-            offsets[ident] = off
-            sizes[ident] = size
-            if off + size > high_water:
-                high_water, raised_at = off + size, index
-        elif code == FREE:
-            off = offsets[ident]
-            if off is None:
-                continue
-            deallocate(off)
-            offsets[ident] = None
-        else:
-            off = offsets[ident]
-            if off is None:
-                continue
-            old = sizes[ident]
-            if size <= old:
-                command(_SHRINK, old, size, off)
-            else:
-                new, _ = command(_EXPAND, size, size, off)
-                if new is None:
-                    new = allocate(size)
-                    if new is None:
-                        failed.append(index)
-                        continue
-                    buf[new : new + old] = buf[off : off + old]
-                    deallocate(off)
-                    offsets[ident] = new
-                if new + size > high_water:
-                    high_water, raised_at = new + size, index
-            sizes[ident] = size
-    state.high_water, state.raised_at = high_water, raised_at
-
-
-def _account(ops: list[Op], first: int, state: _State) -> None:
+def _account(ops: list[Op], first: int, state: _State, loop: ReplayLoop) -> None:
     """Live bytes, their peak, live blocks and failures over the chunk just timed, untimed:
-    the same rules as ``_run``, with its outcomes (which operations failed)."""
-    failed = set(state.failed)
-    state.failed.clear()
+    the same rules as the timed loop, with its outcomes (which operations failed)."""
+    failed = set(loop.failed)
+    loop.failed.clear()
     live_sizes = state.live_sizes
     live, peak, blocks, failures = state.live, state.peak, state.blocks, state.failures
     first_failure_live = state.first_failure_live
@@ -211,7 +156,7 @@ def _account(ops: list[Op], first: int, state: _State) -> None:
             live += size - held
         if live > peak:
             peak = live
-        if index == state.raised_at:
+        if index == loop.raised_at:
             state.live_at_high_water, state.blocks_at_high_water = live, blocks
     state.live, state.peak, state.blocks, state.failures = live, peak, blocks, failures
     state.first_failure_live = first_failure_live
@@ -256,6 +201,7 @@ def replay(
     """
     state = _State(trace.ids)
     ops = trace.ops
+    loop = ReplayLoop(ops, trace.ids, alg, buf)
     peak_split = trace.peak_index + 1
     sample_points = {len(ops) * k // samples for k in range(1, samples + 1)} if samples else set()
     budget_ns = None if budget_seconds is None else budget_seconds * 1e9
@@ -270,23 +216,22 @@ def replay(
     gc.disable()
     try:
         for stop in _split_points(len(ops), peak_split, samples, every):
-            chunk = ops[start:stop]
             c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
-            _run(chunk, start, alg, buf, state)
+            loop.run(start, stop)
             elapsed += time.perf_counter_ns() - t0
             cpu += time.thread_time_ns() - c0
-            _account(chunk, start, state)
+            _account(ops[start:stop], start, state, loop)
             start = stop
             if stop == peak_split:
                 free_at_peak = tuple(size for _, size in alg.free_blocks())
             if (stop == peak_split or stop in sample_points) and (
-                    state.high_water != censused_high_water):
+                    loop.high_water != censused_high_water):
                 overhead = _overhead_per_block(alg, state.live)
-                censused_high_water = state.high_water
+                censused_high_water = loop.high_water
             if stop in sample_points:
                 free = [size for _, size in alg.free_blocks()]
-                timeline.append(Sample(stop, state.live, state.high_water, sawicki_spread(free),
+                timeline.append(Sample(stop, state.live, loop.high_water, sawicki_spread(free),
                                        max(free, default=0)))
             if budget_ns is not None and cpu > budget_ns and stop < len(ops):
                 stopped_at = stop
@@ -301,8 +246,8 @@ def replay(
         seconds=elapsed / 1e9,
         ns_per_op=ns_per_op,
         peak_live=state.peak,
-        high_water=state.high_water,
-        footprint_ratio=state.high_water / state.peak if state.peak else 0.0,
+        high_water=loop.high_water,
+        footprint_ratio=loop.high_water / state.peak if state.peak else 0.0,
         failures=state.failures,
         frag_at_peak=largest_free_fraction(free_at_peak),
         first_failure_utilisation=(

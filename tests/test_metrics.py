@@ -7,7 +7,12 @@ comments show it). Real algorithms are checked for invariants that hold whatever
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +21,7 @@ from hypothesis import strategies as st
 
 from segalloc import Command, plugins
 from segalloc.bench import metrics
-from segalloc.bench.probes import CountingWords, measure_cost, measure_latency, probed_run
+from segalloc.bench.probes import CountingWords, measure_cost, measure_latency
 from segalloc.bench.replay import replay, replay_trace
 from segalloc.bench.runner import cell_figures
 from segalloc.bench.traces import ALLOC, FREE, REALLOC, parse_lines
@@ -325,11 +330,36 @@ def test_word_counts_are_deterministic_and_the_probed_replay_places_alike(algori
     assert first.ops == len(first.words) > 0 and min(first.words) >= 1
     assert [r + w for r, w in zip(first.reads, first.writes)] == first.words
     assert all(1 <= lines <= words for lines, words in zip(first.lines, first.words))
-    # the probed loop follows the replay rules: the same blocks as the timed replay
-    timed, probed = _bound(algorithm), _bound(algorithm)
-    replay(trace, timed, _BUFFERS[-2], 1 << 22)
-    probed_run(trace.ops, probed, _BUFFERS[-1], lambda: 0)
-    assert list(timed.allocated_blocks()) == list(probed.allocated_blocks())
+    # the probes follow the replay rules: the same blocks as the timed replay (the cost probe
+    # of a compiled algorithm runs its interpreted build on the same bytes)
+    timed, costed, timed_ops = _bound(algorithm), _bound(algorithm), _bound(algorithm)
+    replay(trace, timed, _BUFFERS[-3], 1 << 22)
+    measure_cost(trace, costed, _BUFFERS[-2])
+    measure_latency(trace, timed_ops, _BUFFERS[-1])
+    layouts = [(list(alg.allocated_blocks()), list(alg.free_blocks()))
+               for alg in (timed, costed, timed_ops)]
+    assert layouts[0][1] and layouts[1] == layouts[0] and layouts[2] == layouts[0]
+
+
+_COST_SCRIPT = """
+import dataclasses, json
+from segalloc import plugins
+from segalloc.bench.probes import measure_cost
+from segalloc.bench.workloads import workload_trace
+buf = memoryview(bytearray(1 << 22))
+alg = plugins().algorithm("segregated_fit").format(buf, 128, (1 << 22) - 128)
+print(json.dumps(dataclasses.asdict(measure_cost(workload_trace("realloc_growth", 2, 600), alg, buf))))
+"""
+
+
+def test_word_counts_are_the_same_in_both_builds() -> None:
+    # a compiled algorithm is counted on its interpreted build: what SEGALLOC_PURE_PYTHON=1 runs
+    env = {**os.environ, "SEGALLOC_PURE_PYTHON": "1"}
+    done = subprocess.run([sys.executable, "-c", _COST_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
+    here = measure_cost(workload_trace("realloc_growth", 2, 600), _bound("segregated_fit"),
+                        _BUFFERS[-1])
+    assert json.loads(done.stdout) == dataclasses.asdict(here) and here.ops > 0
 
 
 def test_cost_counts_failures_with_enough_free_memory() -> None:

@@ -1,0 +1,185 @@
+"""The timed trace replay loop: the replay rules of ``segalloc.bench.replay`` over C arrays.
+
+Compiled by Cython from this source (``replay_loop.pxd``; interpreted under
+``SEGALLOC_PURE_PYTHON=1``). The trace's operations are four int64 columns and each ID's offset
+and size an int64 table, so the loop reads and writes C integers. An algorithm whose core
+derives from ``AlgorithmKernel`` is driven through its ``kernel_*`` C methods (no Python
+dispatch, no boxing); any other (a third party's pure-Python plugin) through its
+``MemoryAlgorithm`` methods, under the same rules. The kernel methods take their arguments as
+checked, so the loop fails a request larger than the buffer without calling them: no block
+that large exists. Sizes and alignments are stored clamped to ``VALUE_LIMIT`` (no buffer is
+that large either, so no outcome changes).
+
+``run`` replays a span of the trace; with ``spans`` it also times each operation that calls the
+algorithm, the C clock read around the algorithm's calls only (``segalloc.bench.probes``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from collections.abc import Sequence
+
+import cython
+
+from segalloc import Command, MemoryAlgorithm
+from segalloc.bench.traces import ALLOC, FREE, Op
+from segalloc.kernel import AlgorithmKernel
+
+if not cython.compiled:  # compiled, now_ns is the inline C clock of replay_loop.pxd
+    from time import perf_counter_ns as now_ns
+
+__all__ = ["UNTIMED", "VALUE_LIMIT", "ReplayLoop", "clock_cost_ns"]
+
+ALLOC_OP = ALLOC
+FREE_OP = FREE
+SHRINK = int(Command.SHRINK_IN_PLACE)
+EXPAND = int(Command.EXPAND_FWD)
+#: an ID that holds no block, in the offset table
+UNBOUND = -1
+#: sizes and alignments beyond this are stored as this (no buffer holds either)
+VALUE_LIMIT = 1 << 62
+#: ``spans`` of an operation that did not call the algorithm (its ID was unbound)
+UNTIMED = -1
+
+
+def clock_cost_ns(readings: cython.Py_ssize_t = 2001) -> int:
+    """The median of back-to-back readings of the loop's clock: what a timed span of nothing
+    measures, subtracted from each operation's span."""
+    gaps = []
+    for _ in range(readings):
+        start: cython.longlong = now_ns()
+        gaps.append(now_ns() - start)
+    return int(statistics.median(gaps))
+
+
+def _column(ops: Sequence[Op], field: int) -> array[int]:
+    return array("q", [min(op[field], VALUE_LIMIT) for op in ops])
+
+
+@cython.cclass
+class ReplayLoop:
+    """A replay in progress: the trace as columns, each ID's offset and size, the high-water
+    mark (and the operation that last raised it) and the operations that failed."""
+
+    def __init__(self, ops: Sequence[Op], ids: int, alg: MemoryAlgorithm, buf: memoryview) -> None:
+        self.codes = _column(ops, 0)
+        self.idents = _column(ops, 1)
+        self.sizes = _column(ops, 2)
+        self.aligns = _column(ops, 3)
+        self.offsets = array("q", [UNBOUND]) * ids
+        self.held = array("q", [0]) * ids
+        self.alg = alg
+        self.kernel = alg if isinstance(alg, AlgorithmKernel) else None
+        self.buf = buf
+        self.limit = len(buf)
+        self.high_water = 0
+        #: index of the operation that last raised the high-water mark (-1: none yet)
+        self.raised_at = -1
+        #: indexes of the failed operations, in order (the caller may clear it)
+        self.failed = list[int]()
+
+    # -- the algorithm's operations: the kernel's C methods, or the Python methods ---------
+    def allocate(self, size: cython.Py_ssize_t, align: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """A new block's offset, or -1."""
+        if self.kernel is not None:
+            if size > self.limit or align > self.limit:
+                return -1
+            if align:
+                return self.kernel.kernel_allocate_aligned(size, align)
+            return self.kernel.kernel_allocate(size)
+        off = self.alg.allocate_aligned(size, align) if align else self.alg.allocate(size)
+        return -1 if off is None else off
+
+    def deallocate(self, off: cython.Py_ssize_t) -> cython.int:
+        if self.kernel is not None:
+            self.kernel.kernel_deallocate(off)
+        else:
+            self.alg.deallocate(off)
+        return 0
+
+    def shrink(self, off: cython.Py_ssize_t, old: cython.Py_ssize_t,
+               size: cython.Py_ssize_t) -> cython.int:
+        """Shrink in place when the algorithm can (the block is kept either way)."""
+        if self.kernel is not None:
+            self.kernel.kernel_command(SHRINK, old, size, off)
+        else:
+            self.alg.allocation_command(Command.SHRINK_IN_PLACE, old, size, off)
+        return 0
+
+    def expand(self, off: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Expand forward in place: the block's offset, or -1."""
+        if self.kernel is not None:
+            if size > self.limit:
+                return -1
+            return self.kernel.kernel_command(EXPAND, size, size, off)
+        new, _ = self.alg.allocation_command(Command.EXPAND_FWD, size, size, off)
+        return -1 if new is None else new
+
+    def reallocate(self, off: cython.Py_ssize_t, old: cython.Py_ssize_t,
+                   size: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The replay's ``r``: shrink in place, or expand forward, or move (allocate, copy,
+        free the old block); the block's offset afterwards, or -1 when it could not grow."""
+        if size <= old:
+            self.shrink(off, old, size)
+            return off
+        new: cython.Py_ssize_t = self.expand(off, size)
+        if new >= 0:
+            return new
+        new = self.allocate(size, 0)
+        if new < 0:
+            return -1
+        self.buf[new : new + old] = self.buf[off : off + old]
+        self.deallocate(off)
+        return new
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, first: cython.Py_ssize_t, stop: cython.Py_ssize_t,
+            spans: array[int] | None = None) -> None:
+        """Replay operations ``first`` to ``stop`` (trace indexes). With ``spans`` (an int64
+        array as long as the trace), ``spans[i]`` gets the nanoseconds operation i's algorithm
+        calls took, clock cost included (``UNTIMED``: it made none)."""
+        codes: cython.const[cython.longlong][::1] = self.codes
+        idents: cython.const[cython.longlong][::1] = self.idents
+        sizes: cython.const[cython.longlong][::1] = self.sizes
+        aligns: cython.const[cython.longlong][::1] = self.aligns
+        offsets: cython.longlong[::1] = self.offsets
+        held: cython.longlong[::1] = self.held
+        timed: cython.longlong[::1] = self.codes if spans is None else spans
+        timing: cython.bint = spans is not None
+        high_water: cython.Py_ssize_t = self.high_water
+        raised_at: cython.Py_ssize_t = self.raised_at
+        before: cython.longlong = 0
+        index: cython.Py_ssize_t
+        for index in range(first, stop):
+            code: cython.Py_ssize_t = codes[index]
+            ident: cython.Py_ssize_t = idents[index]
+            size: cython.Py_ssize_t = sizes[index]
+            off: cython.Py_ssize_t = offsets[ident]
+            if code != ALLOC_OP and off < 0:
+                if timing:
+                    timed[index] = UNTIMED
+                continue
+            if timing:
+                before = now_ns()
+            if code == ALLOC_OP:
+                off = self.allocate(size, aligns[index])
+            elif code == FREE_OP:
+                self.deallocate(off)
+                off = UNBOUND
+            else:
+                off = self.reallocate(off, held[ident], size)
+            if timing:
+                timed[index] = now_ns() - before
+            if code == FREE_OP:
+                offsets[ident] = UNBOUND
+                continue
+            if off < 0:  # a failed allocation, or a reallocation that could not grow
+                self.failed.append(index)
+                continue
+            if code == ALLOC_OP or size > held[ident]:
+                if off + size > high_water:
+                    high_water, raised_at = off + size, index
+            offsets[ident] = off
+            held[ident] = size
+        self.high_water, self.raised_at = high_water, raised_at
