@@ -44,7 +44,6 @@ import datetime
 import gc
 import importlib
 import multiprocessing
-import os
 import queue
 import shutil
 import statistics
@@ -64,7 +63,12 @@ __all__ = [
     "PEERS_VERSION",
     "QUICK",
     "SERIES",
+    "Contender",
     "Counts",
+    "Job",
+    "Series",
+    "Subject",
+    "caption",
     "not_installed",
     "run_peers",
     "scaling_rows",
@@ -271,7 +275,7 @@ def _segalloc_shared_dict(count: int, names: _Names) -> Iterator[Subject]:
         yield Subject(segment.construct(SegmentDict[str, int], "peers"), segment.check_sanity)
 
 
-class LmdbMapping:
+class _LmdbMapping:
     """str -> int on py-lmdb as its users write it: a write transaction a store, a read
     transaction a load, the int as 8 little-endian bytes."""
 
@@ -313,7 +317,7 @@ def _lmdb_env(path: str, readonly: bool = False) -> Iterator[Any]:
 @contextlib.contextmanager
 def _lmdb_dict(count: int, names: _Names) -> Iterator[Subject]:
     with _scratch_dir(names) as path, _lmdb_env(path) as env:
-        yield Subject(LmdbMapping(env))
+        yield Subject(_LmdbMapping(env))
 
 
 #: UltraDict's stream buffer: room for every update of the job between full dumps
@@ -399,7 +403,7 @@ def _manager_list(count: int, names: _Names) -> Iterator[Subject]:
 
 
 # -- the arrays job ------------------------------------------------------------------------
-class SegmentArrays:
+class _SegmentArrays:
     """Named arrays in a segment: ``construct_array`` + fill, ``find_array`` + sum."""
 
     def __init__(self, segment: Any) -> None:
@@ -414,7 +418,7 @@ class SegmentArrays:
         return -1.0 if array is None else float(array.sum())
 
 
-class SharedMemoryArrays:
+class _SharedMemoryArrays:
     """Named arrays as ``multiprocessing.shared_memory`` blocks: created and filled (and kept
     open, as the segment keeps its arrays), then attached by name, summed and closed."""
 
@@ -498,14 +502,14 @@ def _segalloc_arrays(shared: bool) -> Callable[[int, _Names],
         size = _segment_size(count, _ARRAY_ITEM)
         with (_shared_segment(names.new("arrays"), size) if shared
               else _heap_segment(size)) as segment:
-            yield Subject(SegmentArrays(segment), segment.check_sanity)
+            yield Subject(_SegmentArrays(segment), segment.check_sanity)
 
     return open_arrays
 
 
 @contextlib.contextmanager
 def _shared_memory_arrays(count: int, names: _Names) -> Iterator[Subject]:
-    arrays = SharedMemoryArrays(names.new("block"))
+    arrays = _SharedMemoryArrays(names.new("block"))
     try:
         yield Subject(arrays)
     finally:
@@ -703,7 +707,7 @@ def _no_check() -> dict[str, Any]:
 def _prepare_lmdb(keys: int, names: _Names) -> Iterator[_Prepared]:
     with _scratch_dir(names) as path:
         with _lmdb_env(path) as env:
-            mapping = LmdbMapping(env)
+            mapping = _LmdbMapping(env)
             for value, key in enumerate(_keys(keys)):
                 mapping[key] = value
         yield _Prepared(path, _no_check)
@@ -712,7 +716,7 @@ def _prepare_lmdb(keys: int, names: _Names) -> Iterator[_Prepared]:
 @contextlib.contextmanager
 def _attach_lmdb(path: str, keys: int) -> Iterator[Callable[[int], int]]:
     with _lmdb_env(path, readonly=True) as env:
-        yield _getter(LmdbMapping(env), keys)
+        yield _getter(_LmdbMapping(env), keys)
 
 
 @contextlib.contextmanager
@@ -755,88 +759,112 @@ SERIES: dict[str, Series] = {series.name: series for series in (
 
 #: seconds a worker may take to start and reach the barrier
 START_TIMEOUT = 120.0
-#: operations a worker runs before the barrier (imports, caches, first page faults)
-WARMUP = 20
 
 
-def _scaling_worker(series: str, resource: str, keys: int, seconds: float, barrier: Any,
-                    results: Any) -> None:
-    """One worker of a scaling point: attach, warm up, wait for the others, then repeat the
-    operation over the keys until ``seconds`` have passed; report (pid, operations, wrong
-    values, start, stop, error)."""
+def _scaling_worker(series: str, resource: str, keys: int, seconds: float, index: int,
+                    barriers: dict[int, Any], commands: Any, results: Any) -> None:
+    """One worker of a crew: attach, warm up (a pass over the keys) and report ready, then
+    for each command ``n`` (None: stop) wait at the barrier of ``n`` processes and repeat the
+    operation over the keys until ``seconds`` have passed. Reports are (index, operations,
+    wrong values, start, stop, error); ready is one with no operations and no times."""
     try:
         with SERIES[series].attach(resource, keys) as step:
-            for j in range(min(keys, WARMUP)):
+            for j in range(keys):
                 step(j)
             gc.disable()
-            barrier.wait(START_TIMEOUT)
-            start = now = time.perf_counter()
-            deadline = start + seconds
-            count = wrong = 0
-            while now < deadline:
-                for j in range(keys):
-                    if step(j) != j:
-                        wrong += 1
-                count += keys
-                now = time.perf_counter()
-        results.put((os.getpid(), count, wrong, start, now, None))
+            results.put((index, 0, 0, 0.0, 0.0, None))
+            while (processes := commands.get()) is not None:
+                barriers[processes].wait(START_TIMEOUT)
+                start = now = time.perf_counter()
+                deadline = start + seconds
+                count = wrong = 0
+                while now < deadline:
+                    for j in range(keys):
+                        if step(j) != j:
+                            wrong += 1
+                    count += keys
+                    now = time.perf_counter()
+                results.put((index, count, wrong, start, now, None))
     except BaseException as exc:  # noqa: B036 - the parent must hear of any end
-        barrier.abort()
-        results.put((os.getpid(), 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+        for barrier in barriers.values():
+            barrier.abort()
+        results.put((index, 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
 
 
-def _reports(series: Series, workers: Sequence[Any], results: Any,
-             timeout: float) -> list[tuple[Any, ...]]:
-    """Every worker's report; a worker that ends without one (killed, or dead before it could
-    run) fails the point at once instead of after the timeout."""
-    reports: list[tuple[Any, ...]] = []
-    deadline = time.monotonic() + timeout
-    while len(reports) < len(workers):
-        try:
-            reports.append(results.get(timeout=0.2))
-            continue
-        except queue.Empty:
-            pass
-        reported = {report[0] for report in reports}
-        dead = [worker for worker in workers
-                if worker.exitcode is not None and worker.pid not in reported]
-        if dead:
-            try:  # its report may still be in the pipe
-                reports.append(results.get(timeout=1.0))
-                continue
+class _Crew:
+    """As many spawned workers as the largest point needs, attached once; a point sets the
+    first ``n`` of them going together (a barrier of ``n`` parties each point size)."""
+
+    def __init__(self, series: Series, resource: str, keys: int, seconds: float,
+                 sizes: Sequence[int]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._series, self._seconds = series, seconds
+        # kept for the crew's life: a spawned child unpickles them after start() returns
+        self._barriers = barriers = {n: context.Barrier(n) for n in sizes}
+        self._results = context.Queue()
+        self._commands = [context.Queue() for _ in range(max(sizes))]
+        self._workers = [
+            context.Process(target=_scaling_worker, daemon=True,
+                            args=(series.name, resource, keys, seconds, index, barriers,
+                                  commands, self._results))
+            for index, commands in enumerate(self._commands)]
+        for worker in self._workers:
+            worker.start()
+        try:  # no point starts while a worker is still starting (it would take a core)
+            self._reports(len(self._workers), START_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, processes: int) -> tuple[float, int]:
+        """(aggregate operations a second, wrong values read) of the first ``processes``
+        workers: every operation over the span from the first start to the last stop."""
+        for commands in self._commands[:processes]:
+            commands.put(processes)
+        reports = self._reports(processes, self._seconds + START_TIMEOUT)
+        span = max(report[4] for report in reports) - min(report[3] for report in reports)
+        return sum(report[1] for report in reports) / span, sum(report[2] for report in reports)
+
+    def _reports(self, processes: int, timeout: float) -> list[tuple[Any, ...]]:
+        """The reports of the first ``processes`` workers; a worker that failed, or ended
+        without reporting (killed, or dead before it could run), fails at once."""
+        reports: list[tuple[Any, ...]] = []
+        deadline = time.monotonic() + timeout
+        while len(reports) < processes:
+            try:
+                report = self._results.get(timeout=0.2)
             except queue.Empty:
-                raise RuntimeError(f"{series.name}: a worker ended (exit code "
-                                   f"{dead[0].exitcode}) without reporting") from None
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{series.name}: a worker did not report within {timeout:g} s")
-    return reports
+                pass
+            else:
+                if report[5]:
+                    raise RuntimeError(f"{self._series.name}: a worker failed: {report[5]}")
+                reports.append(report)
+                continue
+            reported = {report[0] for report in reports}
+            dead = [worker for index, worker in enumerate(self._workers[:processes])
+                    if worker.exitcode is not None and index not in reported]
+            if dead and self._results.empty():  # else its report is still in the pipe
+                time.sleep(0.5)
+                if self._results.empty():
+                    raise RuntimeError(f"{self._series.name}: a worker ended (exit code "
+                                       f"{dead[0].exitcode}) without reporting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self._series.name}: a worker did not report within "
+                                   f"{timeout:g} s")
+        return reports
 
-
-def _scaling_point(series: Series, resource: str, keys: int, processes: int,
-                   seconds: float) -> tuple[float, int]:
-    """(aggregate operations a second, wrong values read) of ``processes`` workers."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes)
-    results = context.Queue()
-    workers = [context.Process(target=_scaling_worker, daemon=True,
-                               args=(series.name, resource, keys, seconds, barrier, results))
-               for _ in range(processes)]
-    for worker in workers:
-        worker.start()
-    try:
-        reports = _reports(series, workers, results, START_TIMEOUT + seconds + 60)
-    finally:
-        for worker in workers:
+    def close(self) -> None:
+        """Stop the workers (those that do not stop are terminated)."""
+        for commands in self._commands:
+            commands.put(None)
+        for worker in self._workers:
             worker.join(timeout=30)
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-        results.close()
-    errors = [report[5] for report in reports if report[5]]
-    if errors:
-        raise RuntimeError(f"{series.name}: a worker failed: {errors[0]}")
-    span = max(report[4] for report in reports) - min(report[3] for report in reports)
-    return sum(report[1] for report in reports) / span, sum(report[2] for report in reports)
+        self._results.close()
+        for commands in self._commands:
+            commands.close()
 
 
 def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
@@ -852,14 +880,18 @@ def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
     wrong = 0
     try:
         with series.prepare(counts.scaling_keys, names) as (resource, final_check):
-            for round_ in range(repeat):
-                for processes in counts.processes:
-                    progress(f"scaling: {series.name}, {processes} process"
-                             f"{'es' if processes > 1 else ''} ({round_ + 1}/{repeat})")
-                    rate, bad = _scaling_point(series, resource, counts.scaling_keys,
-                                               processes, counts.scaling_seconds)
-                    runs[processes].append(rate)
-                    wrong += bad
+            crew = _Crew(series, resource, counts.scaling_keys, counts.scaling_seconds,
+                         counts.processes)
+            try:
+                for round_ in range(repeat):
+                    for processes in counts.processes:
+                        progress(f"scaling: {series.name}, {processes} process"
+                                 f"{'es' if processes > 1 else ''} ({round_ + 1}/{repeat})")
+                        rate, bad = crew.run(processes)
+                        runs[processes].append(rate)
+                        wrong += bad
+            finally:
+                crew.close()
             checks = final_check()
     except Exception as exc:
         if series.package == "segalloc":
