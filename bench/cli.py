@@ -585,11 +585,15 @@ def _process_counts(text: str) -> list[int]:
                                          "(e.g. 1,2,4,8)") from None
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"process counts must be 1 or more, got {text!r}")
-    return counts
+    return sorted(set(counts))
 
 
 def _add_peers_parser(sub: Any) -> None:
-    from segalloc.bench.peers import JOBS
+    from segalloc.bench.peers import FULL, JOBS, QUICK
+
+    quick = (f"{QUICK.dict_keys:,} keys, {QUICK.list_items:,} ints, {QUICK.arrays:,} arrays, "
+             f"{' and '.join(map(str, QUICK.processes))} processes for "
+             f"{QUICK.scaling_seconds:g} s")
 
     p = sub.add_parser("peers", help="the same jobs on segalloc, lmdb, UltraDict and "
                                      "multiprocessing's Manager and shared_memory",
@@ -600,12 +604,15 @@ def _add_peers_parser(sub: Any) -> None:
                    help="run every contender N times, each on a new object, and report the "
                         "medians (default 3; 1 with --quick)")
     p.add_argument("--quick", action="store_true",
-                   help="small counts (300 keys, 1,000 ints, 30 arrays, 1 and 2 processes for "
-                        "0.05 s): seconds, for tests and CI; the ratios mean little")
+                   help=f"small counts ({quick}): seconds, for tests and CI; the ratios mean "
+                        "little")
     p.add_argument("--seconds", type=float, default=None, metavar="S",
-                   help="how long each scaling worker runs (default 1; 0.05 with --quick)")
+                   help=f"how long each scaling worker runs (default {FULL.scaling_seconds:g}; "
+                        f"{QUICK.scaling_seconds:g} with --quick)")
     p.add_argument("--processes", type=_process_counts, default=None, metavar="N,N,...",
-                   help="the scaling job's process counts (default 1,2,4,8; 1,2 with --quick)")
+                   help="the scaling job's process counts, the first one the base of the "
+                        f"speedups (default {','.join(map(str, FULL.processes))}; "
+                        f"{','.join(map(str, QUICK.processes))} with --quick)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of tables: jobs (per contender: status, "
                         "ops with ns_per_op, runs and ratio, checks, verified), scaling (per "

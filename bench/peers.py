@@ -33,8 +33,9 @@ The document (``run_peers``; ``segalloc peers --json``), version 1: ``kind``
 ``ns_per_op``, ``runs``, ``ratio`` = this ns / the reference's, the job's first contender, a
 segalloc one), ``checks``, ``verified``), ``scaling`` (``processes``, ``seconds``, ``keys``,
 ``series``: ``name``, ``operation``, ``package``, ``version``, ``setup``, ``status``,
-``reason``, ``points`` (``processes``, ``ops_per_second``, ``runs``, ``speedup`` over one
-process), ``checks``, ``verified``) and ``not_installed`` (the peer packages absent).
+``reason``, ``points`` (``processes``, ``ops_per_second``, ``runs``, ``speedup`` over the
+first process count's, 1 by default, ``cores_used``: the workers' CPU seconds over the span,
+the median of the runs), ``checks``, ``verified``) and ``not_installed`` (the peer packages absent).
 """
 
 from __future__ import annotations
@@ -761,20 +762,33 @@ SERIES: dict[str, Series] = {series.name: series for series in (
 START_TIMEOUT = 120.0
 
 
+class _Report(NamedTuple):
+    """A worker's message: ready (no operations, no times), a point's figures, or an error."""
+
+    worker: int
+    operations: int = 0
+    wrong: int = 0
+    start: float = 0.0
+    stop: float = 0.0
+    #: CPU seconds the worker's thread ran in the point
+    cpu: float = 0.0
+    error: str | None = None
+
+
 def _scaling_worker(series: str, resource: str, keys: int, seconds: float, index: int,
                     barriers: dict[int, Any], commands: Any, results: Any) -> None:
     """One worker of a crew: attach, warm up (a pass over the keys) and report ready, then
     for each command ``n`` (None: stop) wait at the barrier of ``n`` processes and repeat the
-    operation over the keys until ``seconds`` have passed. Reports are (index, operations,
-    wrong values, start, stop, error); ready is one with no operations and no times."""
+    operation over the keys until ``seconds`` have passed, reporting each ``_Report``."""
     try:
         with SERIES[series].attach(resource, keys) as step:
             for j in range(keys):
                 step(j)
             gc.disable()
-            results.put((index, 0, 0, 0.0, 0.0, None))
+            results.put(_Report(index))
             while (processes := commands.get()) is not None:
                 barriers[processes].wait(START_TIMEOUT)
+                cpu = time.thread_time()
                 start = now = time.perf_counter()
                 deadline = start + seconds
                 count = wrong = 0
@@ -784,11 +798,19 @@ def _scaling_worker(series: str, resource: str, keys: int, seconds: float, index
                             wrong += 1
                     count += keys
                     now = time.perf_counter()
-                results.put((index, count, wrong, start, now, None))
+                results.put(_Report(index, count, wrong, start, now, time.thread_time() - cpu))
     except BaseException as exc:  # noqa: B036 - the parent must hear of any end
         for barrier in barriers.values():
             barrier.abort()
-        results.put((index, 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+        results.put(_Report(index, error=f"{type(exc).__name__}: {exc}"))
+
+
+class _Point(NamedTuple):
+    ops_per_second: float
+    #: the workers' CPU seconds over the span: the cores they really had (on a shared
+    #: machine n workers get n shares against other load, so more than a quiet machine's)
+    cores: float
+    wrong: int
 
 
 class _Crew:
@@ -816,19 +838,21 @@ class _Crew:
             self.close()
             raise
 
-    def run(self, processes: int) -> tuple[float, int]:
-        """(aggregate operations a second, wrong values read) of the first ``processes``
-        workers: every operation over the span from the first start to the last stop."""
+    def run(self, processes: int) -> _Point:
+        """The first ``processes`` workers' point: every operation over the span from the
+        first start to the last stop."""
         for commands in self._commands[:processes]:
             commands.put(processes)
         reports = self._reports(processes, self._seconds + START_TIMEOUT)
-        span = max(report[4] for report in reports) - min(report[3] for report in reports)
-        return sum(report[1] for report in reports) / span, sum(report[2] for report in reports)
+        span = max(report.stop for report in reports) - min(report.start for report in reports)
+        return _Point(sum(report.operations for report in reports) / span,
+                      sum(report.cpu for report in reports) / span,
+                      sum(report.wrong for report in reports))
 
-    def _reports(self, processes: int, timeout: float) -> list[tuple[Any, ...]]:
+    def _reports(self, processes: int, timeout: float) -> list[_Report]:
         """The reports of the first ``processes`` workers; a worker that failed, or ended
         without reporting (killed, or dead before it could run), fails at once."""
-        reports: list[tuple[Any, ...]] = []
+        reports: list[_Report] = []
         deadline = time.monotonic() + timeout
         while len(reports) < processes:
             try:
@@ -836,11 +860,11 @@ class _Crew:
             except queue.Empty:
                 pass
             else:
-                if report[5]:
-                    raise RuntimeError(f"{self._series.name}: a worker failed: {report[5]}")
+                if report.error:
+                    raise RuntimeError(f"{self._series.name}: a worker failed: {report.error}")
                 reports.append(report)
                 continue
-            reported = {report[0] for report in reports}
+            reported = {report.worker for report in reports}
             dead = [worker for index, worker in enumerate(self._workers[:processes])
                     if worker.exitcode is not None and index not in reported]
             if dead and self._results.empty():  # else its report is still in the pipe
@@ -865,6 +889,7 @@ class _Crew:
         self._results.close()
         for commands in self._commands:
             commands.close()
+            commands.join_thread()
 
 
 def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
@@ -876,8 +901,7 @@ def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
     if _import(series.package) is None:
         entry.update(status="not installed", reason=f"{series.package} not installed")
         return entry
-    runs: dict[int, list[float]] = {n: [] for n in counts.processes}
-    wrong = 0
+    runs: dict[int, list[_Point]] = {n: [] for n in counts.processes}
     try:
         with series.prepare(counts.scaling_keys, names) as (resource, final_check):
             crew = _Crew(series, resource, counts.scaling_keys, counts.scaling_seconds,
@@ -887,9 +911,7 @@ def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
                     for processes in counts.processes:
                         progress(f"scaling: {series.name}, {processes} process"
                                  f"{'es' if processes > 1 else ''} ({round_ + 1}/{repeat})")
-                        rate, bad = crew.run(processes)
-                        runs[processes].append(rate)
-                        wrong += bad
+                        runs[processes].append(crew.run(processes))
             finally:
                 crew.close()
             checks = final_check()
@@ -898,14 +920,16 @@ def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
             raise
         entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
         return entry
-    checks["wrong_values"] = wrong
-    entry["verified"] = bool(checks.pop("verified")) and wrong == 0
+    checks["wrong_values"] = sum(point.wrong for points in runs.values() for point in points)
+    entry["verified"] = bool(checks.pop("verified")) and checks["wrong_values"] == 0
     entry["checks"] = checks
-    one = statistics.median(runs[counts.processes[0]]) if counts.processes else 0.0
+    rates = {n: [point.ops_per_second for point in points] for n, points in runs.items()}
+    one = statistics.median(rates[counts.processes[0]])
     entry["points"] = [
-        {"processes": processes, "ops_per_second": statistics.median(values), "runs": values,
-         "speedup": statistics.median(values) / one if one else None}
-        for processes, values in runs.items()]
+        {"processes": n, "ops_per_second": statistics.median(rates[n]), "runs": rates[n],
+         "speedup": statistics.median(rates[n]) / one if one else None,
+         "cores_used": statistics.median(point.cores for point in points)}
+        for n, points in runs.items()]
     return entry
 
 
@@ -997,19 +1021,20 @@ def timed_rows(job: dict[str, Any]) -> Rows:
 
 def scaling_rows(scaling: dict[str, Any]) -> Rows:
     """One row a series: aggregate operations a second per process count, then each count's
-    speedup over one process."""
+    speedup over the first count's."""
     counts = scaling["processes"]
     headers = ["series", *(f"{n} proc ops/s" for n in counts),
-               *(f"{n} / 1" for n in counts[1:]), "verified"]
+               *(f"{n} / {counts[0]}" for n in counts[1:]),
+               f"cores used ({' / '.join(map(str, counts))})", "verified"]
     rows = []
     for entry in scaling["series"]:
         if entry["status"] != "ok":
-            rows.append([entry["name"], _status_text(entry),
-                         *[None] * (2 * len(counts) - 1)])
+            rows.append([entry["name"], _status_text(entry), *[None] * (2 * len(counts))])
             continue
         points = {point["processes"]: point for point in entry["points"]}
         rows.append([entry["name"], *(round(points[n]["ops_per_second"]) for n in counts),
                      *(points[n]["speedup"] for n in counts[1:]),
+                     " / ".join(f"{points[n]['cores_used']:.2f}" for n in counts),
                      "yes" if entry["verified"] else "NO"])
     return headers, rows
 
@@ -1033,4 +1058,6 @@ def caption(document: dict[str, Any]) -> str:
             f"measured in the same run: above 1 is slower than segalloc. segalloc build: {which}. "
             "Scaling: workers spawned and started together, each repeating the operation for "
             f"{params['scaling_seconds']:g} s; ops/s is every worker's operations over the span "
-            "from the first start to the last stop.")
+            "from the first start to the last stop; cores used is their CPU time over that "
+            "span (below the process count on a machine busy with other work, where n "
+            "processes also get n shares of it).")
