@@ -522,7 +522,8 @@ def _print_peers(document: dict[str, Any]) -> None:
               + "\n")
     if document["not_installed"]:
         print(f"not installed: {', '.join(document['not_installed'])} "
-              "(pip install 'segalloc[peers]' brings lmdb and UltraDict)")
+              "(pip install 'segalloc[peers]' brings lmdb and UltraDict, 'segalloc[numpy]' "
+              "numpy)")
     print(caption(document))
 
 

@@ -163,11 +163,8 @@ def _import(module: str) -> Any:
 
 
 def _version(package: str) -> str | None:
-    if package in ("multiprocessing", "segalloc"):
-        if package == "segalloc":
-            from segalloc import __version__
-
-            return __version__
+    """The installed distribution's version (the interpreter's for the standard library)."""
+    if package == "multiprocessing":
         return sys.version.split()[0]
     try:
         return metadata.version(package)
@@ -175,16 +172,24 @@ def _version(package: str) -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def _untraced() -> Iterator[None]:
-    """The garbage collector off for a timed loop (as in ``segalloc replay``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+class _Stopwatch:
+    """Times the loops of a trial, one operation each, with the garbage collector off (as in
+    ``segalloc replay``); ``elapsed`` holds the ns of each."""
+
+    def __init__(self) -> None:
+        self.elapsed: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def timing(self, operation: str) -> Iterator[None]:
+        enabled = gc.isenabled()
+        gc.disable()
+        start = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            self.elapsed[operation] = time.perf_counter_ns() - start
+            if enabled:
+                gc.enable()
 
 
 def _segment_size(count: int, per_item: int) -> int:
@@ -192,12 +197,6 @@ def _segment_size(count: int, per_item: int) -> int:
     extents, tables), in whole MiB."""
     wanted = 2 * count * per_item + 4 * MIB
     return -(-wanted // MIB) * MIB
-
-
-def _heap_segment(size: int) -> Any:
-    from segalloc import ManagedHeapMemory
-
-    return ManagedHeapMemory(size)
 
 
 @contextlib.contextmanager
@@ -211,6 +210,16 @@ def _shared_segment(name: str, size: int) -> Iterator[Any]:
     finally:
         segment.close()
         ManagedSharedMemory.remove(name)
+
+
+@contextlib.contextmanager
+def _segment(shared: bool, size: int, names: _Names) -> Iterator[Any]:
+    """A new segment: in journaled shared memory (removed on exit), or on the heap."""
+    from segalloc import ManagedHeapMemory
+
+    with (_shared_segment(names.new("segment"), size) if shared
+          else ManagedHeapMemory(size)) as segment:
+        yield segment
 
 
 @contextlib.contextmanager
@@ -234,46 +243,39 @@ def _keys(count: int) -> list[str]:
 def _dict_trial(mapping: Any, count: int, counts: Counts) -> tuple[dict[str, int], dict[str, Any]]:
     """Insert ``count`` keys (value i), update each (value i + count), get each."""
     keys = _keys(count)
-    elapsed = {}
-    with _untraced():
-        start = time.perf_counter_ns()
+    watch = _Stopwatch()
+    with watch.timing("insert"):
         for value, key in enumerate(keys):
             mapping[key] = value
-        elapsed["insert"] = time.perf_counter_ns() - start
-        start = time.perf_counter_ns()
+    with watch.timing("update"):
         for value, key in enumerate(keys, count):
             mapping[key] = value
-        elapsed["update"] = time.perf_counter_ns() - start
-        total = 0
-        start = time.perf_counter_ns()
+    total = 0
+    with watch.timing("get"):
         for key in keys:
             total += mapping[key]
-        elapsed["get"] = time.perf_counter_ns() - start
     checks = {"length": len(mapping),
               "right_values": sum(mapping[key] == value
                                   for value, key in enumerate(keys, count)),
               "get_sum_right": total == sum(range(count, 2 * count))}
-    return elapsed, checks
+    return watch.elapsed, checks
 
 
 def _dict_verified(checks: dict[str, Any], count: int) -> bool:
     return bool(checks["length"] == checks["right_values"] == count and checks["get_sum_right"])
 
 
-@contextlib.contextmanager
-def _segalloc_heap_dict(count: int, names: _Names) -> Iterator[Subject]:
-    from segalloc import SegmentDict
+def _segalloc_dict(shared: bool) -> Callable[[int, _Names],
+                                             contextlib.AbstractContextManager[Subject]]:
+    @contextlib.contextmanager
+    def open_dict(count: int, names: _Names) -> Iterator[Subject]:
+        from segalloc import SegmentDict
 
-    with _heap_segment(_segment_size(count, _DICT_ITEM)) as segment:
-        yield Subject(segment.construct(SegmentDict[str, int], "peers"), segment.check_sanity)
+        with _segment(shared, _segment_size(count, _DICT_ITEM), names) as segment:
+            yield Subject(segment.construct(SegmentDict[str, int], "peers"),
+                          segment.check_sanity)
 
-
-@contextlib.contextmanager
-def _segalloc_shared_dict(count: int, names: _Names) -> Iterator[Subject]:
-    from segalloc import SegmentDict
-
-    with _shared_segment(names.new("dict"), _segment_size(count, _DICT_ITEM)) as segment:
-        yield Subject(segment.construct(SegmentDict[str, int], "peers"), segment.check_sanity)
+    return open_dict
 
 
 class _LmdbMapping:
@@ -337,42 +339,39 @@ def _ultradict(count: int, names: _Names) -> Iterator[Subject]:
         mapping.unlink()
 
 
-@contextlib.contextmanager
-def _manager(kind: str) -> Iterator[Any]:
-    manager = multiprocessing.get_context("spawn").Manager()
-    try:
-        yield getattr(manager, kind)()
-    finally:
-        manager.shutdown()
+def _manager_proxy(kind: str) -> Callable[[int, _Names],
+                                          contextlib.AbstractContextManager[Subject]]:
+    """A ``Manager().dict()`` or ``.list()``, its server process shut down on exit."""
 
+    @contextlib.contextmanager
+    def open_proxy(count: int, names: _Names) -> Iterator[Subject]:
+        manager = multiprocessing.get_context("spawn").Manager()
+        try:
+            yield Subject(getattr(manager, kind)())
+        finally:
+            manager.shutdown()
 
-@contextlib.contextmanager
-def _manager_dict(count: int, names: _Names) -> Iterator[Subject]:
-    with _manager("dict") as proxy:
-        yield Subject(proxy)
+    return open_proxy
 
 
 # -- the list job --------------------------------------------------------------------------
 def _list_trial(sequence: Any, count: int,
                 counts: Counts) -> tuple[dict[str, int], dict[str, Any]]:
     """Append 0 .. count-1 one at a time, then iterate over them once."""
-    elapsed = {}
-    with _untraced():
-        start = time.perf_counter_ns()
+    watch = _Stopwatch()
+    with watch.timing("append"):
         for value in range(count):
             sequence.append(value)
-        elapsed["append"] = time.perf_counter_ns() - start
-        total = seen = 0
-        in_order = True
-        start = time.perf_counter_ns()
+    total = seen = 0
+    in_order = True
+    with watch.timing("iterate"):
         for value in sequence:
             in_order = in_order and value == seen
             total += value
             seen += 1
-        elapsed["iterate"] = time.perf_counter_ns() - start
     checks = {"length": len(sequence), "iterated": seen, "in_order": in_order,
               "sum_right": total == count * (count - 1) // 2}
-    return elapsed, checks
+    return watch.elapsed, checks
 
 
 def _list_verified(checks: dict[str, Any], count: int) -> bool:
@@ -391,16 +390,10 @@ def _segalloc_sequence(kind: str) -> Callable[[int, _Names],
         import segalloc
 
         container = getattr(segalloc, kind)[int]
-        with _heap_segment(_segment_size(count, _LIST_ITEM)) as segment:
+        with _segment(False, _segment_size(count, _LIST_ITEM), names) as segment:
             yield Subject(segment.construct(container, "peers"), segment.check_sanity)
 
     return open_sequence
-
-
-@contextlib.contextmanager
-def _manager_list(count: int, names: _Names) -> Iterator[Subject]:
-    with _manager("list") as proxy:
-        yield Subject(proxy)
 
 
 # -- the arrays job ------------------------------------------------------------------------
@@ -471,21 +464,18 @@ def _array_trial(arrays: Any, count: int,
     values = [ramp + index for index in range(count)]
     names = [f"array-{index}" for index in range(count)]
     sums = []
-    elapsed = {}
-    with _untraced():
-        start = time.perf_counter_ns()
+    watch = _Stopwatch()
+    with watch.timing("create"):
         for name, data in zip(names, values):
             arrays.create(name, data)
-        elapsed["create"] = time.perf_counter_ns() - start
-        start = time.perf_counter_ns()
+    with watch.timing("find"):
         for name in names:
             sums.append(arrays.find_sum(name))
-        elapsed["find"] = time.perf_counter_ns() - start
     base = elements * (elements - 1) // 2
     checks = {"found": sum(total >= 0 for total in sums),
               "right_sums": sum(total == base + index * elements
                                 for index, total in enumerate(sums))}
-    return elapsed, checks
+    return watch.elapsed, checks
 
 
 def _arrays_verified(checks: dict[str, Any], count: int) -> bool:
@@ -500,9 +490,7 @@ def _segalloc_arrays(shared: bool) -> Callable[[int, _Names],
                                                contextlib.AbstractContextManager[Subject]]:
     @contextlib.contextmanager
     def open_arrays(count: int, names: _Names) -> Iterator[Subject]:
-        size = _segment_size(count, _ARRAY_ITEM)
-        with (_shared_segment(names.new("arrays"), size) if shared
-              else _heap_segment(size)) as segment:
+        with _segment(shared, _segment_size(count, _ARRAY_ITEM), names) as segment:
             yield Subject(_SegmentArrays(segment), segment.check_sanity)
 
     return open_arrays
@@ -524,15 +512,15 @@ _ULTRA_SETUP = "UltraDict(create=True, buffer_size=64 B an item); default (proce
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("dict", "str -> int, one call an item", ("insert", "update", "get"), (
         Contender("segalloc heap", "segalloc", "SegmentDict[str, int] in a ManagedHeapMemory",
-                  _segalloc_heap_dict),
+                  _segalloc_dict(shared=False)),
         Contender("segalloc shared memory", "segalloc",
                   "SegmentDict[str, int] in a ManagedSharedMemory (locked, journaled)",
-                  _segalloc_shared_dict),
+                  _segalloc_dict(shared=True)),
         Contender("lmdb", "lmdb", f"{_LMDB_SETUP}; a write transaction an insert or update, "
                                   "a read transaction a get", _lmdb_dict),
         Contender("UltraDict", "UltraDict", _ULTRA_SETUP, _ultradict),
         Contender("Manager dict", "multiprocessing", f"Manager().dict(): {_MANAGER_SETUP}",
-                  _manager_dict),
+                  _manager_proxy("dict")),
     ), lambda counts: counts.dict_keys, _dict_trial, _dict_verified),
     Job("list", "ints appended one at a time, then iterated", ("append", "iterate"), (
         Contender("segalloc vector", "segalloc", "SegmentVector[int] in a ManagedHeapMemory",
@@ -540,7 +528,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         Contender("segalloc list", "segalloc", "SegmentList[int] in a ManagedHeapMemory",
                   _segalloc_sequence("SegmentList")),
         Contender("Manager list", "multiprocessing", f"Manager().list(): {_MANAGER_SETUP}",
-                  _manager_list),
+                  _manager_proxy("list")),
     ), lambda counts: counts.list_items, _list_trial, _list_verified),
     Job("arrays", "named float64 arrays: create + fill, find by name + sum",
         ("create", "find"), (
@@ -997,7 +985,9 @@ def not_installed(document: dict[str, Any]) -> list[str]:
 
 
 def _status_text(entry: dict[str, Any]) -> str:
-    return entry["status"] if entry["status"] != "error" else f"error: {entry['reason']}"
+    """What a table shows for a contender that did not run: "lmdb not installed", "numpy not
+    installed" (segalloc's arrays need it), "error: ..."."""
+    return entry["reason"] if entry["status"] == "not installed" else f"error: {entry['reason']}"
 
 
 def timed_rows(job: dict[str, Any]) -> Rows:

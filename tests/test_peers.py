@@ -157,7 +157,7 @@ def test_a_missing_peer_is_reported_absent(monkeypatch: pytest.MonkeyPatch) -> N
     assert series["segalloc dict get"]["verified"]
     (job,) = absent["jobs"]
     assert [row[1] for row in timed_rows(job)[1] if row[0] in ("lmdb", "UltraDict")] == [
-        "not installed", "not installed"]
+        "lmdb not installed", "UltraDict not installed"]
 
 
 def test_the_checks_catch_a_wrong_result() -> None:
