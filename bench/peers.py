@@ -939,10 +939,10 @@ def run_peers(counts: Counts = FULL, repeat: int = 3, jobs: Sequence[str] | None
     from segalloc.bench.runner import environment
 
     known = [*JOBS, "scaling"]
-    chosen = list(jobs) if jobs else known
-    for name in chosen:
+    for name in jobs or ():
         if name not in known:
             raise ValueError(f"unknown job {name!r}; known: {', '.join(known)}")
+    chosen = [name for name in known if not jobs or name in jobs]  # in their order, once
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     if not all(n >= 1 for n in counts.processes) or counts.scaling_seconds <= 0:

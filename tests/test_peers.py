@@ -259,3 +259,8 @@ def test_cli_reports_a_failed_worker_in_one_line(monkeypatch: pytest.MonkeyPatch
     assert main(["peers", "--quick"]) == 1
     assert capsys.readouterr().err == (
         "segalloc: error: segalloc dict get: a worker ended (exit code -9) without reporting\n")
+
+
+def test_unknown_job_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown job 'nope'; known: dict, list, arrays, scaling"):
+        run_peers(QUICK, jobs=["nope"])
