@@ -300,6 +300,26 @@ class _LmdbMapping:
         return int(self._env.stat()["entries"])
 
 
+class _LmdbBulkMapping:
+    """The same mapping with every operation in one open write transaction (how a bulk load
+    is written; no other process sees a store before the commit at the end)."""
+
+    def __init__(self, txn: Any) -> None:
+        self._txn = txn
+
+    def __setitem__(self, key: str, value: int) -> None:
+        self._txn.put(key.encode(), value.to_bytes(8, "little", signed=True))
+
+    def __getitem__(self, key: str) -> int:
+        raw = self._txn.get(key.encode())
+        if raw is None:
+            raise KeyError(key)
+        return int.from_bytes(raw, "little", signed=True)
+
+    def __len__(self) -> int:
+        return int(self._txn.stat()["entries"])
+
+
 #: lmdb's map: address space reserved, pages used as written (a sparse file)
 _LMDB_MAP_SIZE = 1 << 30
 _LMDB_SETUP = ("lmdb.open(dir, sync=False): no fsync at commit, as segalloc's shared memory "
@@ -321,6 +341,12 @@ def _lmdb_env(path: str, readonly: bool = False) -> Iterator[Any]:
 def _lmdb_dict(count: int, names: _Names) -> Iterator[Subject]:
     with _scratch_dir(names) as path, _lmdb_env(path) as env:
         yield Subject(_LmdbMapping(env))
+
+
+@contextlib.contextmanager
+def _lmdb_bulk_dict(count: int, names: _Names) -> Iterator[Subject]:
+    with _scratch_dir(names) as path, _lmdb_env(path) as env, env.begin(write=True) as txn:
+        yield Subject(_LmdbBulkMapping(txn))
 
 
 #: UltraDict's stream buffer: room for every update of the job between full dumps
@@ -518,6 +544,10 @@ JOBS: dict[str, Job] = {job.name: job for job in (
                   _segalloc_dict(shared=True)),
         Contender("lmdb", "lmdb", f"{_LMDB_SETUP}; a write transaction an insert or update, "
                                   "a read transaction a get", _lmdb_dict),
+        Contender("lmdb, one transaction", "lmdb",
+                  f"{_LMDB_SETUP}; every operation in one write transaction, committed at the "
+                  "end (a bulk load: no other process sees the stores until then)",
+                  _lmdb_bulk_dict),
         Contender("UltraDict", "UltraDict", _ULTRA_SETUP, _ultradict),
         Contender("Manager dict", "multiprocessing", f"Manager().dict(): {_MANAGER_SETUP}",
                   _manager_proxy("dict")),

@@ -98,8 +98,8 @@ def test_segalloc_results_are_verified(document: dict[str, Any]) -> None:
 
 def test_peers_run_when_installed(document: dict[str, Any]) -> None:
     dicts = _contenders(document, "dict")
-    for name, module in (("lmdb", "lmdb"), ("UltraDict", "UltraDict"),
-                         ("Manager dict", "multiprocessing")):
+    for name, module in (("lmdb", "lmdb"), ("lmdb, one transaction", "lmdb"),
+                         ("UltraDict", "UltraDict"), ("Manager dict", "multiprocessing")):
         entry = dicts[name]
         if _installed(module):
             assert entry["status"] == "ok" and entry["verified"] is True, entry
@@ -148,9 +148,10 @@ def test_a_missing_peer_is_reported_absent(monkeypatch: pytest.MonkeyPatch) -> N
                        token=f"{TOKEN}x")
     assert absent["not_installed"] == ["UltraDict", "lmdb"]
     dicts = _contenders(absent, "dict")
-    for name in ("lmdb", "UltraDict"):
+    for name, module in (("lmdb", "lmdb"), ("lmdb, one transaction", "lmdb"),
+                         ("UltraDict", "UltraDict")):
         assert dicts[name]["status"] == "not installed"
-        assert dicts[name]["reason"] == f"{name} not installed" and dicts[name]["ops"] == {}
+        assert dicts[name]["reason"] == f"{module} not installed" and dicts[name]["ops"] == {}
     assert dicts["segalloc heap"]["verified"] and dicts["Manager dict"]["status"] == "ok"
     series = {entry["name"]: entry for entry in absent["scaling"]["series"]}
     assert series["lmdb get"]["status"] == series["UltraDict get"]["status"] == "not installed"
