@@ -4,7 +4,8 @@ Jobs (``Counts`` sets their sizes; ``QUICK`` is for tests and CI):
 
 - ``dict``: str -> int inserts, updates and gets, one call an item, on a ``SegmentDict`` in a
   heap segment and in a journaled shared-memory segment, on py-lmdb (one write transaction a
-  store, one read transaction a load: what a user of a shared mapping writes), UltraDict and a
+  store, one read transaction a load: what a user of a shared mapping writes; and, beside it,
+  every operation of the job in one write transaction, as a bulk load), UltraDict and a
   ``multiprocessing.Manager().dict()``;
 - ``list``: appends of ints one at a time, then one iteration over them, on ``SegmentVector``
   and ``SegmentList`` and a ``Manager().list()`` (UltraDict is a mapping: no list to append to);
