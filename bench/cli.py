@@ -334,16 +334,33 @@ def _print_report_summary(document: dict[str, Any]) -> None:
         print(_table(*ratios, title="Boost reference (ratios: ours / Boost's)"))
     elif not document["boost"].get("available"):
         print(f"\nBoost reference absent: {document['boost'].get('reason')}")
+    if "peers" in document:
+        print()
+        _print_peers(document["peers"])
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the scenarios, the stress loads and the traces on every algorithm x backend, with
     Boost's reference when it can be built; print a summary and write report.json, report.md
-    and report.html. Exit 1 when a cell errs or a scenario fails (the reports are written)."""
+    and report.html (with --peers also segalloc peers' section). Exit 1 when a cell errs, a
+    scenario fails or a peers result does not check out (the reports are written)."""
     from segalloc.bench.report import write_reports
-    from segalloc.bench.runner import run_bench
+    from segalloc.bench.runner import PROFILES, run_bench
 
     document = run_bench(_bench_parameters(args), progress_stream=sys.stderr)
+    peers_failed = 0
+    if args.peers:
+        from segalloc.bench.peers import run_peers
+
+        quick = args.profile == "quick"
+        try:
+            document["peers"] = run_peers(_peer_counts(quick, None, None),
+                                          args.repeat or PROFILES[args.profile].repeat,
+                                          quick=quick, progress=_peers_progress())
+            document["wall_seconds"] += document["peers"]["wall_seconds"]
+        except RuntimeError as exc:  # a scaling worker that failed: the sweep is still written
+            print(f"segalloc: error: {exc}", file=sys.stderr)
+            peers_failed = 1
     paths = write_reports(document, args.out, figures=not args.no_figures)
     if args.json:
         _emit_json(document)
@@ -353,7 +370,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"in {document['wall_seconds']:.1f} s")
     failed = [cell for cell in document["cells"] if cell["status"] == "error"]
     failed += [cell for cell in document["scenarios"]["cells"] if cell["status"] == "failed"]
-    return 1 if failed else 0
+    if "peers" in document:
+        peers_failed = _report_peer_failures(document["peers"])
+    return 1 if failed or peers_failed else 0
 
 
 def _profile_help(profile: Any) -> str:
@@ -408,6 +427,11 @@ def _add_bench_parser(sub: Any) -> None:
                         help="replay each cell (and Boost's reference) N times, each on a new "
                              "segment, one round of the sweep after another; ns/op is the "
                              "median; compare needs 4 or more (default: the profile's)")
+    p.add_argument("--peers", action="store_true",
+                   help="after the sweep, run segalloc peers (its --quick counts with the quick "
+                        "profile, its full counts with full; --repeat or the profile's repeats) "
+                        "and add its tables and figures to the report (exit 1 when a peers "
+                        "result does not check out)")
     tuning.add_argument("--no-scenarios", action="store_true", help="skip the nine scenarios")
     tuning.add_argument("--no-boost", action="store_true", help="skip Boost's reference")
     tuning.add_argument("--no-shipped-traces", action="store_true",
@@ -496,6 +520,128 @@ def _add_compare_parser(sub: Any) -> None:
                    help="compare runs made with different parameters (warned about)")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(func=cmd_compare)
+
+
+# -- segalloc peers ----------------------------------------------------------------------
+def _peers_progress() -> Any:
+    """Progress lines on stderr when it is a terminal (None: silent)."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda step: print(f"segalloc peers: {step}", file=sys.stderr)
+
+
+def _print_peers(document: dict[str, Any]) -> None:
+    from segalloc.bench.peers import caption, scaling_rows, timed_rows
+
+    for job in document["jobs"]:
+        print(_table(*timed_rows(job), title=f"{job['job']}: {job['count']:,} {job['title']}")
+              + "\n")
+    if document["scaling"] is not None:
+        scaling = document["scaling"]
+        print(_table(*scaling_rows(scaling),
+                     title=f"scaling: aggregate operations a second, {scaling['keys']:,} keys")
+              + "\n")
+    if document["not_installed"]:
+        print(f"not installed: {', '.join(document['not_installed'])} "
+              "(pip install 'segalloc[peers]' brings lmdb and UltraDict, 'segalloc[numpy]' "
+              "numpy)")
+    print(caption(document))
+
+
+def _report_peer_failures(document: dict[str, Any]) -> int:
+    """Exit status of a peers run: 1 (each failure on stderr) when a result did not check
+    out."""
+    from segalloc.bench.peers import verification_failures
+
+    failures = verification_failures(document)
+    for line in failures:
+        print(f"segalloc: error: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _peer_counts(quick: bool, seconds: float | None, processes: list[int] | None) -> Any:
+    from dataclasses import replace
+
+    from segalloc.bench.peers import FULL, QUICK
+
+    counts = QUICK if quick else FULL
+    if seconds is not None:
+        counts = replace(counts, scaling_seconds=seconds)
+    if processes:
+        counts = replace(counts, processes=tuple(processes))
+    return counts
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    """Run the same jobs on segalloc and on what users would pick instead, each peer when
+    installed (pip install 'segalloc[peers]': lmdb, UltraDict; multiprocessing's Manager and
+    shared_memory are always there): 10,000 str -> int inserts, updates and gets; appends and
+    an iteration of 100,000 ints; 1,000 named 128-element float64 arrays created and found;
+    1, 2, 4, 8 processes doing allocate + free pairs and dict gets on one shared-memory
+    segment (lmdb and UltraDict gets beside them). Prints the time of each operation and its
+    ratio to segalloc's, measured in the same run (medians of --repeat runs). Exit 1 when a
+    result does not check out (a dict without all its keys, an array not holding what was
+    written)."""
+    from segalloc.bench.peers import run_peers
+
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    try:
+        document = run_peers(_peer_counts(args.quick, args.seconds, args.processes), repeat,
+                             args.jobs, quick=args.quick, progress=_peers_progress())
+    except RuntimeError as exc:  # a scaling worker that failed or never reported
+        print(f"segalloc: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _emit_json(document)
+    else:
+        _print_peers(document)
+    return _report_peer_failures(document)
+
+
+def _process_counts(text: str) -> list[int]:
+    """'1,2,4,8' -> [1, 2, 4, 8] (argparse type): each at least 1."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of process counts: {text!r} "
+                                         "(e.g. 1,2,4,8)") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"process counts must be 1 or more, got {text!r}")
+    return sorted(set(counts))
+
+
+def _add_peers_parser(sub: Any) -> None:
+    from segalloc.bench.peers import FULL, JOBS, QUICK
+
+    quick = (f"{QUICK.dict_keys:,} keys, {QUICK.list_items:,} ints, {QUICK.arrays:,} arrays, "
+             f"{' and '.join(map(str, QUICK.processes))} processes for "
+             f"{QUICK.scaling_seconds:g} s")
+
+    p = sub.add_parser("peers", help="the same jobs on segalloc, lmdb, UltraDict and "
+                                     "multiprocessing's Manager and shared_memory",
+                       description=cmd_peers.__doc__)
+    p.add_argument("--job", action="append", dest="jobs", choices=[*JOBS, "scaling"],
+                   help="run only this job (repeatable; default: every one)")
+    p.add_argument("--repeat", type=int, default=None, metavar="N",
+                   help="run every contender N times, each on a new object, and report the "
+                        "medians (default 3; 1 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"small counts ({quick}): seconds, for tests and CI; the ratios mean "
+                        "little")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help=f"how long each scaling worker runs (default {FULL.scaling_seconds:g}; "
+                        f"{QUICK.scaling_seconds:g} with --quick)")
+    p.add_argument("--processes", type=_process_counts, default=None, metavar="N,N,...",
+                   help="the scaling job's process counts, the first one the base of the "
+                        f"speedups (default {','.join(map(str, FULL.processes))}; "
+                        f"{','.join(map(str, QUICK.processes))} with --quick)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of tables: jobs (per contender: status, "
+                        "ops with ns_per_op, runs and ratio, checks, verified), scaling (per "
+                        "series: points with processes, ops_per_second, speedup), "
+                        "not_installed, parameters, environment, build (see "
+                        "segalloc.bench.peers)")
+    p.set_defaults(func=cmd_peers)
 
 
 # -- segalloc shm ls / rm -----------------------------------------------------------------
@@ -604,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(sub)
     _add_report_parser(sub)
     _add_compare_parser(sub)
+    _add_peers_parser(sub)
     _add_shm_parser(sub)
     return parser
 

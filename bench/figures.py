@@ -19,7 +19,7 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 __all__ = ["OKABE_ITO", "build_figures", "render"]
 
@@ -217,6 +217,112 @@ def _timelines(document: dict[str, Any], key: str, ylabel: str, title: str,
     return fig
 
 
+def _count_label(value: float, _: object = None) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
+
+
+def _log_ticks(axis: Any, formatter: Callable[[float, object], str]) -> None:
+    """A log axis ticked at 1, 2 and 5 of each decade, labelled by ``formatter`` (readable
+    also when the data span less than a decade)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(formatter))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _panel_colours(panels: Sequence[Sequence[str]]) -> dict[str, str]:
+    """A colour a name, the same in every panel it appears in, and no two names of one panel
+    alike (while the palette lasts)."""
+    colours: dict[str, str] = {}
+    for names in panels:
+        for name in names:
+            if name not in colours:
+                taken = {colours[other] for other in names if other in colours}
+                colours[name] = next((colour for colour in OKABE_ITO if colour not in taken),
+                                     OKABE_ITO[len(colours) % len(OKABE_ITO)])
+    return colours
+
+
+def _peer_times(document: dict[str, Any]) -> Figure | None:
+    """``segalloc peers``' timed jobs: a panel a job, a group of bars an operation, a bar a
+    contender that ran (time of one operation, log scale; error bars: min to max of runs)."""
+    jobs = [job for job in (document.get("peers") or {}).get("jobs", [])
+            if any(entry["status"] == "ok" for entry in job["contenders"])]
+    if not jobs:
+        return None
+    colours = _panel_colours([[entry["name"] for entry in job["contenders"]
+                               if entry["status"] == "ok"] for job in jobs])
+    fig = Figure(figsize=(7.0, 1.0 + sum(0.45 * len(job["operations"]) + 0.5 for job in jobs)),
+                 layout="constrained")
+    axes = fig.subplots(len(jobs), 1, squeeze=False,
+                        height_ratios=[len(job["operations"]) for job in jobs])[:, 0]
+    for ax, job in zip(axes, jobs):
+        ran = [entry for entry in job["contenders"] if entry["status"] == "ok"]
+        height = 0.8 / len(ran)
+        handles = []
+        for s, entry in enumerate(ran):
+            ys, widths, errors = [], [], []
+            for g, op in enumerate(job["operations"]):
+                figures = entry["ops"][op]
+                runs = figures["runs"]
+                ys.append(g + (s - (len(ran) - 1) / 2) * height)
+                widths.append(figures["ns_per_op"])
+                errors.append((figures["ns_per_op"] - min(runs), max(runs) - figures["ns_per_op"]))
+            handles.append(ax.barh(ys, widths, height=height, color=colours[entry["name"]],
+                                   xerr=list(zip(*errors)),
+                                   error_kw={"elinewidth": 0.7, "capsize": 1.5}))
+        ax.set_yticks(range(len(job["operations"])), job["operations"])
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        _log_ticks(ax.xaxis, _ns_label)
+        ax.set_title(f"{job['job']}: {job['count']:,} {job['title']}")
+        ax.grid(axis="x", linewidth=0.3)
+        # a legend a panel: each job has its own contenders
+        ax.legend(handles, [entry["name"] for entry in ran], loc="center left",
+                  bbox_to_anchor=(1.01, 0.5), frameon=False)
+    axes[-1].set_xlabel("time of one operation (median of the runs; log scale)")
+    return fig
+
+
+def _peer_scaling(document: dict[str, Any]) -> Figure | None:
+    """``segalloc peers``' scaling job: aggregate operations a second against processes, and
+    the speedup over one process beside the ideal (n processes, n times one's)."""
+    scaling = (document.get("peers") or {}).get("scaling") or {}
+    series = [entry for entry in scaling.get("series", []) if entry["status"] == "ok"]
+    if not series:
+        return None
+    colours = _colours([entry["name"] for entry in series])
+    counts = scaling["processes"]
+    fig = Figure(figsize=(7.0, 2.8), layout="constrained")
+    rate_ax, speed_ax = fig.subplots(1, 2)
+    handles = []
+    for entry in series:
+        xs = [point["processes"] for point in entry["points"]]
+        (line,) = rate_ax.plot(xs, [point["ops_per_second"] for point in entry["points"]],
+                               marker="o", markersize=3, linewidth=0.9,
+                               color=colours[entry["name"]])
+        speed_ax.plot(xs, [point["speedup"] for point in entry["points"]], marker="o",
+                      markersize=3, linewidth=0.9, color=colours[entry["name"]])
+        handles.append(line)
+    (ideal,) = speed_ax.plot(counts, counts, color=LIVE_COLOUR, linestyle="--", linewidth=0.7)
+    for ax in (rate_ax, speed_ax):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.set_xlabel("processes")
+        ax.grid(linewidth=0.3)
+    rate_ax.set_yscale("log")
+    _log_ticks(rate_ax.yaxis, _count_label)
+    rate_ax.set_ylabel("operations a second, all processes")
+    rate_ax.set_title("Aggregate throughput on one shared object")
+    speed_ax.set_ylabel("over one process")
+    speed_ax.set_ylim(bottom=0)
+    speed_ax.set_title("Speedup (dashed: ideal)")
+    _legend_outside(fig, [*handles, ideal], [*(entry["name"] for entry in series), "ideal"])
+    return fig
+
+
 def _runs_spread(cell: dict[str, Any]) -> tuple[float, float] | None:
     runs = cell["figures"].get("ns_per_op_runs") or []
     return (min(runs), max(runs)) if len(runs) > 1 else None
@@ -252,6 +358,8 @@ def _all_figures(document: dict[str, Any]) -> list[tuple[str, str, Figure | None
         ("spread", "Fragmentation over time", _timelines(
             document, "spread", "1 - sqrt(sum u^2) / sum u",
             "Fragmentation of the free blocks over time (pw_allocator's / Sawicki's)", False)),
+        ("peers", "Peers: time of one operation", _peer_times(document)),
+        ("peers_scaling", "Peers: processes on one shared object", _peer_scaling(document)),
     ]
 
 

@@ -27,6 +27,10 @@ Report format versions (the document's ``version``; older files keep loading):
   ``largest_free``. Later version-3 files add ``environment.build`` (absent from earlier ones):
   ``pure_python`` (``SEGALLOC_PURE_PYTHON`` was set) and ``algorithms``, a ``{name, compiled}``
   object per algorithm of the run.
+
+A document of any version may carry ``peers`` (``segalloc bench --peers``): the document of
+``segalloc peers --json``, versioned on its own (``segalloc.bench.peers``); the reports then
+gain its section and figures.
 """
 
 from __future__ import annotations
@@ -255,6 +259,58 @@ _COST_NOTE = (
     "enough: allocations that failed although the free blocks' total would have held them.")
 
 
+def _peers_parts(peers: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The peers section as (kind, content) parts, kind one of heading, text, list, table:
+    what the Markdown and the HTML report both render."""
+    from segalloc.bench.peers import caption, scaling_rows, timed_rows
+
+    parts: list[tuple[str, Any]] = [("heading", "Peers: segalloc beside what users would pick "
+                                                "instead"), ("text", caption(peers))]
+    if peers["not_installed"]:
+        parts.append(("text", f"Not installed (reported, not run): "
+                              f"{', '.join(peers['not_installed'])}."))
+    for job in peers["jobs"]:
+        parts += [("subheading", f"{job['job']}: {job['count']:,} {job['title']}"),
+                  ("table", timed_rows(job)),
+                  ("list", [f"{entry['name']}: {entry['setup']}" for entry in job["contenders"]])]
+    scaling = peers.get("scaling")
+    if scaling:
+        parts += [("subheading", f"scaling: aggregate operations a second, "
+                                 f"{scaling['keys']:,} keys"),
+                  ("table", scaling_rows(scaling)),
+                  ("list", [f"{entry['name']}: {entry['setup']}" for entry in scaling["series"]])]
+    return parts
+
+
+def _peers_markdown(peers: dict[str, Any]) -> list[str]:
+    out = []
+    for kind, content in _peers_parts(peers):
+        if kind == "heading":
+            out += [f"## {content}", ""]
+        elif kind == "subheading":
+            out += [f"### {content}", ""]
+        elif kind == "table":
+            out += [_markdown_table(content), ""]
+        elif kind == "list":
+            out += [*(f"- {item}" for item in content), ""]
+        else:
+            out += [content, ""]
+    return out
+
+
+def _peers_html(peers: dict[str, Any]) -> list[str]:
+    tags = {"heading": "h2", "subheading": "h3", "text": "p"}
+    out = []
+    for kind, content in _peers_parts(peers):
+        if kind == "table":
+            out.append(_html_table(content))
+        elif kind == "list":
+            out.append("<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in content) + "</ul>")
+        else:
+            out.append(f"<{tags[kind]}>{_esc(content)}</{tags[kind]}>")
+    return out
+
+
 # -- Markdown ------------------------------------------------------------------------------
 def _text(value: object) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -289,6 +345,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     if ratios[1]:
         out += ["Ratios are ours over Boost's (below 1: we are faster / smaller).", "",
                 _markdown_table(ratios), ""]
+    if document.get("peers"):
+        out += _peers_markdown(document["peers"])
     scenarios = document["scenarios"]
     out += ["## Scenarios", ""]
     if scenarios["ran"]:
@@ -349,6 +407,8 @@ def render_html(document: dict[str, Any],
     if ratios[1]:
         parts += ["<p>Ratios are ours over Boost's (below 1: we are faster / smaller).</p>",
                   _html_table(ratios)]
+    if document.get("peers"):
+        parts += _peers_html(document["peers"])
     parts.append("<h2>Figures</h2>")
     if figures is None:
         figures = [(heading, svg) for _, heading, svg in _inline_figures(document)]
