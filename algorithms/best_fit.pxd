@@ -44,7 +44,6 @@ cdef class _BestFit:
     cdef Py_ssize_t take(self, Py_ssize_t nb) except? -1
     cdef Py_ssize_t take_large(self, Py_ssize_t nb) except? -1
     cdef Py_ssize_t live_block(self, object offset) except? -1
-    cdef void release_live(self, Py_ssize_t b) except *
     cdef bint split_off(self, Py_ssize_t b, Py_ssize_t keep) except -1
     cdef object shrink(self, Py_ssize_t b, Py_ssize_t limit, Py_ssize_t preferred, bint try_only)
     cdef object expand(self, Py_ssize_t b, Py_ssize_t cmd, Py_ssize_t limit, Py_ssize_t preferred)

@@ -308,8 +308,10 @@ class _BestFit:
         w.store(b + B_NEXT, b)
         w.store(b + B_PREV, b)
         at: cython.Py_ssize_t = self.smallmap + (units >> 6)
-        self.store_map(at, r[at] | map_bit(units & 63))
-        self.store_map(self.summary, r[self.summary] | map_bit(units >> 6))
+        bits: cython.longlong = r[at]
+        if not bits:  # the summary has fewer than 64 bits: a plain store
+            w.store(self.summary, r[self.summary] | (1 << (units >> 6)))
+        self.store_map(at, bits | map_bit(units & 63))
 
     def bin_remove(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
         """Take ``b`` out of bin ``units``; clear the bitmaps' bits when it empties."""
@@ -327,7 +329,7 @@ class _BestFit:
         bits: cython.longlong = r[at] & ~map_bit(units & 63)
         self.store_map(at, bits)
         if not bits:
-            self.store_map(self.summary, r[self.summary] & ~map_bit(units >> 6))
+            w.store(self.summary, r[self.summary] & ~(1 << (units >> 6)))
 
     def find_bin(self, units: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The first non-empty bin at ``units`` or above, by the bitmaps; -1 if none."""
@@ -480,8 +482,8 @@ class _BestFit:
             if cls > self.last_class:
                 raise _fault(f"the treemap marks class {cls}, past the last")
             node = r[self.roots0 + cls]
-        depth: cython.Py_ssize_t
-        for depth in range(TOP_BIT + 1):
+        _depth: cython.Py_ssize_t
+        for _depth in range(TOP_BIT + 1):
             if not node:
                 return best
             size = r[node + B_SIZE] & SIZE_MASK
@@ -524,10 +526,13 @@ class _BestFit:
         allocated): they become payload. With ``carve`` zeroing the boundary tag, a block
         allocated after ``zero_free_memory`` reads all zeros, as Boost's allocation clears
         its free-tree hook."""
-        links: cython.Py_ssize_t = BIN_LINKS if size >> 4 < self.small_units else TRIE_LINKS
-        word: cython.Py_ssize_t
-        for word in range(b + B_NEXT, b + B_NEXT + links):
-            self.words.store(word, 0)
+        w: Words = self.words
+        w.store(b + B_NEXT, 0)
+        w.store(b + B_PREV, 0)
+        if size >= self.small_limit:
+            w.store(b + B_CHILD0, 0)
+            w.store(b + B_CHILD1, 0)
+            w.store(b + B_PARENT, 0)
 
     def carve(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t, nb: cython.Py_ssize_t,
               wild: cython.bint) -> cython.void:
@@ -630,9 +635,9 @@ class _BestFit:
             raise InvalidPointer(f"offset {offset!r} is not an int")
         r: cython.const[cython.longlong][::1] = self.words.signed
         end: cython.Py_ssize_t = r[self.end_word]
-        if not 0 <= offset < MAX_REQUEST:  # type: ignore[operator]
+        if not 0 <= offset < MAX_REQUEST:
             raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
-        at: cython.Py_ssize_t = offset  # type: ignore[assignment]
+        at: cython.Py_ssize_t = offset
         b: cython.Py_ssize_t = (at >> 3) - 2
         if at & FLAGS or not self._first <= b < end:
             raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
@@ -663,24 +668,19 @@ class _BestFit:
             raise damaged("best_fit", "allocate", exc) from exc
         return (b + 2) << 3 if b else None
 
-    @cython.annotation_typing(False)  # a non-int offset is an InvalidPointer, not a TypeError
-    def deallocate(self, offset: int) -> None:
+    def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
         """Free a live block, merged with its free neighbours, and file it; ``InvalidPointer``
         (nothing changed) for anything else."""
         try:
-            self.release_live(self.live_block(offset))
+            b: cython.Py_ssize_t = self.live_block(offset)
+            flags: cython.Py_ssize_t = self.words.signed[b + B_SIZE]
+            self.release(b, flags & SIZE_MASK, not flags & PREV_ALLOCATED)
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("best_fit", "deallocate", exc) from exc
 
-    def release_live(self, b: cython.Py_ssize_t) -> cython.void:
-        """Free live block ``b`` (checked by ``live_block``)."""
-        flags: cython.Py_ssize_t = self.words.signed[b + B_SIZE]
-        self.release(b, flags & SIZE_MASK, not flags & PREV_ALLOCATED)
-
-    @cython.annotation_typing(False)
-    def usable_size(self, offset: int) -> int:
+    def usable_size(self, offset: object) -> int:  # a non-int is an InvalidPointer
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""
         try:
             return (self.words.signed[self.live_block(offset) + B_SIZE] & SIZE_MASK) - PAYLOAD
@@ -807,7 +807,7 @@ class _BestFit:
                 if got is not None:
                     if cmd & ZERO_MEMORY:
                         self._zero_new(got, reuse, old)
-                    return got  # type: ignore[no-any-return]
+                    return got
             if cmd & ALLOCATE_NEW and servable:
                 b = self.take(block_bytes(preferred_size))
                 if not b:
@@ -958,7 +958,7 @@ class _BestFit:
         size = end * WORD + END_MARKER - self._start
         w.store(self.control + H_SIZE, size)
         w.store(self.control + H_BASE_TAIL, 0)
-        return size  # type: ignore[no-any-return]
+        return size
 
     @property
     def size(self) -> int:
