@@ -14,7 +14,7 @@ cdef Py_ssize_t ALLOCATE_NEW, EXPAND, EXPAND_BWD, EXPAND_FWD, SHRINKS, TRY_SHRIN
 cdef Py_ssize_t ZERO_MEMORY
 
 cdef Py_ssize_t block_bytes(Py_ssize_t size) noexcept
-cdef long long map_bit(Py_ssize_t k) noexcept
+
 
 cdef class _BestFit:
     cdef public Words words
@@ -23,7 +23,7 @@ cdef class _BestFit:
     cdef readonly Py_ssize_t smallmap, summary, treemap, free_word, end_word, heads0, roots0
     cdef readonly Py_ssize_t _first
 
-    cdef void store_map(self, Py_ssize_t at, long long bits) except *
+    cdef long long put_bit(self, Py_ssize_t at, Py_ssize_t k, bint on) except? -1
     cdef void ring_append(self, Py_ssize_t head, Py_ssize_t b) except *
     cdef void ring_remove(self, Py_ssize_t b, Py_ssize_t nxt) except *
     cdef void bin_insert(self, Py_ssize_t b, Py_ssize_t units) except *

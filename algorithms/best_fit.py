@@ -207,12 +207,6 @@ def block_bytes(size: cython.Py_ssize_t) -> cython.Py_ssize_t:
     return MIN_BLOCK if size <= MIN_BLOCK_REQUEST else (size + BORROWED + FLAGS) & SIZE_MASK
 
 
-def map_bit(k: cython.Py_ssize_t) -> cython.longlong:
-    """Bit ``k`` (0..63) of a bitmap word, as the signed view reads it (bit 63: the sign)."""
-    one: cython.longlong = 1
-    return -MAX_WORD - 1 if k == TOP_BIT else one << k
-
-
 #: the smallest region ``format`` accepts: the fewest header words, one minimum block, the end
 MIN_SEGMENT_SIZE = (_first_block(0, MIN_SMALL_UNITS, (MIN_SMALL_UNITS * ALIGN).bit_length())
                     * WORD + MIN_BLOCK + END_MARKER)
@@ -269,13 +263,20 @@ class _BestFit:
         self._first = _first_block(start, small_units, last_class)
 
     # -- words -----------------------------------------------------------------------------
-    def store_map(self, at: cython.Py_ssize_t, bits: cython.longlong) -> cython.void:
-        """Store a bitmap word: ``store`` takes values below 2**63, a word with bit 63 goes
-        through ``words[at] = v`` (journaled and observed all the same)."""
+    def put_bit(self, at: cython.Py_ssize_t, k: cython.Py_ssize_t,
+                on: cython.bint) -> cython.longlong:
+        """Set (``on``) or clear bit ``k`` (0..63) of the bitmap word ``at``; the new word, as
+        the signed view reads it. ``store`` takes values below 2**63: a word with bit 63 set
+        goes through ``words[at] = v`` (journaled and observed all the same)."""
+        one: cython.longlong = 1
+        bit: cython.longlong = -MAX_WORD - 1 if k == TOP_BIT else one << k
+        old: cython.longlong = self.words.signed[at]
+        bits: cython.longlong = old | bit if on else old & ~bit
         if bits >= 0:
             self.words.store(at, bits)
         else:
             self.words[at] = bits & UNSIGNED_WORD
+        return bits
 
     # -- circular lists of equal sizes, oldest first -----------------------------------------
     def ring_append(self, head: cython.Py_ssize_t, b: cython.Py_ssize_t) -> cython.void:
@@ -308,10 +309,9 @@ class _BestFit:
         w.store(b + B_NEXT, b)
         w.store(b + B_PREV, b)
         at: cython.Py_ssize_t = self.smallmap + (units >> 6)
-        bits: cython.longlong = r[at]
-        if not bits:  # the summary has fewer than 64 bits: a plain store
+        if not r[at]:  # the summary has fewer than 64 bits: a plain store
             w.store(self.summary, r[self.summary] | (1 << (units >> 6)))
-        self.store_map(at, bits | map_bit(units & 63))
+        self.put_bit(at, units & 63, True)
 
     def bin_remove(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
         """Take ``b`` out of bin ``units``; clear the bitmaps' bits when it empties."""
@@ -325,10 +325,7 @@ class _BestFit:
                 w.store(slot, nxt)
             return
         w.store(slot, 0)
-        at: cython.Py_ssize_t = self.smallmap + (units >> 6)
-        bits: cython.longlong = r[at] & ~map_bit(units & 63)
-        self.store_map(at, bits)
-        if not bits:
+        if not self.put_bit(self.smallmap + (units >> 6), units & 63, False):
             w.store(self.summary, r[self.summary] & ~(1 << (units >> 6)))
 
     def find_bin(self, units: cython.Py_ssize_t) -> cython.Py_ssize_t:
@@ -372,7 +369,7 @@ class _BestFit:
         node: cython.Py_ssize_t = r[slot]
         if not node:
             w.store(slot, b)
-            self.store_map(self.treemap, r[self.treemap] | map_bit(cls))
+            self.put_bit(self.treemap, cls, True)
             w.store(b + B_PARENT, slot)
             w.store(b + B_NEXT, b)
             w.store(b + B_PREV, b)
@@ -430,7 +427,7 @@ class _BestFit:
                 raise _fault(f"trie node at {b * WORD} has the parent word {parent}")
             w.store(parent, heir)
             if not heir:
-                self.store_map(self.treemap, r[self.treemap] & ~map_bit(cls))
+                self.put_bit(self.treemap, cls, False)
         elif r[parent + B_CHILD0] == b:
             w.store(parent + B_CHILD0, heir)
         else:
