@@ -21,13 +21,24 @@ The header is larger than Boost's (bins and trie roots: 192 bytes in a 64 KiB se
 1000 bytes), so a new segment has that much less free memory than Boost's; the number of exact
 bins grows with the region (one per 4 KiB, 8 to 1024), so small segments pay little.
 
-Sections, in reading order: constants, in-buffer layout, binding, free structures, block
-operations, public allocation API, region size, checks and introspection, registration.
+Reading order (tlsf.c's): constants, in-buffer layout, the circular lists, bins and tries,
+the block helpers, the public operations chaining them, region size, checks and introspection,
+registration.
+
+One source, two builds: Cython compiles this module in its pure-Python mode (the C types come
+from the annotations and ``best_fit.pxd``; the helpers become C functions the compiler inlines);
+with ``SEGALLOC_PURE_PYTHON=1`` the same code runs interpreted. Words are read through the
+signed view (``Words.signed``) and written through ``Words.store`` (bitmap words with bit 63
+set, which ``store`` refuses as negative, through ``words[i] = v``), so a journaled segment logs
+every write and a hostile word cannot wrap C arithmetic around.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import cython
 
 from segalloc.algorithm_common import (
     ALLOCATE_NEW,
@@ -45,8 +56,11 @@ from segalloc.algorithm_common import (
     damaged,
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
-from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.interfaces import Command, MemoryAlgorithm, compiled_hookimpl
 from segalloc.words import Words
+
+if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd
+    from segalloc.intrinsics import bit_length, lowest_bit
 
 __all__ = ["BestFit"]
 
@@ -55,7 +69,7 @@ __all__ = ["BestFit"]
 # ------------------------------------------------------------------------------------------
 
 #: fixed: Boost's Alignment; every block starts and every block size is a multiple of it
-ALIGNMENT = 16
+ALIGN = 16
 #: fixed: bytes of a word of the layout
 WORD = 8
 #: fixed: the header an allocated block carries (Boost's SizeHolder: prev size + size)
@@ -63,13 +77,13 @@ BLOCK_HEADER = 16
 #: fixed: the previous block's last word, lent as a header word (Boost's UsableByPreviousChunk)
 BORROWED = 8
 #: fixed: what an allocation costs beyond the request rounded up
-PAYLOAD_PER_ALLOCATION = BLOCK_HEADER - BORROWED
-#: fixed: Boost's BlockCtrlBytes: the header plus the free-tree hook, rounded up to ALIGNMENT
+PAYLOAD = BLOCK_HEADER - BORROWED
+#: fixed: Boost's BlockCtrlBytes: the header plus the free-tree hook, rounded up to ALIGN
 MIN_BLOCK = 48
 #: fixed: the end marker, a bare header that is always "allocated"
 END_MARKER = 16
 #: fixed: the largest request that still fits a minimum block
-MIN_BLOCK_REQUEST = MIN_BLOCK - PAYLOAD_PER_ALLOCATION
+MIN_BLOCK_REQUEST = MIN_BLOCK - PAYLOAD
 #: tunable: exact-size bins a segment gets at most, and at least; a power of two each
 MAX_SMALL_UNITS = 1024
 MIN_SMALL_UNITS = 8
@@ -80,11 +94,12 @@ REGION_BYTES_PER_SMALL_UNIT = 4096
 ALLOCATED = 1
 PREV_ALLOCATED = 2
 BOTH_ALLOCATED = ALLOCATED | PREV_ALLOCATED
-FLAGS = ALIGNMENT - 1
+FLAGS = ALIGN - 1
+SIZE_MASK = -ALIGN
 
-assert PAYLOAD_PER_ALLOCATION == 8 and MIN_BLOCK % ALIGNMENT == 0
+assert PAYLOAD == 8 and MIN_BLOCK % ALIGN == 0
 assert FLAGS >= BOTH_ALLOCATED, "the flags must fit below the size's alignment"
-assert MIN_SMALL_UNITS * ALIGNMENT >= 64, "trie nodes (5 link words) must fit the smallest one"
+assert MIN_SMALL_UNITS * ALIGN >= 64, "trie nodes (5 link words) must fit the smallest one"
 
 # ------------------------------------------------------------------------------------------
 # In-buffer layout. Every link is a word index from the segment start (byte offset / 8);
@@ -109,6 +124,7 @@ assert MIN_SMALL_UNITS * ALIGNMENT >= 64, "trie nodes (5 link words) must fit th
 #
 #  A trie class c holds the sizes (bytes) of bit length c: [2**(c-1), 2**c); FIRST_CLASS is
 #  the bit length of SMALL_UNITS*16, and LAST_CLASS takes every size from 2**(LAST_CLASS-1).
+#  Bitmap words use all 64 bits: read through the signed view, bit 63 is the sign.
 #
 #  Every block, at word b (b*8 a multiple of 16), size a multiple of 16 bytes:
 #
@@ -131,7 +147,8 @@ assert MIN_SMALL_UNITS * ALIGNMENT >= 64, "trie nodes (5 link words) must fit th
 #   b+6  PARENT    trie only: parent node, the root slot for a root, 0 off the trie  B_PARENT
 #
 #  and its size again in PREV_SIZE of the next block (the boundary tag). Two free blocks are
-#  never neighbours. The top (the free block just before the end marker) is in no bin or trie.
+#  never neighbours. The top (the free block just before the end marker) is in no bin or trie
+#  when it is too large for a bin (the "wild" top).
 #  The end marker: SIZE_FLAGS = ALLOCATED (size 0) | PREV_ALLOCATED as the last block is.
 #  Bytes past the end marker (the region's unaligned tail) are unused.
 # ------------------------------------------------------------------------------------------
@@ -158,9 +175,15 @@ B_PARENT = 6
 BIN_LINKS = 2
 TRIE_LINKS = 5
 #: smallest block size in units (bins below it stay empty)
-MIN_UNITS = MIN_BLOCK // ALIGNMENT
+MIN_UNITS = MIN_BLOCK // ALIGN
 #: the highest bit a size can have: trie walks in the last class start here
 TOP_BIT = 63
+#: the largest signed word (above any ``rest`` a best-fit search compares)
+MAX_WORD = (1 << 63) - 1
+#: a bitmap word as the unsigned value ``words[i] = v`` takes
+UNSIGNED_WORD = (1 << 64) - 1
+#: requests beyond this cannot be served by any region (and keep the arithmetic in 63 bits)
+MAX_REQUEST = 1 << 60
 
 LAYOUT_VERSION = 1
 MAGIC = int.from_bytes(b"bestfit" + LAYOUT_VERSION.to_bytes(1, "little"), "little")
@@ -168,529 +191,525 @@ MAGIC = int.from_bytes(b"bestfit" + LAYOUT_VERSION.to_bytes(1, "little"), "littl
 
 def _header_words(small_units: int, last_class: int) -> int:
     """Words of the region header for these parameters (before padding to 16 bytes)."""
-    first_class = (small_units * ALIGNMENT).bit_length()
+    first_class = (small_units * ALIGN).bit_length()
     return (H_SMALLMAP + (small_units + 63) // 64 + (small_units - MIN_UNITS)
             + (last_class - first_class + 1))
 
 
 def _first_block(start: int, small_units: int, last_class: int) -> int:
-    """Word index of the first block: after the header, rounded up to ALIGNMENT."""
+    """Word index of the first block: after the header, rounded up to ALIGN."""
     header_end = start + _header_words(small_units, last_class) * WORD
-    return -(-header_end // ALIGNMENT) * ALIGNMENT // WORD
+    return -(-header_end // ALIGN) * ALIGN // WORD
 
 
-def _block_bytes(size: int) -> int:
+def block_bytes(size: cython.Py_ssize_t) -> cython.Py_ssize_t:
     """Boost's ``priv_get_total_units`` in bytes: the block an allocation of ``size`` takes."""
-    return MIN_BLOCK if size <= MIN_BLOCK_REQUEST else (size + BORROWED + FLAGS) & -ALIGNMENT
+    return MIN_BLOCK if size <= MIN_BLOCK_REQUEST else (size + BORROWED + FLAGS) & SIZE_MASK
 
 
 #: the smallest region ``format`` accepts: the fewest header words, one minimum block, the end
-MIN_SEGMENT_SIZE = (_first_block(0, MIN_SMALL_UNITS, (MIN_SMALL_UNITS * ALIGNMENT).bit_length())
+MIN_SEGMENT_SIZE = (_first_block(0, MIN_SMALL_UNITS, (MIN_SMALL_UNITS * ALIGN).bit_length())
                     * WORD + MIN_BLOCK + END_MARKER)
+
+#: the layout constants as Python values, for tests and inspection tools (compiled, the module's
+#: constants are C values, not module attributes)
+LAYOUT = SimpleNamespace(MIN_BLOCK=MIN_BLOCK, END_MARKER=END_MARKER, B_SIZE=B_SIZE,
+                         B_NEXT=B_NEXT, B_PREV=B_PREV, ALLOCATED=ALLOCATED,
+                         PREV_ALLOCATED=PREV_ALLOCATED)
 
 
 def _fault(message: str) -> SegmentCorrupt:
     return SegmentCorrupt(f"best_fit: {message}")
 
 
-class BestFit(MemoryAlgorithm):
-    """Best fit with boundary tags, Boost's ``rbtree_best_fit`` arithmetic, all in the buffer.
+@cython.cclass
+class _BestFit:
+    """The block helpers and operations over the region's words (a C type when compiled).
 
-    The instance holds the buffer views, the start and constants fixed at ``format`` (read
-    back by ``attach``); every mutable word lives in the segment.
-    """
+    Fields are offsets and parameters fixed at ``format`` (read back at binding); every
+    mutable word lives in the segment and is read on each call."""
 
-    name = "best_fit"
-    layout_version = LAYOUT_VERSION
-    ALIGNMENT = ALIGNMENT
-    PAYLOAD_PER_ALLOCATION = PAYLOAD_PER_ALLOCATION
-    MIN_SEGMENT_SIZE = MIN_SEGMENT_SIZE
-
-    __slots__ = ("_buf", "_w", "_start", "_h", "_small_units", "_last_class", "_first_class",
-                 "_small_limit", "_heads0", "_roots0", "_first", "_smallmap", "_summary", "_treemap", "_free",
-                 "_end")
-
-    # -- binding ---------------------------------------------------------------------------
     def __init__(self, buf: memoryview, start: int) -> None:
-        """Bind to ``buf`` and derive the constant offsets from the header's parameters."""
-        buf = buf.cast("B") if buf.format != "B" else buf
-        self._buf = buf
-        self.words = Words(buf)
+        """Bind to ``buf`` and derive the constant offsets from the header's parameters
+        (absurd ones are clamped: ``attach`` refuses such a region before binding)."""
+        view = memoryview(buf).cast("B")
+        self._buf = view
+        self.words = Words(view)
         self._start = start
-        h = self._h = start // WORD
-        w = self.words
-        small_units = self._small_units = w[h + H_SMALL_UNITS]
-        last_class = self._last_class = w[h + H_LAST_CLASS]
-        self._small_limit = small_units * ALIGNMENT
-        self._first_class = self._small_limit.bit_length()
-        self._smallmap = h + H_SMALLMAP
-        self._summary = h + H_SUMMARY
-        self._treemap = h + H_TREEMAP
-        self._free = h + H_FREE
-        self._end = h + H_END
-        self._heads0 = self._smallmap + (small_units + 63) // 64 - MIN_UNITS
-        self._roots0 = self._heads0 + small_units - self._first_class
+        h: cython.Py_ssize_t = start // WORD
+        self.control = h
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        small_units: cython.Py_ssize_t = MIN_SMALL_UNITS
+        last_class: cython.Py_ssize_t = 0
+        if h + H_LAST_CLASS < len(r):
+            small_units = r[h + H_SMALL_UNITS]
+            last_class = r[h + H_LAST_CLASS]
+        if (not MIN_SMALL_UNITS <= small_units <= MAX_SMALL_UNITS
+                or small_units & (small_units - 1)):
+            small_units = MIN_SMALL_UNITS
+        self.small_units = small_units
+        self.small_limit = small_units * ALIGN
+        self.first_class = bit_length(self.small_limit)
+        if not self.first_class <= last_class <= TOP_BIT:
+            last_class = self.first_class
+        self.last_class = last_class
+        self.smallmap = h + H_SMALLMAP
+        self.summary = h + H_SUMMARY
+        self.treemap = h + H_TREEMAP
+        self.free_word = h + H_FREE
+        self.end_word = h + H_END
+        self.heads0 = self.smallmap + (small_units + 63) // 64 - MIN_UNITS
+        self.roots0 = self.heads0 + small_units - self.first_class
         self._first = _first_block(start, small_units, last_class)
 
-    @classmethod
-    def format(cls, buf: memoryview, start: int, size: int) -> BestFit:
-        """Lay out an empty region: the header, one free block (the top) and the end marker."""
-        check_region(len(buf), start, size, alignment=ALIGNMENT, min_size=MIN_SEGMENT_SIZE)
-        per_unit = size // REGION_BYTES_PER_SMALL_UNIT
-        small_units = max(MIN_SMALL_UNITS,
-                          min(MAX_SMALL_UNITS, 1 << max(per_unit.bit_length() - 1, 0)))
-        last_class = max((small_units * ALIGNMENT).bit_length(), size.bit_length())
-        first = _first_block(start, small_units, last_class)
-        end = (start + size) // ALIGNMENT * ALIGNMENT // WORD - END_MARKER // WORD
-        if end - first < MIN_BLOCK // WORD:
-            raise ValueError(f"size={size} leaves no room for a block after the header")
-        view = buf.cast("B") if buf.format != "B" else buf
-        header = [0] * _header_words(small_units, last_class)
-        header[H_MAGIC], header[H_SIZE], header[H_END] = MAGIC, size, end
-        header[H_SMALL_UNITS], header[H_LAST_CLASS] = small_units, last_class
-        header[H_BASE_TAIL] = start + size - (end * WORD + END_MARKER)
-        view[start: start + len(header) * WORD] = b"".join(
-            word.to_bytes(WORD, "little") for word in header)
-        alg = cls(view, start)
-        top = (end - first) * WORD
-        w = alg.words
-        w[alg._free] = top
-        w[first + B_SIZE] = top | PREV_ALLOCATED
-        w[end + B_PREV_SIZE] = top
-        w[end + B_SIZE] = ALLOCATED
-        if top < alg._small_limit:
-            alg._link(first, top)
-        return alg
+    # -- words -----------------------------------------------------------------------------
+    def put_bit(self, at: cython.Py_ssize_t, k: cython.Py_ssize_t,
+                on: cython.bint) -> cython.longlong:
+        """Set (``on``) or clear bit ``k`` (0..63) of the bitmap word ``at``; the new word, as
+        the signed view reads it. ``store`` takes values below 2**63: a word with bit 63 set
+        goes through ``words[at] = v`` (journaled and observed all the same)."""
+        one: cython.longlong = 1
+        bit: cython.longlong = -MAX_WORD - 1 if k == TOP_BIT else one << k
+        old: cython.longlong = self.words.signed[at]
+        bits: cython.longlong = old | bit if on else old & ~bit
+        if bits >= 0:
+            self.words.store(at, bits)
+        else:
+            self.words[at] = bits & UNSIGNED_WORD
+        return bits
 
-    @classmethod
-    def attach(cls, buf: memoryview, start: int) -> BestFit:
-        """Bind to a formatted region; ``SegmentCorrupt`` when its header is not sane."""
-        view = buf.cast("B") if buf.format != "B" else buf
-        if start % ALIGNMENT or start < 0 or start + MIN_SEGMENT_SIZE > len(view):
-            raise _fault(f"no region fits at start={start} in {len(view)} bytes")
-        head = bytes(view[start: start + H_SMALLMAP * WORD])
-        fields = [int.from_bytes(head[i: i + WORD], "little") for i in range(0, len(head), WORD)]
-        if fields[H_MAGIC] != MAGIC:
-            raise _fault("bad magic: the region was not formatted by best_fit (layout 1)")
-        small_units, last_class = fields[H_SMALL_UNITS], fields[H_LAST_CLASS]
-        if (small_units not in {1 << k for k in range(3, 11)}
-                or not (small_units * ALIGNMENT).bit_length() <= last_class <= TOP_BIT):
-            raise _fault(f"absurd bin parameters {small_units}/{last_class}")
-        size, end, base_tail = fields[H_SIZE], fields[H_END], fields[H_BASE_TAIL]
-        first = _first_block(start, small_units, last_class)
-        if (start + size > len(view) or end - first < MIN_BLOCK // WORD or end % 2
-                or end * WORD + END_MARKER + base_tail > start + size
-                or base_tail >= ALIGNMENT):
-            raise _fault(f"region size {size} / end marker {end * WORD} do not fit the buffer")
-        return cls(view, start)
+    # -- circular lists of equal sizes, oldest first -----------------------------------------
+    def ring_append(self, head: cython.Py_ssize_t, b: cython.Py_ssize_t) -> cython.void:
+        """Put ``b`` last (the newest) in the circular list that starts at ``head``."""
+        w: Words = self.words
+        last: cython.Py_ssize_t = w.signed[head + B_PREV]
+        w.store(b + B_NEXT, head)
+        w.store(b + B_PREV, last)
+        w.store(last + B_NEXT, b)
+        w.store(head + B_PREV, b)
 
-    # -- free structures: exact bins, tries, top -------------------------------------------
-    def _link(self, b: int, size: int) -> None:
-        """File free block ``b`` as the newest of its size (never the top)."""
-        units = size >> 4
-        if units >= self._small_units:
-            self._trie_link(b, size)
-            return
-        w = self.words
-        slot = self._heads0 + units
-        head = w[slot]
+    def ring_remove(self, b: cython.Py_ssize_t, nxt: cython.Py_ssize_t) -> cython.void:
+        """Bypass ``b`` (whose NEXT is ``nxt``, not ``b`` itself) in its circular list."""
+        w: Words = self.words
+        prv: cython.Py_ssize_t = w.signed[b + B_PREV]
+        w.store(prv + B_NEXT, nxt)
+        w.store(nxt + B_PREV, prv)
+
+    # -- exact-size bins (dlmalloc's smallbins) ------------------------------------------------
+    def bin_insert(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
+        """File free block ``b`` as the newest of bin ``units``; mark a bin that was empty."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        slot: cython.Py_ssize_t = self.heads0 + units
+        head: cython.Py_ssize_t = r[slot]
         if head:
-            last = w[head + B_PREV]
-            w[b + B_NEXT] = head
-            w[b + B_PREV] = last
-            w[last + B_NEXT] = b
-            w[head + B_PREV] = b
+            self.ring_append(head, b)
             return
-        w[slot] = b
-        w[b + B_NEXT] = b
-        w[b + B_PREV] = b
-        mapword = units >> 6
-        w[self._smallmap + mapword] |= 1 << (units & 63)
-        w[self._summary] |= 1 << mapword
+        w.store(slot, b)
+        w.store(b + B_NEXT, b)
+        w.store(b + B_PREV, b)
+        at: cython.Py_ssize_t = self.smallmap + (units >> 6)
+        if not r[at]:  # the summary has fewer than 64 bits: a plain store
+            w.store(self.summary, r[self.summary] | (1 << (units >> 6)))
+        self.put_bit(at, units & 63, True)
 
-    def _unlink(self, b: int, size: int) -> None:
-        """Take free block ``b`` (not the top) out of its bin or trie."""
-        units = size >> 4
-        if units >= self._small_units:
-            self._trie_unlink(b)
-            return
-        w = self.words
-        nxt = w[b + B_NEXT]
-        slot = self._heads0 + units
+    def bin_remove(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
+        """Take ``b`` out of bin ``units``; clear the bitmaps' bits when it empties."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        nxt: cython.Py_ssize_t = r[b + B_NEXT]
+        slot: cython.Py_ssize_t = self.heads0 + units
         if nxt != b:
-            prv = w[b + B_PREV]
-            w[prv + B_NEXT] = nxt
-            w[nxt + B_PREV] = prv
-            if w[slot] == b:
-                w[slot] = nxt
+            self.ring_remove(b, nxt)
+            if r[slot] == b:
+                w.store(slot, nxt)
             return
-        w[slot] = 0
-        mapword = units >> 6
-        at = self._smallmap + mapword
-        bits = w[at] & ~(1 << (units & 63))
-        w[at] = bits
-        if not bits:
-            w[self._summary] &= ~(1 << mapword)
+        w.store(slot, 0)
+        if not self.put_bit(self.smallmap + (units >> 6), units & 63, False):
+            w.store(self.summary, r[self.summary] & ~(1 << (units >> 6)))
 
-    def _trie_class(self, size: int) -> tuple[int, int]:
-        """The trie class of ``size`` and the bit its walk starts with."""
-        cls = size.bit_length()
-        if cls >= self._last_class:
-            return self._last_class, TOP_BIT
-        return cls, cls - 2
+    def find_bin(self, units: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The first non-empty bin at ``units`` or above, by the bitmaps; -1 if none."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        mapword: cython.Py_ssize_t = units >> 6
+        bits: cython.longlong = r[self.smallmap + mapword] >> (units & 63)
+        if bits:
+            found: cython.Py_ssize_t = units + lowest_bit(bits)
+        else:
+            higher: cython.longlong = r[self.summary] >> (mapword + 1)
+            if not higher:
+                return -1
+            mapword += lowest_bit(higher) + 1
+            bits = r[self.smallmap + mapword] if mapword < 64 else 0
+            if not bits:
+                raise _fault(f"the bin summary marks the empty bitmap word {mapword}")
+            found = (mapword << 6) + lowest_bit(bits)
+        if found >= self.small_units:
+            raise _fault(f"the bin bitmap marks bin {found}, past the last")
+        return found
 
-    def _trie_link(self, b: int, size: int) -> None:
+    # -- bitwise tries, one per power of two (dlmalloc's treebins) ---------------------------
+    def trie_class(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The trie class of ``size`` (the last class takes every larger size)."""
+        cls: cython.Py_ssize_t = bit_length(size)
+        return cls if cls < self.last_class else self.last_class
+
+    def top_bit(self, cls: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The size bit a walk down trie ``cls`` starts with."""
+        return TOP_BIT if cls == self.last_class else cls - 2
+
+    def trie_insert(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.void:
         """Insert ``b``: a new trie node, or the newest in the list of a node of its size."""
-        w = self.words
-        cls, top_bit = self._trie_class(size)
-        w[b + B_CHILD0] = 0
-        w[b + B_CHILD1] = 0
-        slot = self._roots0 + cls
-        node = w[slot]
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        cls: cython.Py_ssize_t = self.trie_class(size)
+        w.store(b + B_CHILD0, 0)
+        w.store(b + B_CHILD1, 0)
+        slot: cython.Py_ssize_t = self.roots0 + cls
+        node: cython.Py_ssize_t = r[slot]
         if not node:
-            w[slot] = b
-            w[self._treemap] |= 1 << cls
-            w[b + B_PARENT] = slot
-            w[b + B_NEXT] = b
-            w[b + B_PREV] = b
+            w.store(slot, b)
+            self.put_bit(self.treemap, cls, True)
+            w.store(b + B_PARENT, slot)
+            w.store(b + B_NEXT, b)
+            w.store(b + B_PREV, b)
             return
-        for bit in range(top_bit, -1, -1):
-            if w[node + B_SIZE] & -ALIGNMENT == size:
-                last = w[node + B_PREV]
-                w[b + B_NEXT] = node
-                w[b + B_PREV] = last
-                w[last + B_NEXT] = b
-                w[node + B_PREV] = b
-                w[b + B_PARENT] = 0
+        bit: cython.Py_ssize_t = self.top_bit(cls)
+        while bit >= 0:
+            if r[node + B_SIZE] & SIZE_MASK == size:
+                self.ring_append(node, b)
+                w.store(b + B_PARENT, 0)
                 return
-            child = node + B_CHILD0 + ((size >> bit) & 1)
-            nxt = w[child]
+            child: cython.Py_ssize_t = node + B_CHILD0 + ((size >> bit) & 1)
+            nxt: cython.Py_ssize_t = r[child]
             if not nxt:
-                w[child] = b
-                w[b + B_PARENT] = node
-                w[b + B_NEXT] = b
-                w[b + B_PREV] = b
+                w.store(child, b)
+                w.store(b + B_PARENT, node)
+                w.store(b + B_NEXT, b)
+                w.store(b + B_PREV, b)
                 return
             node = nxt
+            bit -= 1
         raise _fault(f"trie of class {cls} is deeper than its sizes have bits")
 
-    def _trie_unlink(self, b: int) -> None:
+    def trie_remove(self, b: cython.Py_ssize_t) -> cython.void:
         """Remove ``b``; the next-oldest block of its size, or a leaf, takes its place."""
-        w = self.words
-        nxt = w[b + B_NEXT]
-        parent = w[b + B_PARENT]
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        nxt: cython.Py_ssize_t = r[b + B_NEXT]
+        parent: cython.Py_ssize_t = r[b + B_PARENT]
+        heir: cython.Py_ssize_t
         if nxt != b:
-            prv = w[b + B_PREV]
-            w[prv + B_NEXT] = nxt
-            w[nxt + B_PREV] = prv
+            self.ring_remove(b, nxt)
             if not parent:
                 return
             heir = nxt
         else:
-            heir = w[b + B_CHILD1] or w[b + B_CHILD0]
+            slot: cython.Py_ssize_t = b + B_CHILD1 if r[b + B_CHILD1] else b + B_CHILD0
+            heir = r[slot]
             if heir:
-                slot = b + (B_CHILD1 if w[b + B_CHILD1] else B_CHILD0)
-                for _ in range(TOP_BIT + 1):
-                    if w[heir + B_CHILD1]:
+                depth: cython.Py_ssize_t = 0
+                while True:
+                    if r[heir + B_CHILD1]:
                         slot = heir + B_CHILD1
-                    elif w[heir + B_CHILD0]:
+                    elif r[heir + B_CHILD0]:
                         slot = heir + B_CHILD0
                     else:
                         break
-                    heir = w[slot]
-                else:
-                    raise _fault(f"trie below block {b * WORD} is deeper than sizes have bits")
-                w[slot] = 0
+                    heir = r[slot]
+                    depth += 1
+                    if depth > TOP_BIT:
+                        raise _fault(f"trie below block {b * WORD} is deeper than sizes have bits")
+                w.store(slot, 0)
         if parent < self._first:
-            w[parent] = heir
+            cls: cython.Py_ssize_t = parent - self.roots0
+            if not self.first_class <= cls <= self.last_class:
+                raise _fault(f"trie node at {b * WORD} has the parent word {parent}")
+            w.store(parent, heir)
             if not heir:
-                w[self._treemap] &= ~(1 << (parent - self._roots0))
-        elif w[parent + B_CHILD0] == b:
-            w[parent + B_CHILD0] = heir
+                self.put_bit(self.treemap, cls, False)
+        elif r[parent + B_CHILD0] == b:
+            w.store(parent + B_CHILD0, heir)
         else:
-            w[parent + B_CHILD1] = heir
+            w.store(parent + B_CHILD1, heir)
         if heir:
-            w[heir + B_PARENT] = parent
-            for side in (B_CHILD0, B_CHILD1):
-                child = w[b + side]
-                w[heir + side] = child
+            w.store(heir + B_PARENT, parent)
+            side: cython.Py_ssize_t
+            for side in range(B_CHILD0, B_CHILD1 + 1):
+                child: cython.Py_ssize_t = r[b + side]
+                w.store(heir + side, child)
                 if child:
-                    w[child + B_PARENT] = heir
+                    w.store(child + B_PARENT, heir)
 
-    def _trie_best(self, nb: int) -> int:
+    def trie_best(self, nb: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The smallest (then oldest) trie block of at least ``nb`` bytes, or 0 (dlmalloc's
         ``tmalloc_large``: walk ``nb``'s path, remembering the last right subtree passed)."""
-        w = self.words
-        treemap = w[self._treemap]
-        cls, top_bit = self._trie_class(nb)
-        best = node = 0
-        best_rest = 1 << 64
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        treemap: cython.longlong = r[self.treemap]
+        cls: cython.Py_ssize_t = self.trie_class(nb)
+        best: cython.Py_ssize_t = 0
+        node: cython.Py_ssize_t = 0
+        best_rest: cython.Py_ssize_t = MAX_WORD
+        size: cython.Py_ssize_t
         if treemap >> cls & 1:
-            node = w[self._roots0 + cls]
-            right_passed = 0
-            for bit in range(top_bit, -1, -1):
-                rest = (w[node + B_SIZE] & -ALIGNMENT) - nb
-                if 0 <= rest < best_rest:
-                    best, best_rest = node, rest
-                    if not rest:
+            node = r[self.roots0 + cls]
+            right_passed: cython.Py_ssize_t = 0
+            bit: cython.Py_ssize_t = self.top_bit(cls)
+            while True:
+                if bit < 0:
+                    raise _fault(f"trie of class {cls} is deeper than its sizes have bits")
+                size = r[node + B_SIZE] & SIZE_MASK
+                if size >= nb and size - nb < best_rest:
+                    best, best_rest = node, size - nb
+                    if not best_rest:
                         return best
-                right = w[node + B_CHILD1]
-                node = w[node + B_CHILD0 + ((nb >> bit) & 1)]
+                right: cython.Py_ssize_t = r[node + B_CHILD1]
+                node = r[node + B_CHILD0 + ((nb >> bit) & 1)]
                 if right and right != node:
                     right_passed = right
                 if not node:
                     node = right_passed
                     break
-            else:
-                raise _fault(f"trie of class {cls} is deeper than its sizes have bits")
+                bit -= 1
         if not node and not best:
-            higher = treemap >> (cls + 1)
+            higher: cython.longlong = treemap >> (cls + 1) if cls < self.last_class else 0
             if not higher:
                 return 0
-            node = w[self._roots0 + cls + (higher & -higher).bit_length()]
-        for _ in range(TOP_BIT + 1):
+            cls += lowest_bit(higher) + 1
+            if cls > self.last_class:
+                raise _fault(f"the treemap marks class {cls}, past the last")
+            node = r[self.roots0 + cls]
+        _depth: cython.Py_ssize_t
+        for _depth in range(TOP_BIT + 1):
             if not node:
                 return best
-            rest = (w[node + B_SIZE] & -ALIGNMENT) - nb
-            if 0 <= rest < best_rest:
-                best, best_rest = node, rest
-            node = w[node + B_CHILD0] or w[node + B_CHILD1]
+            size = r[node + B_SIZE] & SIZE_MASK
+            if size >= nb and size - nb < best_rest:
+                best, best_rest = node, size - nb
+            child: cython.Py_ssize_t = r[node + B_CHILD0]
+            node = child if child else r[node + B_CHILD1]
         raise _fault("a trie's leftmost path is longer than sizes have bits")
 
-    def _is_wild(self, b: int, size: int) -> bool:
+    # -- free blocks: filed, unfiled, checked ------------------------------------------------
+    def file_free(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.void:
+        """File free block ``b`` as the newest of its size (never the wild top)."""
+        units: cython.Py_ssize_t = size >> 4
+        if units < self.small_units:
+            self.bin_insert(b, units)
+        else:
+            self.trie_insert(b, size)
+
+    def unfile(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.void:
+        """Take free block ``b`` (not the wild top) out of its bin or trie."""
+        units: cython.Py_ssize_t = size >> 4
+        if units < self.small_units:
+            self.bin_remove(b, units)
+        else:
+            self.trie_remove(b)
+
+    def is_wild(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.bint:
         """True for the top when it is too large for a bin: then it is in no structure."""
-        return size >= self._small_limit and b + (size >> 3) == self.words[self._end]
+        return size >= self.small_limit and b + (size >> 3) == self.words.signed[self.end_word]
 
-    # -- block operations --------------------------------------------------------------------
-    def _hand_out(self, b: int, size: int) -> None:
+    def check_free(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.void:
+        """``SegmentCorrupt`` unless ``b``, found through a bin, a trie or the end marker, is
+        a free block of ``size`` bytes (a free block's predecessor is always allocated)."""
+        if b < self._first or self.words.signed[b + B_SIZE] != size | PREV_ALLOCATED:
+            raise _fault(f"word {b}, reached as a free block of {size} bytes, is not one")
+
+    # -- blocks: handed out, carved, released --------------------------------------------------
+    def hand_out(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.void:
         """Zero the links free block ``b`` kept in a bin or a trie (taken out of it, about to be
-        allocated): they become payload. With ``_carve`` zeroing the boundary tag, a block
+        allocated): they become payload. With ``carve`` zeroing the boundary tag, a block
         allocated after ``zero_free_memory`` reads all zeros, as Boost's allocation clears
-        its free-tree hook (``_take`` inlines this for bin blocks)."""
-        w = self.words
-        links = BIN_LINKS if size >> 4 < self._small_units else TRIE_LINKS
-        for word in range(b + B_NEXT, b + B_NEXT + links):
-            w[word] = 0
+        its free-tree hook."""
+        w: Words = self.words
+        w.store(b + B_NEXT, 0)
+        w.store(b + B_PREV, 0)
+        if size >= self.small_limit:
+            w.store(b + B_CHILD0, 0)
+            w.store(b + B_CHILD1, 0)
+            w.store(b + B_PARENT, 0)
 
-    def _carve(self, b: int, size: int, nb: int, wild: bool) -> None:
+    def carve(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t, nb: cython.Py_ssize_t,
+              wild: cython.bint) -> cython.void:
         """Allocate ``nb`` bytes at the front of free block ``b`` (already out of its bin) and
         file the rest if it makes a block (a wild rest stays out of the structures)."""
-        w = self.words
-        rest = size - nb
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        rest: cython.Py_ssize_t = size - nb
         if rest >= MIN_BLOCK:
-            r = b + (nb >> 3)
-            w[b + B_SIZE] = nb | BOTH_ALLOCATED
-            w[r + B_SIZE] = rest | PREV_ALLOCATED
-            w[r + (rest >> 3)] = rest
-            if not wild or rest < self._small_limit:
-                self._link(r, rest)
+            t: cython.Py_ssize_t = b + (nb >> 3)
+            w.store(b + B_SIZE, nb | BOTH_ALLOCATED)
+            w.store(t + B_SIZE, rest | PREV_ALLOCATED)
+            w.store(t + (rest >> 3), rest)
+            if not wild or rest < self.small_limit:
+                self.file_free(t, rest)
             size = nb
         else:
-            w[b + B_SIZE] = size | BOTH_ALLOCATED
-            w[b + (size >> 3) + B_PREV_SIZE] = 0  # the boundary tag is payload now
-            w[b + (size >> 3) + B_SIZE] |= PREV_ALLOCATED
-        w[self._free] -= size
+            n: cython.Py_ssize_t = b + (size >> 3)
+            w.store(b + B_SIZE, size | BOTH_ALLOCATED)
+            w.store(n + B_PREV_SIZE, 0)  # the boundary tag is payload now
+            w.store(n + B_SIZE, r[n + B_SIZE] | PREV_ALLOCATED)
+        w.store(self.free_word, r[self.free_word] - size)
 
-    def _take(self, nb: int) -> int:
-        """Allocate a block of ``nb`` bytes by best fit; its word index, or 0.
+    def release(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t,
+                prev_free: cython.bint) -> cython.void:
+        """Free ``[b, b+size)``: merge it with a free predecessor and successor (boundary
+        tags) and file the result unless it is the wild top."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        w.store(self.free_word, r[self.free_word] + size)
+        if prev_free:  # merge_prev
+            prev_size: cython.Py_ssize_t = r[b + B_PREV_SIZE]
+            p: cython.Py_ssize_t = b - (prev_size >> 3)
+            self.unfile(p, prev_size)
+            w.store(b + B_SIZE, size)  # the absorbed header reads "free": no second free
+            b = p
+            size += prev_size
+        n: cython.Py_ssize_t = b + (size >> 3)
+        next_flags: cython.Py_ssize_t = r[n + B_SIZE]
+        if not next_flags & ALLOCATED:  # merge_next
+            next_size: cython.Py_ssize_t = next_flags & SIZE_MASK
+            if not self.is_wild(n, next_size):
+                self.unfile(n, next_size)
+            size += next_size
+            n += next_size >> 3
+        else:
+            w.store(n + B_SIZE, next_flags & ~PREV_ALLOCATED)
+        w.store(b + B_SIZE, size | PREV_ALLOCATED)
+        w.store(n + B_PREV_SIZE, size)
+        if not self.is_wild(b, size):
+            self.file_free(b, size)
 
-        The hot path, written out so each word is read once: a bin hit pops the bin's oldest
-        block and files the rest (always smaller, so in a bin too) as ``_link`` would; larger
-        requests and misses go to ``_take_large``.
-        """
-        w = self.words
-        units = nb >> 4
-        if units >= self._small_units:
-            return self._take_large(nb)
-        smallmap = self._smallmap
-        mapword = units >> 6
-        bits = w[smallmap + mapword] >> (units & 63)
-        if not bits:
-            higher = w[self._summary] >> (mapword + 1)
-            if not higher:
-                return self._take_large(nb)
-            mapword += (higher & -higher).bit_length()
-            bits = w[smallmap + mapword]
-            units = mapword << 6
-        units += (bits & -bits).bit_length() - 1
-        heads0 = self._heads0
-        b = w[heads0 + units]
-        nxt = w[b + B_NEXT]
-        if nxt != b:
-            prv = w[b + B_PREV]
-            w[prv + B_NEXT] = nxt
-            w[nxt + B_PREV] = prv
-            w[heads0 + units] = nxt
-        else:
-            w[heads0 + units] = 0
-            bits = w[smallmap + mapword] & ~(1 << (units & 63))
-            w[smallmap + mapword] = bits
-            if not bits:
-                w[self._summary] &= ~(1 << mapword)
-        size = units << 4
-        w[b + B_NEXT] = 0  # the links are payload now (_hand_out inlined)
-        w[b + B_PREV] = 0
-        rest = size - nb
-        if rest < MIN_BLOCK:
-            w[b + B_SIZE] = size | BOTH_ALLOCATED
-            w[b + (size >> 3)] = 0  # so is the boundary tag
-            w[b + (size >> 3) + B_SIZE] |= PREV_ALLOCATED
-            w[self._free] -= size
-            return b
-        w[b + B_SIZE] = nb | BOTH_ALLOCATED
-        w[self._free] -= nb
-        r = b + (nb >> 3)
-        w[r + B_SIZE] = rest | PREV_ALLOCATED
-        w[r + (rest >> 3)] = rest
-        units = rest >> 4
-        head = w[heads0 + units]
-        if head:
-            last = w[head + B_PREV]
-            w[r + B_NEXT] = head
-            w[r + B_PREV] = last
-            w[last + B_NEXT] = r
-            w[head + B_PREV] = r
-        else:
-            self._link(r, rest)
+    def take(self, nb: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Allocate a block of ``nb`` bytes by best fit; its word index, or 0. A bin hit pops
+        the bin's oldest block; larger requests and misses go to ``take_large``."""
+        units: cython.Py_ssize_t = nb >> 4
+        if units >= self.small_units:
+            return self.take_large(nb)
+        units = self.find_bin(units)
+        if units < 0:
+            return self.take_large(nb)
+        b: cython.Py_ssize_t = self.words.signed[self.heads0 + units]
+        size: cython.Py_ssize_t = units << 4
+        self.check_free(b, size)
+        self.bin_remove(b, units)
+        self.hand_out(b, size)
+        self.carve(b, size, nb, False)
         return b
 
-    def _take_large(self, nb: int) -> int:
-        """Best fit from the tries, or the wild top when it is smaller or nothing else fits.
-
-        Carving the wild top (every allocation while the heap grows) is written out: the rest
-        stays the wild top, so only three words change.
-        """
-        w = self.words
-        treemap = w[self._treemap]
-        cls = nb.bit_length()
-        b = self._trie_best(nb) if treemap >> (cls if cls < self._last_class else self._last_class) \
-            else 0
-        end = w[self._end]
-        if not w[end + B_SIZE] & PREV_ALLOCATED:
-            top_size = w[end + B_PREV_SIZE]
-            if (top_size >= self._small_limit and nb <= top_size
-                    and (not b or top_size < w[b + B_SIZE] & -ALIGNMENT)):
-                top = end - (top_size >> 3)
-                rest = top_size - nb
-                if rest < self._small_limit:
-                    self._carve(top, top_size, nb, True)
-                    return top
-                w[top + B_SIZE] = nb | BOTH_ALLOCATED
-                w[top + (nb >> 3) + B_SIZE] = rest | PREV_ALLOCATED
-                w[end + B_PREV_SIZE] = rest
-                w[self._free] -= nb
+    def take_large(self, nb: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Best fit from the tries, or the wild top when it is smaller or nothing else fits."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        b: cython.Py_ssize_t = 0
+        if r[self.treemap] >> self.trie_class(nb):
+            b = self.trie_best(nb)
+        size: cython.Py_ssize_t = r[b + B_SIZE] & SIZE_MASK if b else 0
+        end: cython.Py_ssize_t = r[self.end_word]
+        if not r[end + B_SIZE] & PREV_ALLOCATED:
+            top_size: cython.Py_ssize_t = r[end + B_PREV_SIZE]
+            if top_size >= self.small_limit and nb <= top_size and (not b or top_size < size):
+                top: cython.Py_ssize_t = end - (top_size >> 3)
+                self.check_free(top, top_size)
+                self.carve(top, top_size, nb, True)
                 return top
         if b:
-            self._trie_unlink(b)
-            size = w[b + B_SIZE] & -ALIGNMENT
-            self._hand_out(b, size)
-            self._carve(b, size, nb, False)
+            self.check_free(b, size)
+            self.trie_remove(b)
+            self.hand_out(b, size)
+            self.carve(b, size, nb, False)
         return b
 
-    def _live(self, offset: int) -> int:
-        """The flags word of the live block at ``offset`` (its block is ``offset // 8 - 2``);
-        ``InvalidPointer`` for anything else.
+    def live_block(self, offset: object) -> cython.Py_ssize_t:
+        """The word index of the live block at ``offset``; ``InvalidPointer`` for anything
+        else, before anything is written.
 
         Checks the block's header against both neighbours' tags, so a double free, an offset
-        inside a block or past the end is refused before anything is written.
+        inside a block or past the end is refused.
         """
         if type(offset) is not int:
             raise InvalidPointer(f"offset {offset!r} is not an int")
-        w = self.words
-        end = w[self._end]
-        b = (offset >> 3) - 2
-        if offset & FLAGS or not self._first <= b < end:
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        end: cython.Py_ssize_t = r[self.end_word]
+        if not 0 <= offset < MAX_REQUEST:
             raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
-        flags = w[b + B_SIZE]
-        size = flags & -ALIGNMENT
-        n = b + (size >> 3)
+        at: cython.Py_ssize_t = offset
+        b: cython.Py_ssize_t = (at >> 3) - 2
+        if at & FLAGS or not self._first <= b < end:
+            raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
+        flags: cython.Py_ssize_t = r[b + B_SIZE]
+        size: cython.Py_ssize_t = flags & SIZE_MASK
+        n: cython.Py_ssize_t = b + (size >> 3)
         if (not flags & ALLOCATED or size < MIN_BLOCK or n > end
-                or not w[n + B_SIZE] & PREV_ALLOCATED):
+                or not r[n + B_SIZE] & PREV_ALLOCATED):
             raise InvalidPointer(f"offset {offset} is not a live block (freed twice?)")
         if not flags & PREV_ALLOCATED:
-            prev_size = w[b + B_PREV_SIZE]
-            p = b - (prev_size >> 3)
-            if p < self._first or w[p + B_SIZE] != prev_size | PREV_ALLOCATED:
+            prev_size: cython.Py_ssize_t = r[b + B_PREV_SIZE]
+            p: cython.Py_ssize_t = b - (prev_size >> 3)
+            if (prev_size < MIN_BLOCK or p < self._first
+                    or r[p + B_SIZE] != prev_size | PREV_ALLOCATED):
                 raise InvalidPointer(f"offset {offset} is not a live block (bad boundary tag)")
-        return flags
+        return b
 
     # -- public allocation API ---------------------------------------------------------------
     def allocate(self, size: int) -> int | None:
         """Best fit: the smallest free block that holds ``size``, split at the front."""
+        if size > MAX_REQUEST:
+            return None
         try:
-            b = self._take(MIN_BLOCK if size <= MIN_BLOCK_REQUEST
-                           else (size + BORROWED + FLAGS) & -ALIGNMENT)
-        except DAMAGE as exc:
-            raise damaged(self.name, "allocate", exc) from exc
-        return (b + 2) << 3 if b else None
-
-    def deallocate(self, offset: int) -> None:
-        """Free a live block, merged with its free neighbours, and file it; ``InvalidPointer``
-        (nothing changed) for anything else. Filing in a bin that already has blocks, the
-        common case, is written out as ``_link`` does it."""
-        try:
-            flags = self._live(offset)
-            b = (offset >> 3) - 2
-            size = flags & -ALIGNMENT
-            w = self.words
-            end = w[self._end]
-            w[self._free] += size
-            if not flags & PREV_ALLOCATED:
-                prev_size = w[b + B_PREV_SIZE]
-                p = b - (prev_size >> 3)
-                self._unlink(p, prev_size)
-                # the absorbed header now reads "free": freeing its offset again is refused
-                w[b + B_SIZE] = size
-                b = p
-                size += prev_size
-            n = b + (size >> 3)
-            next_flags = w[n + B_SIZE]
-            if not next_flags & ALLOCATED:
-                next_size = next_flags & -ALIGNMENT
-                after = n + (next_size >> 3)
-                if after != end or next_size < self._small_limit:
-                    self._unlink(n, next_size)
-                size += next_size
-                n = after
-            else:
-                w[n + B_SIZE] = next_flags & ~PREV_ALLOCATED
-            w[b + B_SIZE] = size | PREV_ALLOCATED
-            w[n + B_PREV_SIZE] = size
-            units = size >> 4
-            if units < self._small_units:
-                head = w[self._heads0 + units]
-                if head:
-                    last = w[head + B_PREV]
-                    w[b + B_NEXT] = head
-                    w[b + B_PREV] = last
-                    w[last + B_NEXT] = b
-                    w[head + B_PREV] = b
-                    return
-            if n != end or units < self._small_units:
-                self._link(b, size)
+            b: cython.Py_ssize_t = self.take(block_bytes(size))
         except SegallocError:
             raise
         except DAMAGE as exc:
-            raise damaged(self.name, "deallocate", exc) from exc
+            raise damaged("best_fit", "allocate", exc) from exc
+        return (b + 2) << 3 if b else None
 
-    def usable_size(self, offset: int) -> int:
+    def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
+        """Free a live block, merged with its free neighbours, and file it; ``InvalidPointer``
+        (nothing changed) for anything else."""
+        try:
+            b: cython.Py_ssize_t = self.live_block(offset)
+            flags: cython.Py_ssize_t = self.words.signed[b + B_SIZE]
+            self.release(b, flags & SIZE_MASK, not flags & PREV_ALLOCATED)
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("best_fit", "deallocate", exc) from exc
+
+    def usable_size(self, offset: object) -> int:  # a non-int is an InvalidPointer
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""
-        return (self._live(offset) & -ALIGNMENT) - PAYLOAD_PER_ALLOCATION
+        try:
+            return (self.words.signed[self.live_block(offset) + B_SIZE] & SIZE_MASK) - PAYLOAD
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("best_fit", "usable_size", exc) from exc
 
     @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """Best fit for a block that can hold an aligned one; the unused front (0 or at least
         a minimum block) and tail go back to the free structures. When no block is that large
         every free block is tried, so a fit is never missed (Boost doubles the request)."""
-        if alignment <= ALIGNMENT:
+        if alignment <= ALIGN:
             return self.allocate(size)
-        nb = _block_bytes(size)
-        b = self._take(nb + alignment + 2 * ALIGNMENT)
+        if size > MAX_REQUEST or alignment > MAX_REQUEST:
+            return None
+        nb: cython.Py_ssize_t = block_bytes(size)
+        b: cython.Py_ssize_t = self.take(nb + alignment + 2 * ALIGN)
         if not b:
             b = self._take_aligned_anywhere(nb, alignment)
             if not b:
                 return None
-        return self._trim_aligned(b, nb, alignment)
+        size_b: cython.Py_ssize_t = self.words.signed[b + B_SIZE] & SIZE_MASK
+        gap: cython.Py_ssize_t = self._front_gap(b, alignment)
+        if gap:  # the front goes back (the block before b is allocated: b was free)
+            a: cython.Py_ssize_t = b + (gap >> 3)
+            self.words.store(a + B_SIZE, (size_b - gap) | ALLOCATED)
+            self.release(b, gap, False)
+            b = a
+        self.split_off(b, nb)
+        return (b + 2) << 3
 
     def _front_gap(self, b: int, alignment: int) -> int:
         """Bytes from block ``b`` to the aligned block inside it: 0 or a splittable front."""
@@ -705,59 +724,56 @@ class BestFit(MemoryAlgorithm):
             b = offset // WORD
             if self._front_gap(b, alignment) + nb <= size and (not best or size < best_size):
                 best, best_size = b, size
-        if not best:
+        return self._take_whole(best, best_size) if best else 0
+
+    def _take_largest(self, limit_size: int) -> int:
+        """Allocate the whole largest free block if it holds ``limit_size`` (Boost's fallback
+        for ``ALLOCATE_NEW``); its word index, or 0."""
+        largest = largest_size = 0
+        for offset, size in self.free_blocks():
+            if size > largest_size:
+                largest, largest_size = offset // WORD, size
+        if not largest or largest_size - PAYLOAD < limit_size:
             return 0
-        wild = self._is_wild(best, best_size)
+        return self._take_whole(largest, largest_size)
+
+    def _take_whole(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> int:
+        """Allocate all of free block ``b``, found by a walk of the chain."""
+        wild: cython.bint = self.is_wild(b, size)
         if not wild:
-            self._unlink(best, best_size)
-            self._hand_out(best, best_size)
-        self._carve(best, best_size, best_size, wild)
-        return best
+            self.unfile(b, size)
+            self.hand_out(b, size)
+        self.carve(b, size, size, wild)
+        return b
 
-    def _trim_aligned(self, b: int, nb: int, alignment: int) -> int:
-        """Free the front and the tail of allocated block ``b`` around its aligned part."""
-        w = self.words
-        size = w[b + B_SIZE] & -ALIGNMENT
-        gap = self._front_gap(b, alignment)
-        if gap:
-            a = b + (gap >> 3)
-            w[b + B_SIZE] = gap | PREV_ALLOCATED
-            w[a + B_PREV_SIZE] = gap
-            w[a + B_SIZE] = (size - gap) | ALLOCATED
-            w[self._free] += gap
-            self._link(b, gap)
-            b, size = a, size - gap
-        self._split_off(b, nb)
-        return (b + 2) << 3
-
-    def _split_off(self, b: int, keep: int) -> bool:
+    def split_off(self, b: cython.Py_ssize_t, keep: cython.Py_ssize_t) -> cython.bint:
         """Shrink allocated block ``b`` to ``keep`` bytes and free the tail; a tail too small
         for a block joins a free successor. False (nothing done) when there is no tail or it
         can go nowhere."""
-        w = self.words
-        flags = w[b + B_SIZE]
-        size = flags & -ALIGNMENT
-        rest = size - keep
-        tail = b + (keep >> 3)
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        flags: cython.Py_ssize_t = r[b + B_SIZE]
+        size: cython.Py_ssize_t = flags & SIZE_MASK
+        rest: cython.Py_ssize_t = size - keep
+        tail: cython.Py_ssize_t = b + (keep >> 3)
         if rest >= MIN_BLOCK:
-            w[b + B_SIZE] = keep | (flags & FLAGS)
-            w[tail + B_SIZE] = rest | BOTH_ALLOCATED
-            self.deallocate((tail + 2) << 3)
+            w.store(b + B_SIZE, keep | (flags & FLAGS))
+            self.release(tail, rest, False)
             return True
-        n = b + (size >> 3)
-        next_flags = w[n + B_SIZE]
+        n: cython.Py_ssize_t = b + (size >> 3)
+        next_flags: cython.Py_ssize_t = r[n + B_SIZE]
         if not rest or next_flags & ALLOCATED:
             return False
-        next_size = next_flags & -ALIGNMENT
-        if not self._is_wild(n, next_size):
-            self._unlink(n, next_size)
-        merged = rest + next_size
-        w[b + B_SIZE] = keep | (flags & FLAGS)
-        w[tail + B_SIZE] = merged | PREV_ALLOCATED
-        w[tail + (merged >> 3)] = merged
-        w[self._free] += rest
-        if not self._is_wild(tail, merged):
-            self._link(tail, merged)
+        next_size: cython.Py_ssize_t = next_flags & SIZE_MASK
+        if not self.is_wild(n, next_size):
+            self.unfile(n, next_size)
+        merged: cython.Py_ssize_t = rest + next_size
+        w.store(b + B_SIZE, keep | (flags & FLAGS))
+        w.store(tail + B_SIZE, merged | PREV_ALLOCATED)
+        w.store(tail + (merged >> 3), merged)
+        w.store(self.free_word, r[self.free_word] + rest)
+        if not self.is_wild(tail, merged):
+            self.file_free(tail, merged)
         return True
 
     def allocation_command(
@@ -770,26 +786,32 @@ class BestFit(MemoryAlgorithm):
         ``ALLOCATE_NEW``, which takes ``preferred`` if some block has it, else the largest
         block when that holds ``limit``.
         """
-        cmd = int(command)
+        cmd: cython.Py_ssize_t = int(command)
         if not command_can_succeed(cmd, limit_size, preferred_size, reuse):
             return None, 0
         try:
-            if cmd & SHRINKS:
-                assert reuse is not None
-                return self._shrink(reuse, limit_size, preferred_size,
-                                    bool(cmd & TRY_SHRINK_IN_PLACE))
+            if cmd & SHRINKS:  # limit is an upper bound: no usable size is above MAX_REQUEST
+                return self.shrink(self.live_block(reuse), min(limit_size, MAX_REQUEST),
+                                   min(preferred_size, MAX_REQUEST),
+                                   cmd & TRY_SHRINK_IN_PLACE != 0)
+            # limit is a lower bound: beyond MAX_REQUEST no block can hold it
+            servable = limit_size <= MAX_REQUEST
+            preferred_size = min(preferred_size, MAX_REQUEST)
             if reuse is not None and cmd & EXPAND:
-                old = self.usable_size(reuse) if cmd & ZERO_MEMORY else 0
-                got = self._expand(reuse, cmd, limit_size, preferred_size)
+                b: cython.Py_ssize_t = self.live_block(reuse)
+                old = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+                got = self.expand(b, cmd, limit_size, preferred_size) if servable else None
                 if got is not None:
                     if cmd & ZERO_MEMORY:
                         self._zero_new(got, reuse, old)
                     return got
-            if cmd & ALLOCATE_NEW:
-                b = self._take(_block_bytes(preferred_size)) or self._take_largest(limit_size)
+            if cmd & ALLOCATE_NEW and servable:
+                b = self.take(block_bytes(preferred_size))
+                if not b:
+                    b = self._take_largest(limit_size)
                 if b:
                     offset = (b + 2) << 3
-                    received = (self.words[b + B_SIZE] & -ALIGNMENT) - PAYLOAD_PER_ALLOCATION
+                    received = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
                     if cmd & ZERO_MEMORY:
                         self._buf[offset: offset + received] = bytes(received)
                     return offset, received
@@ -797,7 +819,7 @@ class BestFit(MemoryAlgorithm):
         except SegallocError:
             raise
         except DAMAGE as exc:
-            raise damaged(self.name, "allocation_command", exc) from exc
+            raise damaged("best_fit", "allocation_command", exc) from exc
 
     def _zero_new(self, got: tuple[int, int], old_offset: int, old_usable: int) -> None:
         """Zero what an expansion added: the front taken backwards and the new tail."""
@@ -808,155 +830,144 @@ class BestFit(MemoryAlgorithm):
         if new_end > old_end:
             buf[old_end: new_end] = bytes(new_end - old_end)
 
-    def _take_largest(self, limit_size: int) -> int:
-        """Allocate the whole largest free block if it holds ``limit_size`` (Boost's fallback
-        for ``ALLOCATE_NEW``); its word index, or 0."""
-        largest = largest_size = 0
-        for offset, size in self.free_blocks():
-            if size > largest_size:
-                largest, largest_size = offset // WORD, size
-        if not largest or largest_size - PAYLOAD_PER_ALLOCATION < limit_size:
-            return 0
-        wild = self._is_wild(largest, largest_size)
-        if not wild:
-            self._unlink(largest, largest_size)
-            self._hand_out(largest, largest_size)
-        self._carve(largest, largest_size, largest_size, wild)
-        return largest
-
-    def _shrink(self, offset: int, limit: int, preferred: int, try_only: bool
-                ) -> tuple[int | None, int]:
+    def shrink(self, b: cython.Py_ssize_t, limit: cython.Py_ssize_t,
+               preferred: cython.Py_ssize_t, try_only: cython.bint) -> tuple[int | None, int]:
         """Boost's ``shrink``: cut the block to ``preferred`` (a minimum block at least) and
         free the tail; a block already within ``[preferred, limit]`` is left as it is."""
-        flags = self._live(offset)
-        b = (offset >> 3) - 2
-        usable = (flags & -ALIGNMENT) - PAYLOAD_PER_ALLOCATION
-        keep = _block_bytes(preferred)
-        if usable >= preferred and keep - PAYLOAD_PER_ALLOCATION <= limit:
-            if self._split_off(b, keep):
-                return offset, keep - PAYLOAD_PER_ALLOCATION
+        offset: cython.Py_ssize_t = (b + 2) << 3
+        usable: cython.Py_ssize_t = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+        keep: cython.Py_ssize_t = block_bytes(preferred)
+        if usable >= preferred and keep - PAYLOAD <= limit:
+            if self.split_off(b, keep):
+                return offset, keep - PAYLOAD
             if usable <= limit:
                 return offset, usable
         return (offset, usable) if try_only else (None, 0)
 
-    def _expand(self, offset: int, cmd: int, limit: int, preferred: int
-                ) -> tuple[int, int] | None:
-        """Grow the block in place to hold ``limit`` (``preferred`` if there is room), taking
-        first from a free successor, then from the end of a free predecessor."""
-        w = self.words
-        flags = self._live(offset)
-        b = (offset >> 3) - 2
-        size = flags & -ALIGNMENT
-        if size - PAYLOAD_PER_ALLOCATION >= limit:
-            return offset, size - PAYLOAD_PER_ALLOCATION
-        n = b + (size >> 3)
-        next_flags = w[n + B_SIZE]
-        fwd = next_flags & -ALIGNMENT if cmd & EXPAND_FWD and not next_flags & ALLOCATED else 0
-        bwd = w[b + B_PREV_SIZE] if cmd & EXPAND_BWD and not flags & PREV_ALLOCATED else 0
-        if size + fwd + bwd - PAYLOAD_PER_ALLOCATION < limit:
+    def expand(self, b: cython.Py_ssize_t, cmd: cython.Py_ssize_t, limit: cython.Py_ssize_t,
+               preferred: cython.Py_ssize_t) -> tuple[int, int] | None:
+        """Grow live block ``b`` in place to hold ``limit`` (``preferred`` if there is room),
+        taking first from a free successor, then from the end of a free predecessor."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        flags: cython.Py_ssize_t = r[b + B_SIZE]
+        size: cython.Py_ssize_t = flags & SIZE_MASK
+        if size - PAYLOAD >= limit:
+            return (b + 2) << 3, size - PAYLOAD
+        n: cython.Py_ssize_t = b + (size >> 3)
+        next_flags: cython.Py_ssize_t = r[n + B_SIZE]
+        fwd: cython.Py_ssize_t = 0
+        bwd: cython.Py_ssize_t = 0
+        if cmd & EXPAND_FWD and not next_flags & ALLOCATED:
+            fwd = next_flags & SIZE_MASK
+        if cmd & EXPAND_BWD and not flags & PREV_ALLOCATED:
+            bwd = r[b + B_PREV_SIZE]
+        if size + fwd + bwd - PAYLOAD < limit:
             return None
         # what to add (> 0: the block is below limit); forward first, where data need not move
-        wanted = _block_bytes(preferred) - size
-        take_fwd = wanted if wanted < fwd else fwd
+        wanted: cython.Py_ssize_t = block_bytes(preferred) - size
+        take_fwd: cython.Py_ssize_t = wanted if wanted < fwd else fwd
         if fwd - take_fwd < MIN_BLOCK:
             take_fwd = fwd
-        take_bwd = wanted - take_fwd if wanted > take_fwd else 0
+        take_bwd: cython.Py_ssize_t = wanted - take_fwd if wanted > take_fwd else 0
         if take_bwd > bwd or bwd - take_bwd < MIN_BLOCK:
             take_bwd = bwd
+        prev_flag: cython.Py_ssize_t = flags & PREV_ALLOCATED
         if take_fwd:
-            wild = self._is_wild(n, fwd)
+            wild: cython.bint = self.is_wild(n, fwd)
             if not wild:
-                self._unlink(n, fwd)
-            self._carve(n, fwd, take_fwd, wild)
-            w[n + B_SIZE] = take_fwd  # the absorbed header, now payload, reads "free"
+                self.unfile(n, fwd)
+            self.carve(n, fwd, take_fwd, wild)
+            w.store(n + B_SIZE, take_fwd)  # the absorbed header, now payload, reads "free"
         if take_bwd:
-            p = b - (bwd >> 3)
-            self._unlink(p, bwd)
-            w[self._free] -= take_bwd
-            w[b + B_SIZE] = size  # the old header, now payload, reads "free"
+            p: cython.Py_ssize_t = b - (bwd >> 3)
+            self.unfile(p, bwd)
+            w.store(self.free_word, r[self.free_word] - take_bwd)
+            w.store(b + B_SIZE, size)  # the old header, now payload, reads "free"
             if take_bwd < bwd:
-                w[p + B_SIZE] = (bwd - take_bwd) | PREV_ALLOCATED
+                w.store(p + B_SIZE, (bwd - take_bwd) | PREV_ALLOCATED)
                 b = p + ((bwd - take_bwd) >> 3)
-                w[b + B_PREV_SIZE] = bwd - take_bwd
-                self._link(p, bwd - take_bwd)
+                w.store(b + B_PREV_SIZE, bwd - take_bwd)
+                self.file_free(p, bwd - take_bwd)
                 prev_flag = 0
             else:
                 b = p
                 prev_flag = PREV_ALLOCATED
-        else:
-            prev_flag = flags & PREV_ALLOCATED
         size += take_fwd + take_bwd
-        w[b + B_SIZE] = size | ALLOCATED | prev_flag
-        return (b + 2) << 3, size - PAYLOAD_PER_ALLOCATION
+        w.store(b + B_SIZE, size | ALLOCATED | prev_flag)
+        return (b + 2) << 3, size - PAYLOAD
 
     # -- region size -----------------------------------------------------------------------
+    @damage_is_corruption
     def grow(self, extra: int) -> None:
         """Take in ``extra`` bytes appended to the region: the whole 16-byte units past the end
         marker (less the unaligned tail the region was made with) extend the top or become a
         new top. A gap too small for a block after an allocated last block waits past the end
         marker for the next ``grow`` (Boost moves its marker and leaves a block too small to
         be one)."""
-        w = self.words
-        check_grow(extra, self._start + w[self._h + H_SIZE], len(self._buf))
-        size = w[self._h + H_SIZE] + extra
-        w[self._h + H_SIZE] = size
-        end = w[self._end]
-        gap = (self._start + size - (end * WORD + END_MARKER) - w[self._h + H_BASE_TAIL]) \
-            & -ALIGNMENT
-        last_free = not w[end + B_SIZE] & PREV_ALLOCATED
+        w, r, h = self.words, self.words.signed, self.control
+        check_grow(extra, self._start + r[h + H_SIZE], len(self._buf))
+        size = r[h + H_SIZE] + extra
+        w.store(h + H_SIZE, size)
+        end = r[self.end_word]
+        gap = (self._start + size - (end * WORD + END_MARKER) - r[h + H_BASE_TAIL]) & SIZE_MASK
+        last_free = not r[end + B_SIZE] & PREV_ALLOCATED
         if gap and (last_free or gap >= MIN_BLOCK):
             new_end = end + (gap >> 3)
             if last_free:
-                top_size = w[end + B_PREV_SIZE]
+                top_size = r[end + B_PREV_SIZE]
                 b, block_size = end - (top_size >> 3), top_size + gap
-                if top_size < self._small_limit:
-                    self._unlink(b, top_size)
+                if top_size < self.small_limit:
+                    self.unfile(b, top_size)
             else:
                 b, block_size = end, gap
-            w[b + B_SIZE] = block_size | PREV_ALLOCATED
-            w[new_end + B_PREV_SIZE] = block_size
-            w[new_end + B_SIZE] = ALLOCATED
-            w[self._end] = new_end
-            w[self._free] += gap
-            if block_size < self._small_limit:
-                self._link(b, block_size)
+            w.store(b + B_SIZE, block_size | PREV_ALLOCATED)
+            w.store(new_end + B_PREV_SIZE, block_size)
+            w.store(new_end + B_SIZE, ALLOCATED)
+            w.store(self.end_word, new_end)
+            w.store(self.free_word, r[self.free_word] + gap)
+            if block_size < self.small_limit:
+                self.file_free(b, block_size)
 
+    @damage_is_corruption
     def shrink_to_fit(self) -> int:
         """Drop the top (all but a minimum block when nothing is allocated, as Boost keeps its
         "unique block") and the unused tail; return the new region size."""
-        w = self.words
-        end = w[self._end]
-        if not w[end + B_SIZE] & PREV_ALLOCATED:
-            top_size = w[end + B_PREV_SIZE]
+        w, r = self.words, self.words.signed
+        end = r[self.end_word]
+        if not r[end + B_SIZE] & PREV_ALLOCATED:
+            top_size = r[end + B_PREV_SIZE]
             top = end - (top_size >> 3)
-            if top_size < self._small_limit:
-                self._unlink(top, top_size)
+            if top_size < self.small_limit:
+                self.unfile(top, top_size)
             if top == self._first:
                 end = top + MIN_BLOCK // WORD
-                w[top + B_SIZE] = MIN_BLOCK | PREV_ALLOCATED
-                w[end + B_PREV_SIZE] = MIN_BLOCK
-                w[end + B_SIZE] = ALLOCATED
-                w[self._free] -= top_size - MIN_BLOCK
-                self._link(top, MIN_BLOCK)
+                w.store(top + B_SIZE, MIN_BLOCK | PREV_ALLOCATED)
+                w.store(end + B_PREV_SIZE, MIN_BLOCK)
+                w.store(end + B_SIZE, ALLOCATED)
+                w.store(self.free_word, r[self.free_word] - (top_size - MIN_BLOCK))
+                self.file_free(top, MIN_BLOCK)
             else:
                 end = top
-                w[end + B_SIZE] = BOTH_ALLOCATED
-                w[self._free] -= top_size
-            w[self._end] = end
+                w.store(end + B_SIZE, BOTH_ALLOCATED)
+                w.store(self.free_word, r[self.free_word] - top_size)
+            w.store(self.end_word, end)
         size = end * WORD + END_MARKER - self._start
-        w[self._h + H_SIZE] = size
-        w[self._h + H_BASE_TAIL] = 0
+        w.store(self.control + H_SIZE, size)
+        w.store(self.control + H_BASE_TAIL, 0)
         return size
 
     @property
     def size(self) -> int:
         """Region bytes from ``start``, the header included."""
-        return self.words[self._h + H_SIZE]
+        size: int = self.words.signed[self.control + H_SIZE]
+        return size
 
     @property
     def free_memory(self) -> int:
         """Bytes in free blocks (what ``free_blocks`` lists)."""
-        return self.words[self._free]
+        free: int = self.words.signed[self.free_word]
+        return free
 
     # -- checks and introspection (cold paths) ---------------------------------------------
     def _blocks(self) -> Iterator[tuple[int, int, int]]:
@@ -964,16 +975,17 @@ class BestFit(MemoryAlgorithm):
 
         Bounded: every step advances by a minimum block at least and stops at the end marker.
         """
-        w, end = self.words, self.words[self._end]
+        r = self.words.signed
+        end = r[self.end_word]
         b = self._first
         prev_free = False
         for _ in range((end - b) * WORD // MIN_BLOCK + 1):
             if b == end:
-                if w[end + B_SIZE] != ALLOCATED | (0 if prev_free else PREV_ALLOCATED):
+                if r[end + B_SIZE] != ALLOCATED | (0 if prev_free else PREV_ALLOCATED):
                     raise _fault(f"end marker at {end * WORD} is damaged")
                 return
-            flags = w[b + B_SIZE]
-            size = flags & -ALIGNMENT
+            flags = r[b + B_SIZE]
+            size = flags & SIZE_MASK
             if size < MIN_BLOCK or b + (size >> 3) > end:
                 raise _fault(f"block at {b * WORD} has an impossible size {size}")
             if bool(flags & PREV_ALLOCATED) == prev_free:
@@ -981,7 +993,7 @@ class BestFit(MemoryAlgorithm):
             is_free = not flags & ALLOCATED
             if is_free and prev_free:
                 raise _fault(f"free blocks at {b * WORD} and before it were not merged")
-            if is_free and w[b + (size >> 3) + B_PREV_SIZE] != size:
+            if is_free and r[b + (size >> 3) + B_PREV_SIZE] != size:
                 raise _fault(f"free block at {b * WORD} has a wrong boundary tag")
             yield b, size, flags
             prev_free = is_free
@@ -991,24 +1003,24 @@ class BestFit(MemoryAlgorithm):
     @damage_is_corruption
     def verify(self) -> None:
         """Walk the block chain, then every bin and trie, and check that they agree."""
-        w = self.words
-        end = w[self._end]
-        if w[self._h + H_MAGIC] != MAGIC:
+        r = self.words.signed
+        end = r[self.end_word]
+        if r[self.control + H_MAGIC] != MAGIC:
             raise _fault("bad magic")
-        if not self._first + MIN_BLOCK // WORD <= end or end * WORD + END_MARKER + w[
-                self._h + H_BASE_TAIL] > self._start + w[self._h + H_SIZE]:
+        if not self._first + MIN_BLOCK // WORD <= end or end * WORD + END_MARKER + r[
+                self.control + H_BASE_TAIL] > self._start + r[self.control + H_SIZE]:
             raise _fault(f"end marker {end * WORD} is outside the region")
         filed: dict[int, int] = {}
         total = top = 0
         for b, size, flags in self._blocks():
             if not flags & ALLOCATED:
                 total += size
-                if self._is_wild(b, size):
+                if self.is_wild(b, size):
                     top = b
                 else:
                     filed[b] = size
-        if total != w[self._free]:
-            raise _fault(f"free bytes {w[self._free]} but the free blocks hold {total}")
+        if total != r[self.free_word]:
+            raise _fault(f"free bytes {r[self.free_word]} but the free blocks hold {total}")
         budget = len(filed)
         for b, size in self._filed_blocks(budget):
             if filed.pop(b, None) != size:
@@ -1019,12 +1031,12 @@ class BestFit(MemoryAlgorithm):
 
     def _list(self, head: int, budget: int) -> Iterator[int]:
         """The blocks of a circular list from ``head``, links checked; bounded by ``budget``."""
-        w = self.words
+        r = self.words.signed
         b = head
         for _ in range(budget + 1):
             yield b
-            nxt = w[b + B_NEXT]
-            if w[nxt + B_PREV] != b:
+            nxt = r[b + B_NEXT]
+            if nxt < self._first or r[nxt + B_PREV] != b:
                 raise _fault(f"list link broken after block {b * WORD}")
             b = nxt
             if b == head:
@@ -1033,23 +1045,23 @@ class BestFit(MemoryAlgorithm):
 
     def _filed_blocks(self, budget: int) -> Iterator[tuple[int, int]]:
         """``(block, size)`` of every block in a bin or a trie; bitmaps checked; bounded."""
-        w = self.words
-        summary = w[self._summary]
-        for units in range(MIN_UNITS, self._small_units):
-            head = w[self._heads0 + units]
+        r = self.words.signed
+        summary = r[self.summary]
+        for units in range(MIN_UNITS, self.small_units):
+            head = r[self.heads0 + units]
             mapword = units >> 6
-            marked = w[self._smallmap + mapword] >> (units & 63) & 1
+            marked = r[self.smallmap + mapword] >> (units & 63) & 1
             if bool(head) != bool(marked) or (marked and not summary >> mapword & 1):
                 raise _fault(f"bitmap disagrees with bin {units}")
             if head:
                 for b in self._list(head, budget):
                     yield b, units << 4
-        for mapword in range((self._small_units + 63) // 64):
-            if bool(w[self._smallmap + mapword]) != bool(summary >> mapword & 1):
+        for mapword in range((self.small_units + 63) // 64):
+            if bool(r[self.smallmap + mapword]) != bool(summary >> mapword & 1):
                 raise _fault(f"summary disagrees with bitmap word {mapword}")
-        treemap = w[self._treemap]
-        for cls in range(self._first_class, self._last_class + 1):
-            root = w[self._roots0 + cls]
+        treemap = r[self.treemap]
+        for cls in range(self.first_class, self.last_class + 1):
+            root = r[self.roots0 + cls]
             if bool(root) != bool(treemap >> cls & 1):
                 raise _fault(f"treemap disagrees with trie class {cls}")
             if root:
@@ -1057,43 +1069,46 @@ class BestFit(MemoryAlgorithm):
 
     def _trie_blocks(self, cls: int, root: int, budget: int) -> Iterator[tuple[int, int]]:
         """Every block of one trie (nodes and their same-size lists), its links checked."""
-        w = self.words
+        r = self.words.signed
         low = 1 << (cls - 1)
-        high = 1 << 64 if cls == self._last_class else 1 << cls
-        pending = [(root, self._roots0 + cls)]
+        high = 1 << 64 if cls == self.last_class else 1 << cls
+        pending = [(root, self.roots0 + cls)]
         for _ in range(budget + 1):
             if not pending:
                 return
             node, parent = pending.pop()
-            size = w[node + B_SIZE] & -ALIGNMENT
-            if w[node + B_PARENT] != parent or not low <= size < high:
+            if node < self._first:
+                raise _fault(f"trie of class {cls} links to word {node}")
+            size = r[node + B_SIZE] & SIZE_MASK
+            if r[node + B_PARENT] != parent or not low <= size < high:
                 raise _fault(f"trie node at {node * WORD} is misplaced")
             for b in self._list(node, budget):
-                if b != node and (w[b + B_PARENT] or w[b + B_SIZE] & -ALIGNMENT != size):
+                if b != node and (r[b + B_PARENT] or r[b + B_SIZE] & SIZE_MASK != size):
                     raise _fault(f"block at {b * WORD} is misfiled under {node * WORD}")
                 yield b, size
-            pending += [(child, node) for child in (w[node + B_CHILD0], w[node + B_CHILD1])
+            pending += [(child, node) for child in (r[node + B_CHILD0], r[node + B_CHILD1])
                         if child]
         raise _fault(f"trie of class {cls} has more nodes than there are free blocks")
 
     def all_memory_deallocated(self) -> bool:
         """True when the free blocks cover every byte between the header and the end marker."""
-        return self.words[self._free] == (self.words[self._end] - self._first) * WORD
+        r = self.words.signed
+        return bool(r[self.free_word] == (r[self.end_word] - self._first) * WORD)
 
+    @damage_is_corruption
     def zero_free_memory(self) -> None:
         """Zero every free byte but the headers, links and boundary tags."""
-        w, end, buf = self.words, self.words[self._end], self._buf
+        buf = self._buf
         for b, size, flags in list(self._blocks()):
             if flags & ALLOCATED:
                 continue
-            if self._is_wild(b, size):
+            if self.is_wild(b, size):
                 links = 0
             else:
-                links = BIN_LINKS if size >> 4 < self._small_units else TRIE_LINKS
+                links = BIN_LINKS if size >> 4 < self.small_units else TRIE_LINKS
             start = (b + B_NEXT + links) * WORD
             stop = (b + (size >> 3)) * WORD
             buf[start:stop] = bytes(stop - start)
-        assert w[end + B_SIZE] & ALLOCATED, "zeroing must not touch the end marker"
 
     def free_blocks(self) -> Iterator[tuple[int, int]]:
         """``(block offset, size)`` of every free block, in address order."""
@@ -1105,7 +1120,73 @@ class BestFit(MemoryAlgorithm):
         """``(offset, usable size)`` of every live block, in address order."""
         for b, size, flags in self._blocks():
             if flags & ALLOCATED:
-                yield (b + 2) * WORD, size - PAYLOAD_PER_ALLOCATION
+                yield (b + 2) * WORD, size - PAYLOAD
+
+
+class BestFit(_BestFit, MemoryAlgorithm):
+    """Best fit with boundary tags, Boost's ``rbtree_best_fit`` arithmetic, all in the buffer.
+
+    The instance holds the buffer views, the start and constants fixed at ``format`` (read
+    back by ``attach``); every mutable word lives in the segment.
+    """
+
+    name = "best_fit"
+    layout_version = LAYOUT_VERSION
+    ALIGNMENT = ALIGN
+    PAYLOAD_PER_ALLOCATION = PAYLOAD
+    MIN_SEGMENT_SIZE = MIN_SEGMENT_SIZE
+
+    @classmethod
+    def format(cls, buf: memoryview, start: int, size: int) -> BestFit:
+        """Lay out an empty region: the header, one free block (the top) and the end marker."""
+        check_region(len(buf), start, size, alignment=ALIGN, min_size=MIN_SEGMENT_SIZE)
+        per_unit = size // REGION_BYTES_PER_SMALL_UNIT
+        small_units = max(MIN_SMALL_UNITS,
+                          min(MAX_SMALL_UNITS, 1 << max(per_unit.bit_length() - 1, 0)))
+        last_class = max((small_units * ALIGN).bit_length(), size.bit_length())
+        first = _first_block(start, small_units, last_class)
+        end = (start + size) // ALIGN * ALIGN // WORD - END_MARKER // WORD
+        if end - first < MIN_BLOCK // WORD:
+            raise ValueError(f"size={size} leaves no room for a block after the header")
+        view = memoryview(buf).cast("B")
+        header = [0] * _header_words(small_units, last_class)
+        header[H_MAGIC], header[H_SIZE], header[H_END] = MAGIC, size, end
+        header[H_SMALL_UNITS], header[H_LAST_CLASS] = small_units, last_class
+        header[H_BASE_TAIL] = start + size - (end * WORD + END_MARKER)
+        view[start: start + len(header) * WORD] = b"".join(
+            word.to_bytes(WORD, "little") for word in header)
+        alg: _BestFit = cls(view, start)
+        top = (end - first) * WORD
+        w = alg.words
+        w.store(alg.free_word, top)
+        w.store(first + B_SIZE, top | PREV_ALLOCATED)
+        w.store(end + B_PREV_SIZE, top)
+        w.store(end + B_SIZE, ALLOCATED)
+        if top < alg.small_limit:
+            alg.file_free(first, top)
+        return alg  # type: ignore[return-value]
+
+    @classmethod
+    def attach(cls, buf: memoryview, start: int) -> BestFit:
+        """Bind to a formatted region; ``SegmentCorrupt`` when its header is not sane."""
+        view = memoryview(buf).cast("B")
+        if start % ALIGN or start < 0 or start + MIN_SEGMENT_SIZE > len(view):
+            raise _fault(f"no region fits at start={start} in {len(view)} bytes")
+        head = bytes(view[start: start + H_SMALLMAP * WORD])
+        fields = [int.from_bytes(head[i: i + WORD], "little") for i in range(0, len(head), WORD)]
+        if fields[H_MAGIC] != MAGIC:
+            raise _fault("bad magic: the region was not formatted by best_fit (layout 1)")
+        small_units, last_class = fields[H_SMALL_UNITS], fields[H_LAST_CLASS]
+        if (small_units not in {1 << k for k in range(3, 11)}
+                or not (small_units * ALIGN).bit_length() <= last_class <= TOP_BIT):
+            raise _fault(f"absurd bin parameters {small_units}/{last_class}")
+        size, end, base_tail = fields[H_SIZE], fields[H_END], fields[H_BASE_TAIL]
+        first = _first_block(start, small_units, last_class)
+        if (start + size > len(view) or end - first < MIN_BLOCK // WORD or end % 2
+                or end * WORD + END_MARKER + base_tail > start + size
+                or base_tail >= ALIGN):
+            raise _fault(f"region size {size} / end marker {end * WORD} do not fit the buffer")
+        return cls(view, start)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1113,7 +1194,7 @@ class BestFit(MemoryAlgorithm):
 # ------------------------------------------------------------------------------------------
 
 
-@hookimpl
+@compiled_hookimpl
 def segalloc_register_algorithms(register: Callable[[type[MemoryAlgorithm]], None]) -> None:
     """Register ``BestFit`` under the name ``best_fit``."""
     register(BestFit)

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from segalloc import plugins
-from segalloc.algorithms.best_fit import MIN_BLOCK, MIN_SEGMENT_SIZE, BestFit
+from segalloc.algorithms.best_fit import LAYOUT, MIN_SEGMENT_SIZE, BestFit
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.interfaces import Command
+
+MIN_BLOCK = LAYOUT.MIN_BLOCK
 
 START = 128
 SMALL = 65536  # a segment with 8 exact bins: most sizes go to the tries
