@@ -18,7 +18,7 @@ ROOT = Path(__file__).parent
 #: repository folder -> import package (as pyproject's package-dir maps them)
 PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms"}
 #: the modules compiled, by source path
-COMPILED = ["framework/words.py", "algorithms/segregated_fit.py"]
+COMPILED = ["framework/words.py", "algorithms/segregated_fit.py", "algorithms/sequential_fit.py"]
 
 
 class OptionalBuildExt(build_ext):

@@ -19,11 +19,12 @@ from hypothesis.stateful import (
 )
 
 from segalloc.algorithms import sequential_fit
-from segalloc.algorithms.sequential_fit import HEADER_SIZE, SequentialFit
+from segalloc.algorithms.sequential_fit import LAYOUT, SequentialFit
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm
 
 START = 128  # where the segment header ends, as in a real segment
+HEADER_SIZE = LAYOUT.HEADER_SIZE
 
 
 def make(size: int = 65536, start: int = START, spare: int = 0) -> tuple[SequentialFit, bytearray]:
