@@ -279,10 +279,10 @@ class _Core:
             at = offset  # type: ignore[assignment]
         except OverflowError:  # compiled only: beyond 63 bits, no offset of the region
             at = -1
-        blk: cython.Py_ssize_t = at - BLOCK_HEADER
-        if blk < self.first or at > self.region_end() or (blk - self.first) & (UNIT - 1):
+        end: cython.Py_ssize_t = self.region_end()  # first: a damaged size reads as such
+        if at < self.first + BLOCK_HEADER or at > end or (at - self.first) & (UNIT - 1):
             raise InvalidPointer(f"sequential_fit: {offset} is not a block offset of the region")
-        return blk
+        return at - BLOCK_HEADER
 
     def live_prev(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Check ``blk`` is a live block; the free block before it (0 if none).
