@@ -152,7 +152,7 @@ def requested(size: object) -> cython.Py_ssize_t:
     holds it); ``ValueError`` if negative."""
     request: cython.Py_ssize_t
     try:
-        request = size  # type: ignore[assignment]
+        request = size
     except OverflowError:  # compiled only: beyond 63 bits
         request = -1 if size < 0 else MAX_REQUEST + 1  # type: ignore[operator]
     if request < 0:
@@ -276,7 +276,7 @@ class _Core:
             raise InvalidPointer(f"sequential_fit: offset must be an int, not {offset!r}")
         at: cython.Py_ssize_t
         try:
-            at = offset  # type: ignore[assignment]
+            at = offset
         except OverflowError:  # compiled only: beyond 63 bits, no offset of the region
             at = -1
         end: cython.Py_ssize_t = self.region_end()  # first: a damaged size reads as such
