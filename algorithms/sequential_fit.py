@@ -81,8 +81,8 @@ assert FIRST_MARK % 2 == 1, "marks are odd, so a marked word never equals a bloc
 #   base+24  +---------------------------------------------+
 #            | ALLOCATED  sum of allocated block sizes     |  word HDR_ALLOCATED
 #   base+32  +---------------------------------------------+
-#            | MARK       odd, < 2**63; live block ``blk``  |  word HDR_MARK
-#            |            holds MARK ^ blk in its NEXT word|
+#            | MARK       odd, below 2**63; live block     |  word HDR_MARK
+#            |            ``blk`` holds MARK ^ blk in NEXT |
 #   base+40  +---------------------------------------------+
 #            | (reserved, 0: keeps the first block aligned)|
 #   base+48  +---------------------------------------------+  = first block
