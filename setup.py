@@ -26,6 +26,7 @@ COMPILED = [
     "framework/segment.py",
     "algorithms/best_fit.py",
     "algorithms/segregated_fit.py",
+    "algorithms/sequential_fit.py",
     "bench/replay_loop.py",
 ]
 

@@ -7,13 +7,23 @@ Allocation scans the list from the start and takes the first block that fits, sp
 front. The price is a walk per operation that grows with the number of free blocks: this is the
 simplest and, on fragmented heaps, slowest of the algorithms, kept as Boost's baseline.
 
-Sections, in reading order: constants, in-buffer layout, binding, free-list operations, public
-allocation API, region size, checks and introspection, plugin registration.
+Reading order (tlsf.c's): constants, in-buffer layout, the block and free-list helpers, the
+public operations chaining them, region size, checks and introspection, plugin registration.
+
+One source, two builds: Cython compiles this module in its pure-Python mode (the C types come
+from the annotations and ``sequential_fit.pxd``; the helpers become C functions the compiler
+inlines); with ``SEGALLOC_PURE_PYTHON=1`` the same code runs interpreted. Words are read
+through the signed view (``Words.signed``) and written through ``Words.store``. A hostile word
+reads below 2**63 (negative if above), and every comparison of a stored size subtracts two
+checked offsets instead of adding to one, so C arithmetic never wraps around.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import cython
 
 from segalloc.algorithm_common import (
     ALLOCATE_NEW,
@@ -30,7 +40,7 @@ from segalloc.algorithm_common import (
     damaged,
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
-from segalloc.interfaces import Command, MemoryAlgorithm, hookimpl
+from segalloc.interfaces import Command, MemoryAlgorithm, compiled_hookimpl
 from segalloc.words import Words
 
 __all__ = ["SequentialFit"]
@@ -51,6 +61,8 @@ SPLIT_MIN_REST = 2 * UNIT
 FIRST_MARK = 0xA110CA7ED
 #: fixed: terminates the free list; no block lives at offset 0 (the header is there)
 END_OF_LIST = 0
+#: requests beyond this cannot be served by any region (and keep the arithmetic in 63 bits)
+MAX_REQUEST = 1 << 60
 
 assert BLOCK_HEADER == UNIT, "one unit must hold exactly one block header"
 assert FIRST_MARK % 2 == 1, "marks are odd, so a marked word never equals a block offset"
@@ -69,8 +81,8 @@ assert FIRST_MARK % 2 == 1, "marks are odd, so a marked word never equals a bloc
 #   base+24  +---------------------------------------------+
 #            | ALLOCATED  sum of allocated block sizes     |  word HDR_ALLOCATED
 #   base+32  +---------------------------------------------+
-#            | MARK       odd; live block ``blk`` holds     |  word HDR_MARK
-#            |            MARK ^ blk in its NEXT word      |
+#            | MARK       odd, below 2**63; live block     |  word HDR_MARK
+#            |            ``blk`` holds MARK ^ blk in NEXT |
 #   base+40  +---------------------------------------------+
 #            | (reserved, 0: keeps the first block aligned)|
 #   base+48  +---------------------------------------------+  = first block
@@ -113,237 +125,274 @@ MAGIC = int.from_bytes(b"seqfit" + LAYOUT_VERSION.to_bytes(2, "little"), "little
 
 assert HEADER_SIZE % UNIT == 0, "the first block must stay UNIT-aligned"
 
+#: the layout constants as Python values, for tests and inspection tools (compiled, the module's
+#: constants are C values, not module attributes)
+LAYOUT = SimpleNamespace(UNIT=UNIT, BLOCK_HEADER=BLOCK_HEADER, HEADER_SIZE=HEADER_SIZE,
+                         HDR_MARK=HDR_MARK, BLK_SIZE=BLK_SIZE, BLK_NEXT=BLK_NEXT)
+
 
 def _round_up(value: int, unit: int) -> int:
     return (value + unit - 1) & -unit
 
 
 def _next_mark(mark: int) -> int:
-    """The mark of the next format of the same bytes: one 64-bit LCG step, kept odd."""
-    return ((mark * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)) | 1
+    """The mark of the next format of the same bytes: one 64-bit LCG step, kept odd and below
+    2**63 (no word an algorithm stores reaches 2**63, so a hostile one reads negative)."""
+    return ((mark * 6364136223846793005 + 1442695040888963407) & (2**63 - 1)) | 1
 
 
-class SequentialFit(MemoryAlgorithm):
-    """First fit over one address-ordered free list, coalescing on free (``simple_seq_fit``)."""
+def block_for(size: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    """The block size serving ``size`` payload bytes (0 <= size <= MAX_REQUEST): the header
+    added, rounded up to UNIT."""
+    return (size + BLOCK_HEADER + UNIT - 1) & -UNIT
 
-    name = "sequential_fit"
-    layout_version = LAYOUT_VERSION
-    ALIGNMENT = UNIT
-    PAYLOAD_PER_ALLOCATION = BLOCK_HEADER
-    #: the header plus one bare block, for a UNIT-aligned start
-    MIN_SEGMENT_SIZE = HEADER_SIZE + UNIT
 
-    # -- binding ---------------------------------------------------------------------------
+def requested(size: object) -> cython.Py_ssize_t:
+    """A request size as a C value, MAX_REQUEST + 1 standing for every larger one (no region
+    holds it); ``ValueError`` if negative."""
+    request: cython.Py_ssize_t
+    try:
+        request = size
+    except OverflowError:  # compiled only: beyond 63 bits
+        request = -1 if size < 0 else MAX_REQUEST + 1  # type: ignore[operator]
+    if request < 0:
+        raise ValueError(f"sequential_fit: size {size} must be non-negative")
+    return request if request <= MAX_REQUEST else MAX_REQUEST + 1
+
+
+@cython.cclass
+class _Core:
+    """The block helpers and operations over the region's words (a C type when compiled).
+
+    Fields are where the header and the first block lie, fixed by ``start``; every state word
+    is read from ``words`` on each call."""
+
     def __init__(self, buf: memoryview, start: int) -> None:
         """Bind the views; use ``format`` or ``attach``, which check the region first."""
-        self._buf = buf
+        byte_view = memoryview(buf).cast("B")
+        self._buf = byte_view
+        self.buffer_size = len(byte_view)
         # every metadata write goes through ``words`` (a shared segment swaps in a journaling
         # view of the same memory), so methods fetch it from ``self`` on each call
-        self.words = Words(buf)
-        # read only: the same memory seen one word later, ``_nexts[blk >> 3]`` is block
-        # ``blk``'s NEXT word; it spares the hot walks an addition per step
-        self._nexts = buf[8 : 8 + ((len(buf) - 8) & -8)].cast("Q")
+        self.words = Words(byte_view)
         self._start = start
         base = _round_up(start, UNIT)
-        self._h = base >> 3
-        self._first = base + HEADER_SIZE
+        self.control = base >> 3
+        self.first = base + HEADER_SIZE
 
-    @classmethod
-    def format(cls, buf: memoryview, start: int, size: int) -> SequentialFit:
-        """Write an empty region: the header and one free block covering the rest."""
-        # (any start: the header begins at start rounded up to UNIT, so the minimum depends on it)
-        check_region(len(buf), start, size, alignment=1,
-                     min_size=_round_up(start, UNIT) + HEADER_SIZE + UNIT - start)
-        algo = cls(buf, start)
-        first = algo._first
-        blocks_end = algo._blocks_end(start + size)
-        w, h = algo.words, algo._h
-        earlier = w[h + HDR_MAGIC] == MAGIC
-        w[h + HDR_MARK] = _next_mark(w[h + HDR_MARK]) if earlier else FIRST_MARK
-        w[h + HDR_RESERVED] = 0
-        w[h + HDR_MAGIC] = MAGIC
-        w[h + HDR_SIZE] = size
-        w[h + HDR_ALLOCATED] = 0
-        w[h + HDR_FREE_HEAD] = first
-        w[(first >> 3) + BLK_SIZE] = blocks_end - first
-        w[(first >> 3) + BLK_NEXT] = END_OF_LIST
-        return algo
+    # -- blocks (a block's words: ``r[(blk >> 3) + BLK_SIZE]``, ``r[(blk >> 3) + BLK_NEXT]``) --
+    def set_block(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
+                  next_free: cython.Py_ssize_t) -> cython.void:
+        """Write free block ``blk``'s header."""
+        w: Words = self.words
+        w.store((blk >> 3) + BLK_SIZE, size)
+        w.store((blk >> 3) + BLK_NEXT, next_free)
 
-    @classmethod
-    def attach(cls, buf: memoryview, start: int) -> SequentialFit:
-        """Bind to a formatted region after checking its header is plausible."""
-        if start < 0 or _round_up(start, UNIT) + HEADER_SIZE > len(buf):
-            raise SegmentCorrupt(f"sequential_fit: no room for a header at start={start}")
-        algo = cls(buf, start)
-        w, h, first = algo.words, algo._h, algo._first
-        if w[h + HDR_MAGIC] != MAGIC:
-            raise SegmentCorrupt("sequential_fit: bad magic (not a sequential_fit region)")
-        size = w[h + HDR_SIZE]
-        end = start + size
-        if end > len(buf) or algo._blocks_end(end) - first < UNIT:
+    def split(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
+              need: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Cut free block ``blk`` of ``size`` bytes after ``need`` bytes: the rest, returned,
+        is a free block taking ``blk``'s place in the list order (its link still to set)."""
+        rest: cython.Py_ssize_t = blk + need
+        self.set_block(rest, size - need, self.words.signed[(blk >> 3) + BLK_NEXT])
+        self.words.store((blk >> 3) + BLK_SIZE, need)
+        return rest
+
+    def add_allocated(self, delta: cython.Py_ssize_t) -> cython.void:
+        """Add ``delta`` to the allocated byte count, which must stay within the buffer."""
+        word: cython.Py_ssize_t = self.control + HDR_ALLOCATED
+        count: cython.Py_ssize_t = self.words.signed[word]
+        if 0 <= count <= self.buffer_size:
+            count += delta
+        if not 0 <= count <= self.buffer_size:
+            raise SegmentCorrupt(f"sequential_fit: the allocated byte count "
+                                 f"{self.words.signed[word]} is damaged")
+        self.words.store(word, count)
+
+    # -- the region ------------------------------------------------------------------------
+    def region_end(self) -> cython.Py_ssize_t:
+        """Where the region ends (bytes): ``SegmentCorrupt`` unless it fits the buffer."""
+        size: cython.Py_ssize_t = self.words.signed[self.control + HDR_SIZE]
+        if size < 0 or size > self.buffer_size - self._start:
             raise SegmentCorrupt(f"sequential_fit: region size {size} does not fit the buffer")
-        blocks_end = algo._blocks_end(end)
-        head = w[h + HDR_FREE_HEAD]
-        if head != END_OF_LIST and not algo._is_block_start(head, blocks_end):
-            raise SegmentCorrupt(f"sequential_fit: free-list head {head} is not a block offset")
-        allocated = w[h + HDR_ALLOCATED]
-        if allocated % UNIT or allocated > blocks_end - first:
-            raise SegmentCorrupt(f"sequential_fit: allocated byte count {allocated} is absurd")
-        if w[h + HDR_MARK] % 2 == 0:
-            raise SegmentCorrupt("sequential_fit: the allocation mark is not odd")
-        return algo
+        return self._start + size
 
-    def _blocks_end(self, end: int) -> int:
+    def blocks_end(self, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Where the block chain ends for a region ending at ``end``."""
-        return end - ((end - self._first) & (UNIT - 1))
+        return end - ((end - self.first) & (UNIT - 1))
 
     def _is_block_start(self, blk: int, blocks_end: int) -> bool:
-        return self._first <= blk < blocks_end and (blk - self._first) % UNIT == 0
+        return self.first <= blk < blocks_end and (blk - self.first) % UNIT == 0
 
-    def _region_end(self) -> int:
-        return self._start + int(self.words[self._h + HDR_SIZE])
+    # -- the free list ---------------------------------------------------------------------
+    def link_after(self, prev: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Word index of the link that follows free block ``prev`` (0: the list head)."""
+        return (prev >> 3) + BLK_NEXT if prev else self.control + HDR_FREE_HEAD
 
-    # -- free-list operations --------------------------------------------------------------
-    def _neighbours(self, blk: int) -> tuple[int, int, int]:
-        """Walk the free list up to ``blk``: ``(link_word, prev_free, next_free)``.
+    def free_before(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The last free block below ``blk`` (0 if none), walking the list up to it; the link
+        after it leads to the first free block at or above ``blk`` (0 if none).
 
-        ``link_word`` is the word index of the NEXT field that points at ``next_free`` (the
-        header's FREE_HEAD when no free block precedes ``blk``); ``prev_free`` is the last free
-        block below ``blk`` (0 if none); ``next_free`` the first free block at or above it
-        (0 if none). Strict address order bounds the walk and exposes cycles.
-        """
-        nexts = self._nexts
-        prev = 0
-        nxt = self.words[self._h + HDR_FREE_HEAD]
-        # the hot loop: nxt < blk keeps every read inside the region
+        Strict address order bounds the walk (each step reads a word further on) and exposes
+        cycles."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        prev: cython.Py_ssize_t = 0
+        nxt: cython.Py_ssize_t = r[self.control + HDR_FREE_HEAD]
         while prev < nxt < blk:
             prev = nxt
-            nxt = nexts[nxt >> 3]
+            nxt = r[(nxt >> 3) + BLK_NEXT]
         if nxt != END_OF_LIST and nxt <= prev:
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
-        return self._link_after(prev), prev, nxt
+        return prev
 
-    def _link_after(self, prev: int) -> int:
-        """Word index of the link that follows free block ``prev`` (0: the list head)."""
-        return (prev >> 3) + BLK_NEXT if prev else self._h + HDR_FREE_HEAD
+    def first_fit(self, need: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The free block before the first one of at least ``need`` bytes (0: the head
+        fits); -1 when none fits."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        prev: cython.Py_ssize_t = 0
+        blk: cython.Py_ssize_t = r[self.control + HDR_FREE_HEAD]
+        while prev < blk:
+            if r[(blk >> 3) + BLK_SIZE] >= need:
+                self.check_free(blk)
+                return prev
+            prev = blk
+            blk = r[(blk >> 3) + BLK_NEXT]
+        if blk != END_OF_LIST:
+            raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
+        return -1
 
-    def _live_block(self, offset: int) -> tuple[int, int, int, int, int]:
-        """Check ``offset`` is a live block: ``(blk, size, link_word, prev_free, next_free)``.
+    def check_free(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The size of free block ``blk``, reached through the list; ``SegmentCorrupt`` unless
+        it is a whole block inside the region."""
+        size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
+        if (blk < self.first or size < UNIT or size > self.region_end() - blk
+                or (blk | size) & (UNIT - 1)):
+            raise SegmentCorrupt(f"sequential_fit: free block {blk} (size {size}) is damaged")
+        return size
 
-        The header must carry this block's mark (see the layout comment), and the free-list
-        walk must place the block between two free blocks without touching either.
-        """
+    def block_of(self, offset: object) -> cython.Py_ssize_t:
+        """The block of allocation ``offset`` if it can be one (live or not: ``live_prev``
+        tells); ``InvalidPointer`` otherwise."""
         if type(offset) is not int:
             raise InvalidPointer(f"sequential_fit: offset must be an int, not {offset!r}")
-        w = self.words
-        h = self._h
-        first = self._first
-        blk = offset - BLOCK_HEADER
-        end = self._start + w[h + HDR_SIZE]
-        if blk < first or offset > end or (blk - first) & (UNIT - 1):
+        at: cython.Py_ssize_t
+        try:
+            at = offset
+        except OverflowError:  # compiled only: beyond 63 bits, no offset of the region
+            at = -1
+        end: cython.Py_ssize_t = self.region_end()  # first: a damaged size reads as such
+        if at < self.first + BLOCK_HEADER or at > end or (at - self.first) & (UNIT - 1):
             raise InvalidPointer(f"sequential_fit: {offset} is not a block offset of the region")
-        link, prev, nxt = self._neighbours(blk)
+        return at - BLOCK_HEADER
+
+    def live_prev(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Check ``blk`` is a live block; the free block before it (0 if none).
+
+        The header must carry this block's mark (see the layout comment), and the free-list
+        walk must place the block between two free blocks without touching either. All checks
+        come before any write, so a bad offset changes nothing.
+        """
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        prev: cython.Py_ssize_t = self.free_before(blk)
+        nxt: cython.Py_ssize_t = r[self.link_after(prev)]
         if nxt == blk:
-            raise InvalidPointer(f"sequential_fit: {offset} is already free")
-        if prev and prev + w[prev >> 3] > blk:
-            raise InvalidPointer(f"sequential_fit: {offset} lies inside free block {prev}")
-        i = blk >> 3
-        if w[i + BLK_NEXT] != w[h + HDR_MARK] ^ blk:
-            raise InvalidPointer(f"sequential_fit: {offset} is not the start of a live block")
-        size = w[i + BLK_SIZE]
-        if size < UNIT or size % UNIT or blk + size > (nxt or end):
+            raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is already free")
+        if prev and r[(prev >> 3) + BLK_SIZE] > blk - prev:
+            raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} lies inside free block {prev}")
+        if r[(blk >> 3) + BLK_NEXT] != r[self.control + HDR_MARK] ^ blk:
+            raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is not the start of a live block")
+        size: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE]
+        limit: cython.Py_ssize_t = nxt if nxt != END_OF_LIST else self.region_end()
+        if size < UNIT or size & (UNIT - 1) or size > limit - blk:
             raise SegmentCorrupt(f"sequential_fit: live block {blk} has a bad size {size}")
-        return blk, size, link, prev, nxt
+        return prev
 
-    def _release(self, blk: int, size: int, link: int, prev: int, nxt: int) -> None:
-        """Put block ``blk`` of ``size`` bytes on the free list between ``prev`` and ``nxt``,
-        merging it with either when they touch (``link`` from ``_neighbours``)."""
-        w = self.words
-        if nxt and blk + size == nxt:
-            size += w[(nxt >> 3) + BLK_SIZE]
-            nxt = w[(nxt >> 3) + BLK_NEXT]
-        if prev and prev + w[(prev >> 3) + BLK_SIZE] == blk:
-            w[(prev >> 3) + BLK_SIZE] += size
-            w[(prev >> 3) + BLK_NEXT] = nxt
-            w[(blk >> 3) + BLK_NEXT] = 0  # no mark may outlive its block
+    def take(self, prev: cython.Py_ssize_t, need: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Allocate ``need`` bytes from the front of the free block after ``prev``, splitting
+        off the rest when it is worth a block; returns the payload offset. The block's NEXT
+        word takes its mark (see the layout comment)."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        link: cython.Py_ssize_t = self.link_after(prev)
+        blk: cython.Py_ssize_t = r[link]
+        size: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE]
+        mark: cython.Py_ssize_t = r[self.control + HDR_MARK]
+        if mark < 0:  # a region formatted again by an older segalloc: marks took 64 bits
+            raise SegmentCorrupt("sequential_fit: the allocation mark does not fit 63 bits")
+        splits: cython.bint = size - need >= SPLIT_MIN_REST
+        self.add_allocated(need if splits else size)
+        if splits:
+            w.store(link, self.split(blk, size, need))
         else:
-            w[(blk >> 3) + BLK_SIZE] = size
-            w[(blk >> 3) + BLK_NEXT] = nxt
-            w[link] = blk
-
-    def _take(self, link: int, blk: int, size: int, need: int) -> int:
-        """Allocate ``need`` bytes from the front of free block ``blk`` (``link`` points at
-        it), splitting off the rest when it is worth a block; returns the payload offset."""
-        w = self.words
-        i = blk >> 3
-        if size - need >= SPLIT_MIN_REST:
-            rest = blk + need
-            w[(rest >> 3) + BLK_SIZE] = size - need
-            w[(rest >> 3) + BLK_NEXT] = w[i + BLK_NEXT]
-            w[link] = rest
-            w[i + BLK_SIZE] = size = need
-        else:
-            w[link] = w[i + BLK_NEXT]
-        w[i + BLK_NEXT] = w[self._h + HDR_MARK] ^ blk
-        w[self._h + HDR_ALLOCATED] += size
+            w.store(link, r[(blk >> 3) + BLK_NEXT])
+        w.store((blk >> 3) + BLK_NEXT, mark ^ blk)
         return blk + BLOCK_HEADER
 
-    # -- allocation ------------------------------------------------------------------------
+    def release(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
+                prev: cython.Py_ssize_t) -> cython.void:
+        """Put block ``blk`` of ``size`` bytes on the free list after ``prev``, merging it
+        with its free neighbours when they touch (merge_next, then merge_prev)."""
+        w: Words = self.words
+        r: cython.const[cython.longlong][::1] = w.signed
+        link: cython.Py_ssize_t = self.link_after(prev)
+        nxt: cython.Py_ssize_t = r[link]
+        if nxt and blk + size == nxt:
+            size += self.check_free(nxt)
+            nxt = r[(nxt >> 3) + BLK_NEXT]
+        if prev and r[(prev >> 3) + BLK_SIZE] == blk - prev:
+            self.set_block(prev, blk - prev + size, nxt)
+            w.store((blk >> 3) + BLK_NEXT, 0)  # no mark may outlive its block
+        else:
+            self.set_block(blk, size, nxt)
+            w.store(link, blk)
+
+    # -- the allocation interface ----------------------------------------------------------
     def allocate(self, size: int) -> int | None:
         """First fit: the lowest free block with room for ``size`` bytes and a header."""
-        need = (size + BLOCK_HEADER + UNIT - 1) & -UNIT
-        w = self.words
-        nexts = self._nexts
-        blk = w[self._h + HDR_FREE_HEAD]
-        low = 0
+        request: cython.Py_ssize_t = requested(size)
+        if request > MAX_REQUEST:
+            return None
         try:
-            # the hot loop
-            while low < blk:
-                free = w[blk >> 3]
-                if free >= need:
-                    break
-                low = blk
-                blk = nexts[blk >> 3]
-            else:
-                if blk != END_OF_LIST:
-                    raise SegmentCorrupt(f"sequential_fit: free list not in address order after {low}")
+            need: cython.Py_ssize_t = block_for(request)
+            prev: cython.Py_ssize_t = self.first_fit(need)
+            if prev < 0:
                 return None
-        except IndexError:
-            raise SegmentCorrupt(f"sequential_fit: free block {low} links outside the buffer") from None
-        if blk < self._first or blk + free > self._start + w[self._h + HDR_SIZE] or (blk | free) % UNIT:
-            raise SegmentCorrupt(f"sequential_fit: free block {blk} (size {free}) is damaged")
-        return self._take(self._link_after(low), blk, free, need)
+            return self.take(prev, need)
+        except SegallocError:
+            raise
+        except DAMAGE as exc:
+            raise damaged("sequential_fit", "allocate", exc) from exc
 
     def deallocate(self, offset: int) -> None:
         """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
         try:
-            blk, size, link, prev, nxt = self._live_block(offset)
-            self.words[self._h + HDR_ALLOCATED] -= size
-            self._release(blk, size, link, prev, nxt)
+            blk: cython.Py_ssize_t = self.block_of(offset)
+            prev: cython.Py_ssize_t = self.live_prev(blk)
+            size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
+            self.add_allocated(-size)
+            self.release(blk, size, prev)
         except SegallocError:
             raise
         except DAMAGE as exc:
-            raise damaged(self.name, "deallocate", exc) from exc
+            raise damaged("sequential_fit", "deallocate", exc) from exc
 
     @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
         """First fit for an aligned payload; the unused front of the block stays free."""
         if alignment <= UNIT:
             return self.allocate(size)
-        need = _round_up(size + BLOCK_HEADER, UNIT)
-        w = self.words
-        for link, blk, free in self._walk_free():
+        request: cython.Py_ssize_t = requested(size)
+        if request > MAX_REQUEST:
+            return None
+        need: cython.Py_ssize_t = block_for(request)
+        for prev, blk, free in self.walk_free():
             hdr = _round_up(blk + BLOCK_HEADER, alignment) - BLOCK_HEADER
             if hdr + need > blk + free:
                 continue
             if hdr == blk:
-                return self._take(link, blk, free, need)
+                return self.take(prev, need)
             # the front (a whole number of units) stays a free block, just shorter
-            w[(hdr >> 3) + BLK_SIZE] = blk + free - hdr
-            w[(hdr >> 3) + BLK_NEXT] = w[(blk >> 3) + BLK_NEXT]
-            w[(blk >> 3) + BLK_NEXT] = hdr
-            w[(blk >> 3) + BLK_SIZE] = hdr - blk
-            return self._take((blk >> 3) + BLK_NEXT, hdr, blk + free - hdr, need)
+            self.words.store(self.link_after(blk), self.split(blk, free, hdr - blk))
+            return self.take(blk, need)
         return None
 
     def allocation_command(
@@ -351,27 +400,28 @@ class SequentialFit(MemoryAlgorithm):
     ) -> tuple[int | None, int]:
         """Boost's command. Backward expansion is not offered: EXPAND_BWD alone gives
         ``(None, 0)``, and with ALLOCATE_NEW a new block is allocated."""
-        flags = int(command)  # IntFlag operators cost a microsecond each
+        flags: cython.Py_ssize_t = int(command)  # IntFlag operators cost a microsecond each
         if not command_can_succeed(flags, limit_size, preferred_size, reuse):
             return None, 0
+        limit: cython.Py_ssize_t = requested(limit_size)
+        preferred: cython.Py_ssize_t = requested(preferred_size)
         try:
             if flags & SHRINKS:
-                assert reuse is not None
-                received = self._shrink(reuse, limit_size, preferred_size)
+                received = self.shrink(self.block_of(reuse), limit, preferred)
                 if received is not None:
                     return reuse, received
                 if flags & SHRINK_IN_PLACE:
                     return None, 0
-                return reuse, self.usable_size(reuse)
+                return reuse, self.usable_size(reuse)  # type: ignore[arg-type]
             if reuse is not None and flags & EXPAND_FWD:
-                received = self._expand_fwd(reuse, limit_size, preferred_size, flags)
+                received = self.expand_fwd(self.block_of(reuse), limit, preferred, flags)
                 if received is not None:
                     return reuse, received
             elif reuse is not None and flags & EXPAND_BWD:
-                self._live_block(reuse)
+                self.live_prev(self.block_of(reuse))
             if not flags & ALLOCATE_NEW:
                 return None, 0
-            offset = self._allocate_between(limit_size, preferred_size)
+            offset = self.allocate_between(limit, preferred)
             if offset is None:
                 return None, 0
             received = self.usable_size(offset)
@@ -381,124 +431,136 @@ class SequentialFit(MemoryAlgorithm):
         except SegallocError:
             raise
         except DAMAGE as exc:
-            raise damaged(self.name, "allocation_command", exc) from exc
+            raise damaged("sequential_fit", "allocation_command", exc) from exc
 
-    def _allocate_between(self, limit_size: int, preferred_size: int) -> int | None:
+    def allocate_between(self, limit_size: cython.Py_ssize_t,
+                         preferred_size: cython.Py_ssize_t) -> int | None:
         """First fit for ``preferred_size``, else the biggest free block if it holds
         ``limit_size`` (taken whole, as Boost does)."""
-        need = _round_up(preferred_size + BLOCK_HEADER, UNIT)
-        biggest = (0, 0, 0)
-        for link, blk, free in self._walk_free():
+        need: cython.Py_ssize_t = block_for(preferred_size)
+        biggest = (0, 0)
+        for prev, _, free in self.walk_free():
             if free >= need:
-                return self._take(link, blk, free, need)
-            if free > biggest[2]:
-                biggest = (link, blk, free)
-        link, blk, free = biggest
+                return self.take(prev, need)
+            if free > biggest[1]:
+                biggest = (prev, free)
+        prev, free = biggest
         if free - BLOCK_HEADER < limit_size:
             return None
-        return self._take(link, blk, free, free)
+        return self.take(prev, free)
 
-    def _expand_fwd(self, offset: int, limit_size: int, preferred_size: int, flags: int) -> int | None:
-        """Grow block ``offset`` into a free successor; the usable size, or None if it cannot.
-
-        As Boost's ``priv_expand``: a block already holding ``limit_size`` is left as it is.
-        """
-        blk, size, link, _, nxt = self._live_block(offset)
-        if size - BLOCK_HEADER >= _round_up(limit_size, UNIT):
+    def expand_fwd(self, blk: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
+                   preferred_size: cython.Py_ssize_t, flags: cython.Py_ssize_t) -> int | None:
+        """Grow live block ``blk`` into a free successor; the usable size, or None if it
+        cannot. As Boost's ``priv_expand``: a block already holding ``limit_size`` is left
+        as it is."""
+        r: cython.const[cython.longlong][::1] = self.words.signed
+        prev: cython.Py_ssize_t = self.live_prev(blk)
+        size: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE]
+        least: cython.Py_ssize_t = block_for(limit_size) - BLOCK_HEADER
+        if size - BLOCK_HEADER >= least:
             return size - BLOCK_HEADER
+        link: cython.Py_ssize_t = self.link_after(prev)
+        nxt: cython.Py_ssize_t = r[link]
         if nxt != blk + size:
             return None
-        w = self.words
-        merged = size + w[(nxt >> 3) + BLK_SIZE]
-        if merged - BLOCK_HEADER < _round_up(limit_size, UNIT):
+        merged: cython.Py_ssize_t = size + self.check_free(nxt)
+        if merged - BLOCK_HEADER < least:
             return None
         # the merged block takes the successor's place on the free list, then is allocated
-        w[(blk >> 3) + BLK_NEXT] = w[(nxt >> 3) + BLK_NEXT]
-        w[(blk >> 3) + BLK_SIZE] = merged
-        w[link] = blk
-        w[self._h + HDR_ALLOCATED] -= size
-        self._take(link, blk, merged, min(_round_up(preferred_size + BLOCK_HEADER, UNIT), merged))
-        received: int = w[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
+        self.add_allocated(-size)
+        self.set_block(blk, merged, r[(nxt >> 3) + BLK_NEXT])
+        self.words.store(link, blk)
+        wanted: cython.Py_ssize_t = block_for(preferred_size)
+        self.take(prev, wanted if wanted < merged else merged)
+        received: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
         if flags & ZERO_MEMORY:
+            offset: cython.Py_ssize_t = blk + BLOCK_HEADER
             self._buf[blk + size : offset + received] = bytes(offset + received - blk - size)
         return received
 
-    def _shrink(self, offset: int, limit_size: int, preferred_size: int) -> int | None:
-        """Shrink block ``offset`` to ``preferred_size`` (rounded up) if that is within
+    def shrink(self, blk: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
+               preferred_size: cython.Py_ssize_t) -> int | None:
+        """Shrink live block ``blk`` to ``preferred_size`` (rounded up) if that is within
         ``limit_size``; the usable size, or None if it cannot (Boost's ``shrink``)."""
-        blk, size, link, prev, nxt = self._live_block(offset)
-        max_units = limit_size // UNIT
-        keep_units = -(-preferred_size // UNIT)
-        old_units = (size - BLOCK_HEADER) // UNIT
+        prev: cython.Py_ssize_t = self.live_prev(blk)
+        size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
+        max_units: cython.Py_ssize_t = limit_size // UNIT
+        keep_units: cython.Py_ssize_t = (preferred_size + UNIT - 1) // UNIT
+        old_units: cython.Py_ssize_t = (size - BLOCK_HEADER) // UNIT
         if max_units < keep_units or old_units < keep_units:
             return None
         if old_units > keep_units:
-            kept = BLOCK_HEADER + keep_units * UNIT
-            w = self.words
-            w[(blk >> 3) + BLK_SIZE] = kept
-            w[self._h + HDR_ALLOCATED] -= size - kept
-            self._release(blk + kept, size - kept, link, prev, nxt)
+            kept: cython.Py_ssize_t = BLOCK_HEADER + keep_units * UNIT
+            self.add_allocated(kept - size)
+            self.words.store((blk >> 3) + BLK_SIZE, kept)
+            self.release(blk + kept, size - kept, prev)
         return keep_units * UNIT
 
+    @damage_is_corruption
     def usable_size(self, offset: int) -> int:
         """Payload bytes of live block ``offset``: its size less the header."""
-        return self._live_block(offset)[1] - BLOCK_HEADER
+        blk: cython.Py_ssize_t = self.block_of(offset)
+        self.live_prev(blk)
+        usable: int = self.words.signed[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
+        return usable
 
     # -- region size -----------------------------------------------------------------------
     def grow(self, extra: int) -> None:
         """Take in ``extra`` bytes at the end; the new tail becomes (or extends) a free block."""
-        end = self._region_end()
-        check_grow(extra, end, len(self._buf))
-        old_end = self._blocks_end(end)
-        new_end = self._blocks_end(end + extra)
+        end: cython.Py_ssize_t = self.region_end()
+        check_grow(extra, end, self.buffer_size)
+        old_end: cython.Py_ssize_t = self.blocks_end(end)
+        new_end: cython.Py_ssize_t = self.blocks_end(end + extra)
         if new_end > old_end:
-            self._release(old_end, new_end - old_end, *self._neighbours(old_end))
-        self.words[self._h + HDR_SIZE] += extra
+            self.release(old_end, new_end - old_end, self.free_before(old_end))
+        self.words.store(self.control + HDR_SIZE, end + extra - self._start)
 
+    @damage_is_corruption
     def shrink_to_fit(self) -> int:
         """Drop a free block at the end of the region (all but one unit when nothing is
         allocated); return the new region size. The caller trims the storage."""
-        w, h = self.words, self._h
-        blocks_end = self._blocks_end(self._region_end())
-        _, last, _ = self._neighbours(blocks_end)
-        if not last or last + w[(last >> 3) + BLK_SIZE] != blocks_end:
-            return int(w[h + HDR_SIZE])
-        if last == self._first:
+        blocks_end: cython.Py_ssize_t = self.blocks_end(self.region_end())
+        last: cython.Py_ssize_t = self.free_before(blocks_end)
+        if not last or self.words.signed[(last >> 3) + BLK_SIZE] != blocks_end - last:
+            return self.size
+        new_end: cython.Py_ssize_t = last
+        if last == self.first:
             # an empty region keeps one bare block, as Boost's keeps its "unique block"
-            w[(last >> 3) + BLK_SIZE] = UNIT
+            self.words.store((last >> 3) + BLK_SIZE, UNIT)
             new_end = last + UNIT
         else:
-            link, _, _ = self._neighbours(last)
-            w[link] = END_OF_LIST
-            new_end = last
-        w[h + HDR_SIZE] = new_end - self._start
+            self.words.store(self.link_after(self.free_before(last)), END_OF_LIST)
+        self.words.store(self.control + HDR_SIZE, new_end - self._start)
         return new_end - self._start
 
     @property
     def size(self) -> int:
         """Region bytes from ``start``, the algorithm header included."""
-        return int(self.words[self._h + HDR_SIZE])
+        size: int = self.words.signed[self.control + HDR_SIZE]
+        return size
 
     @property
     def free_memory(self) -> int:
         """Boost's ``get_free_memory``: the region less the header and the allocated blocks."""
-        return self.size - (self._first - self._start) - int(self.words[self._h + HDR_ALLOCATED])
+        allocated: int = self.words.signed[self.control + HDR_ALLOCATED]
+        return self.size - (self.first - self._start) - allocated
 
-    # -- checks and introspection ----------------------------------------------------------
-    def _blocks(self) -> Iterator[tuple[int, int, bool]]:
+    # -- checks and introspection (cold paths) ---------------------------------------------
+    def blocks(self) -> Iterator[tuple[int, int, bool]]:
         """``(block, size, is_free)`` along the physical chain, checked against the free list.
 
         Bounded: every step advances by at least one unit and stops at the chain's end.
         """
-        w = self.words
-        blocks_end = self._blocks_end(self._region_end())
-        pos = self._first
-        free = w[self._h + HDR_FREE_HEAD]
-        mark = w[self._h + HDR_MARK]
+        r = self.words.signed
+        blocks_end = self.blocks_end(self.region_end())
+        pos = self.first
+        free = r[self.control + HDR_FREE_HEAD]
+        mark = r[self.control + HDR_MARK]
         prev_was_free = False
         while pos < blocks_end:
-            size = w[(pos >> 3) + BLK_SIZE]
-            if size < UNIT or size % UNIT or pos + size > blocks_end:
+            size = r[(pos >> 3) + BLK_SIZE]
+            if size < UNIT or size % UNIT or size > blocks_end - pos:
                 raise SegmentCorrupt(f"sequential_fit: block {pos} has a bad size {size}")
             if free and free < pos:
                 raise SegmentCorrupt(f"sequential_fit: free-list entry {free} is not a block")
@@ -506,10 +568,10 @@ class SequentialFit(MemoryAlgorithm):
             if is_free:
                 if prev_was_free:
                     raise SegmentCorrupt(f"sequential_fit: free block {pos} was not coalesced")
-                free = w[(pos >> 3) + BLK_NEXT]
+                free = r[(pos >> 3) + BLK_NEXT]
                 if free and free <= pos:
                     raise SegmentCorrupt(f"sequential_fit: free list not in address order after {pos}")
-            elif w[(pos >> 3) + BLK_NEXT] != mark ^ pos:
+            elif r[(pos >> 3) + BLK_NEXT] != mark ^ pos:
                 raise SegmentCorrupt(f"sequential_fit: block {pos} is neither free nor allocated")
             yield pos, size, is_free
             prev_was_free = is_free
@@ -517,56 +579,108 @@ class SequentialFit(MemoryAlgorithm):
         if free:
             raise SegmentCorrupt(f"sequential_fit: free-list entry {free} lies past the blocks")
 
+    @damage_is_corruption
     def verify(self) -> None:
         """Walk the block chain and the free list together; they must agree, and the
         header's allocated count must match the allocated blocks."""
-        allocated = sum(size for _, size, is_free in self._blocks() if not is_free)
-        recorded = self.words[self._h + HDR_ALLOCATED]
+        allocated = sum(size for _, size, is_free in self.blocks() if not is_free)
+        recorded = self.words.signed[self.control + HDR_ALLOCATED]
         if allocated != recorded:
             raise SegmentCorrupt(
                 f"sequential_fit: header counts {recorded} allocated bytes, blocks hold {allocated}"
             )
 
     def all_memory_deallocated(self) -> bool:
-        return bool(self.words[self._h + HDR_ALLOCATED] == 0)
+        return bool(self.words.signed[self.control + HDR_ALLOCATED] == 0)
 
     def zero_free_memory(self) -> None:
         """Zero the payload of every free block (their headers are metadata)."""
         for blk, size in self.free_blocks():
             self._buf[blk + BLOCK_HEADER : blk + size] = bytes(size - BLOCK_HEADER)
 
-    def _walk_free(self) -> Iterator[tuple[int, int, int]]:
-        """``(link_word, block, size)`` along the free list, each entry checked.
+    def walk_free(self) -> Iterator[tuple[int, int, int]]:
+        """``(previous free block or 0, block, size)`` along the free list, each checked.
 
         Bounded: entries must rise strictly in address and stay inside the blocks.
         """
-        w = self.words
-        blocks_end = self._blocks_end(self._region_end())
-        link = self._h + HDR_FREE_HEAD
-        blk = w[link]
-        low = 0
+        r = self.words.signed
+        blocks_end = self.blocks_end(self.region_end())
+        prev = 0
+        blk = r[self.control + HDR_FREE_HEAD]
         while blk:
-            if blk <= low or not self._is_block_start(blk, blocks_end):
-                raise SegmentCorrupt(f"sequential_fit: bad free-list entry {blk} after {low}")
-            size = w[(blk >> 3) + BLK_SIZE]
-            if size < UNIT or size % UNIT or blk + size > blocks_end:
+            if blk <= prev or not self._is_block_start(blk, blocks_end):
+                raise SegmentCorrupt(f"sequential_fit: bad free-list entry {blk} after {prev}")
+            size = r[(blk >> 3) + BLK_SIZE]
+            if size < UNIT or size % UNIT or size > blocks_end - blk:
                 raise SegmentCorrupt(f"sequential_fit: free block {blk} has a bad size {size}")
-            yield link, blk, size
-            low = blk
-            link = (blk >> 3) + BLK_NEXT
-            blk = w[link]
+            yield prev, blk, size
+            prev = blk
+            blk = r[(blk >> 3) + BLK_NEXT]
 
     def free_blocks(self) -> Iterator[tuple[int, int]]:
         """``(block offset, block size)`` of every free block, headers included, in address
         order; the sizes add up to ``free_memory`` less the tail slack."""
-        for _, blk, size in self._walk_free():
+        for _, blk, size in self.walk_free():
             yield blk, size
 
     def allocated_blocks(self) -> Iterator[tuple[int, int]]:
         """``(offset, usable_size)`` of every live block, in address order."""
-        for blk, size, is_free in self._blocks():
+        for blk, size, is_free in self.blocks():
             if not is_free:
                 yield blk + BLOCK_HEADER, size - BLOCK_HEADER
+
+
+class SequentialFit(_Core, MemoryAlgorithm):
+    """First fit over one address-ordered free list, coalescing on free (``simple_seq_fit``)."""
+
+    name = "sequential_fit"
+    layout_version = LAYOUT_VERSION
+    ALIGNMENT = UNIT
+    PAYLOAD_PER_ALLOCATION = BLOCK_HEADER
+    #: the header plus one bare block, for a UNIT-aligned start
+    MIN_SEGMENT_SIZE = HEADER_SIZE + UNIT
+
+    @classmethod
+    def format(cls, buf: memoryview, start: int, size: int) -> SequentialFit:
+        """Write an empty region: the header and one free block covering the rest."""
+        # (any start: the header begins at start rounded up to UNIT, so the minimum depends on it)
+        check_region(len(buf), start, size, alignment=1,
+                     min_size=_round_up(start, UNIT) + HEADER_SIZE + UNIT - start)
+        algo: _Core = cls(buf, start)
+        first = algo.first
+        blocks_end = algo.blocks_end(start + size)
+        w, c = algo.words, algo.control
+        earlier = w[c + HDR_MAGIC] == MAGIC
+        w.store(c + HDR_MARK, _next_mark(w[c + HDR_MARK]) if earlier else FIRST_MARK)
+        w.store(c + HDR_RESERVED, 0)
+        w.store(c + HDR_MAGIC, MAGIC)
+        w.store(c + HDR_SIZE, size)
+        w.store(c + HDR_ALLOCATED, 0)
+        w.store(c + HDR_FREE_HEAD, first)
+        algo.set_block(first, blocks_end - first, END_OF_LIST)
+        return algo  # type: ignore[return-value]
+
+    @classmethod
+    def attach(cls, buf: memoryview, start: int) -> SequentialFit:
+        """Bind to a formatted region after checking its header is plausible."""
+        if start < 0 or _round_up(start, UNIT) + HEADER_SIZE > len(buf):
+            raise SegmentCorrupt(f"sequential_fit: no room for a header at start={start}")
+        algo: _Core = cls(buf, start)
+        r, c, first = algo.words.signed, algo.control, algo.first
+        if r[c + HDR_MAGIC] != MAGIC:
+            raise SegmentCorrupt("sequential_fit: bad magic (not a sequential_fit region)")
+        blocks_end = algo.blocks_end(algo.region_end())
+        if blocks_end - first < UNIT:
+            raise SegmentCorrupt(f"sequential_fit: region size {r[c + HDR_SIZE]} does not fit the buffer")
+        head = r[c + HDR_FREE_HEAD]
+        if head != END_OF_LIST and not algo._is_block_start(head, blocks_end):
+            raise SegmentCorrupt(f"sequential_fit: free-list head {head} is not a block offset")
+        allocated = r[c + HDR_ALLOCATED]
+        if allocated < 0 or allocated % UNIT or allocated > blocks_end - first:
+            raise SegmentCorrupt(f"sequential_fit: allocated byte count {allocated} is absurd")
+        if r[c + HDR_MARK] % 2 == 0:
+            raise SegmentCorrupt("sequential_fit: the allocation mark is not odd")
+        return algo  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------------
@@ -574,7 +688,7 @@ class SequentialFit(MemoryAlgorithm):
 # ------------------------------------------------------------------------------------------
 
 
-@hookimpl
+@compiled_hookimpl
 def segalloc_register_algorithms(register: Callable[[type[MemoryAlgorithm]], None]) -> None:
     """Register ``SequentialFit`` under the name ``sequential_fit``."""
     register(SequentialFit)

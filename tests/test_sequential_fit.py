@@ -19,11 +19,12 @@ from hypothesis.stateful import (
 )
 
 from segalloc.algorithms import sequential_fit
-from segalloc.algorithms.sequential_fit import HEADER_SIZE, SequentialFit
+from segalloc.algorithms.sequential_fit import LAYOUT, SequentialFit
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm
 
 START = 128  # where the segment header ends, as in a real segment
+HEADER_SIZE = LAYOUT.HEADER_SIZE
 
 
 def make(size: int = 65536, start: int = START, spare: int = 0) -> tuple[SequentialFit, bytearray]:
@@ -269,6 +270,34 @@ def test_stale_offset_from_an_earlier_format_is_refused() -> None:
     before = bytes(raw)
     with pytest.raises(InvalidPointer):
         again.deallocate(a + 128)
+    assert bytes(raw) == before
+
+
+def test_formats_of_the_same_bytes_keep_the_mark_odd_and_below_2_63() -> None:
+    """Each re-format steps the mark; it must stay a word the signed view reads as is, or
+    allocating would have to store a negative word."""
+    algo, raw = make()
+    mark_word = (START >> 3) + LAYOUT.HDR_MARK
+    marks = []
+    for _ in range(20):
+        algo = SequentialFit.format(memoryview(raw), START, 65536)
+        marks.append(memoryview(raw).cast("Q")[mark_word])
+        offset = take(algo, 100)
+        algo.deallocate(offset)
+    assert len(set(marks)) == len(marks)
+    assert all(mark % 2 == 1 and mark < 2**63 for mark in marks)
+
+
+def test_huge_offsets_and_sizes_are_refused_not_overflowed() -> None:
+    algo, raw = make()
+    take(algo, 100)
+    before = bytes(raw)
+    for offset in (2**63, 2**64 + START + 64, -(2**63), -(2**70)):
+        with pytest.raises(InvalidPointer):
+            algo.deallocate(offset)
+    assert algo.allocate(2**70) is None
+    assert algo.allocate_aligned(2**70, 64) is None
+    assert algo.allocation_command(Command.ALLOCATE_NEW, 2**70, 2**71, None) == (None, 0)
     assert bytes(raw) == before
 
 

@@ -1,0 +1,33 @@
+# Cython declarations augmenting sequential_fit.py (pure-Python mode): constants as C values,
+# the C layout of the algorithm, the block helpers as C functions.
+from segalloc.words cimport Words
+
+cdef Py_ssize_t UNIT, BLOCK_HEADER, SPLIT_MIN_REST, FIRST_MARK, END_OF_LIST
+cdef Py_ssize_t HDR_MAGIC, HDR_SIZE, HDR_FREE_HEAD, HDR_ALLOCATED, HDR_MARK, HDR_RESERVED
+cdef Py_ssize_t HEADER_SIZE, BLK_SIZE, BLK_NEXT, LAYOUT_VERSION, MAGIC, MAX_REQUEST
+cdef Py_ssize_t ALLOCATE_NEW, EXPAND_FWD, EXPAND_BWD, SHRINK_IN_PLACE, SHRINKS, ZERO_MEMORY
+
+cdef Py_ssize_t block_for(Py_ssize_t size) noexcept
+cdef Py_ssize_t requested(object size) except? -1
+
+cdef class _Core:
+    cdef public Words words
+    cdef readonly object _buf
+    cdef readonly Py_ssize_t _start, control, first, buffer_size
+
+    cdef void set_block(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t next_free) except *
+    cdef Py_ssize_t link_after(self, Py_ssize_t prev) noexcept
+    cdef Py_ssize_t region_end(self) except? -1
+    cdef Py_ssize_t blocks_end(self, Py_ssize_t end) noexcept
+    cdef Py_ssize_t free_before(self, Py_ssize_t blk) except? -1
+    cdef Py_ssize_t first_fit(self, Py_ssize_t need) except? -2
+    cdef Py_ssize_t check_free(self, Py_ssize_t blk) except? -1
+    cdef Py_ssize_t block_of(self, object offset) except? -1
+    cdef Py_ssize_t live_prev(self, Py_ssize_t blk) except? -1
+    cdef void add_allocated(self, Py_ssize_t delta) except *
+    cdef Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need) except? -1
+    cdef Py_ssize_t take(self, Py_ssize_t prev, Py_ssize_t need) except? -1
+    cdef void release(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t prev) except *
+    cdef object expand_fwd(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t flags)
+    cdef object shrink(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size)
+    cdef object allocate_between(self, Py_ssize_t limit_size, Py_ssize_t preferred_size)
