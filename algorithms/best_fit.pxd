@@ -1,6 +1,7 @@
 # Cython declarations augmenting best_fit.py (pure-Python mode): constants as C values, the C
 # layout of the algorithm, the block helpers as C functions.
 from segalloc.intrinsics cimport bit_length, lowest_bit
+from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 
 cdef Py_ssize_t ALIGN, WORD, BLOCK_HEADER, BORROWED, PAYLOAD, MIN_BLOCK, END_MARKER
@@ -16,8 +17,7 @@ cdef Py_ssize_t ZERO_MEMORY
 cdef Py_ssize_t block_bytes(Py_ssize_t size) noexcept
 
 
-cdef class _BestFit:
-    cdef public Words words
+cdef class _BestFit(AlgorithmKernel):
     cdef readonly object _buf
     cdef readonly Py_ssize_t _start, control, small_units, last_class, first_class, small_limit
     cdef readonly Py_ssize_t smallmap, summary, treemap, free_word, end_word, heads0, roots0

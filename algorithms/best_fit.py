@@ -57,6 +57,7 @@ from segalloc.algorithm_common import (
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, compiled_hookimpl
+from segalloc.kernel import NO_MEMORY, AlgorithmKernel
 from segalloc.words import Words
 
 if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd
@@ -223,7 +224,7 @@ def _fault(message: str) -> SegmentCorrupt:
 
 
 @cython.cclass
-class _BestFit:
+class _BestFit(AlgorithmKernel):
     """The block helpers and operations over the region's words (a C type when compiled).
 
     Fields are offsets and parameters fixed at ``format`` (read back at binding); every
@@ -653,29 +654,42 @@ class _BestFit:
         return b
 
     # -- public allocation API ---------------------------------------------------------------
-    def allocate(self, size: int) -> int | None:
+    # The kernel_* methods are the C entry points (segalloc.kernel) of the hot paths; the
+    # MemoryAlgorithm methods check the Python arguments and call them.
+    def kernel_allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Best fit: the smallest free block that holds ``size``, split at the front."""
-        if size > MAX_REQUEST:
-            return None
         try:
             b: cython.Py_ssize_t = self.take(block_bytes(size))
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("best_fit", "allocate", exc) from exc
-        return (b + 2) << 3 if b else None
+        return (b + 2) << 3 if b else NO_MEMORY
 
-    def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
+    def kernel_deallocate(self, offset: cython.Py_ssize_t) -> cython.int:
         """Free a live block, merged with its free neighbours, and file it; ``InvalidPointer``
         (nothing changed) for anything else."""
         try:
             b: cython.Py_ssize_t = self.live_block(offset)
             flags: cython.Py_ssize_t = self.words.signed[b + B_SIZE]
             self.release(b, flags & SIZE_MASK, not flags & PREV_ALLOCATED)
+            return 0
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("best_fit", "deallocate", exc) from exc
+
+    def allocate(self, size: int) -> int | None:
+        """Best fit: the smallest free block that holds ``size``, split at the front."""
+        offset = self.kernel_allocate(size) if size <= MAX_REQUEST else NO_MEMORY
+        return offset if offset >= 0 else None
+
+    def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
+        """Free a live block, merged with its free neighbours, and file it; ``InvalidPointer``
+        (nothing changed) for anything else."""
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_REQUEST:
+            self.live_block(offset)  # the InvalidPointer it names
+        self.kernel_deallocate(offset)
 
     def usable_size(self, offset: object) -> int:  # a non-int is an InvalidPointer
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""

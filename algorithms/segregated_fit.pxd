@@ -28,7 +28,7 @@ cdef class _Tlsf(AlgorithmKernel):
     cdef void make_free(self, Py_ssize_t h, Py_ssize_t span) except *
     cdef Py_ssize_t take_free(self, Py_ssize_t h) except? -1
     cdef void release(self, Py_ssize_t h, Py_ssize_t span, bint prev_free) except *
-    cdef void hand_out(self, Py_ssize_t h, Py_ssize_t span, Py_ssize_t prev_free) except *
+    cdef void use_free(self, Py_ssize_t h, Py_ssize_t found, Py_ssize_t span) except *
     cdef bint trim(self, Py_ssize_t h, Py_ssize_t new_span) except -1
     cdef void give_front(self, Py_ssize_t h, Py_ssize_t taken) except *
     cdef Py_ssize_t live_header(self, Py_ssize_t offset) except? -1

@@ -330,20 +330,27 @@ class _Tlsf(AlgorithmKernel):
             h = p
         self.make_free(h, span)
 
-    def hand_out(self, h: cython.Py_ssize_t, span: cython.Py_ssize_t,
-                 prev_free: cython.Py_ssize_t) -> cython.void:
-        """Make the taken free block ``[h, h+span)`` live: zero the words it kept that become
-        payload (its links and footer: after ``zero_free_memory`` every block allocated from
-        free memory reads all zeros, as Boost's allocators clear their free-tree hook), write
-        a live header and clear the next block's P bit."""
+    def use_free(self, h: cython.Py_ssize_t, found: cython.Py_ssize_t,
+                 span: cython.Py_ssize_t) -> cython.void:
+        """Make the free block ``h`` of ``found`` bytes, just taken out of its list, a live
+        block of ``span`` bytes; a rest that can be a block stays free (tlsf.c's
+        block_prepare_used: trim the free block, then mark it used). The words it kept that
+        become payload (links, footer) are zeroed: after ``zero_free_memory`` every block
+        allocated from free memory reads all zeros, as Boost's allocators clear their
+        free-tree hook."""
         w: Words = self.words
         r: cython.const[cython.longlong][::1] = w.signed
         w.store(h + NEXT, 0)
         w.store(h + PREV, 0)
-        w.store(h + (span >> 3) - 1, 0)
-        w.store(h, span | prev_free | LIVE_BIT)
-        n: cython.Py_ssize_t = h + (span >> 3)
-        w.store(n, r[n] & NOT_PREV_FREE)
+        rest: cython.Py_ssize_t = found - span
+        if rest >= MIN_SPAN:
+            w.store(h, span | LIVE_BIT)
+            self.make_free(h + (span >> 3), rest)  # (the next block's P bit stays set)
+        else:
+            n: cython.Py_ssize_t = h + (found >> 3)
+            w.store(n - 1, 0)
+            w.store(h, found | LIVE_BIT)
+            w.store(n, r[n] & NOT_PREV_FREE)
 
     def trim(self, h: cython.Py_ssize_t, new_span: cython.Py_ssize_t) -> cython.bint:
         """Give back the tail of live block ``h`` past ``new_span`` (tlsf.c's
@@ -411,16 +418,17 @@ class _Tlsf(AlgorithmKernel):
             if index > self.max_index:
                 return self.take_oversized(span)
             index = self.find_list(index)
-            if index >= 0:
-                h: cython.Py_ssize_t = self.words.signed[self.heads + index]
-            else:
-                h = self.words.signed[self.top_word]
-                if not h or self.free_block_at(h) < span:
-                    return NO_MEMORY
+            h: cython.Py_ssize_t = self.words.signed[
+                self.heads + index if index >= 0 else self.top_word]
+            if not h:
+                if index >= 0:
+                    raise SegmentCorrupt(f"the bitmaps mark the empty list {index}")
+                return NO_MEMORY
             found: cython.Py_ssize_t = self.free_block_at(h)
+            if found < span:  # (only the wilderness can be too small: a list's blocks fit)
+                return NO_MEMORY
             self.take_free(h)
-            self.hand_out(h, found, 0)
-            self.trim(h, span)
+            self.use_free(h, found, span)
             return (h << 3) + WORD
         except SegallocError:
             raise
@@ -549,8 +557,7 @@ class _Tlsf(AlgorithmKernel):
             found: cython.Py_ssize_t = self.free_block_at(h)
             if found >= span:
                 self.take_free(h)
-                self.hand_out(h, found, 0)
-                self.trim(h, span)
+                self.use_free(h, found, span)
                 return (h << 3) + WORD
             h = r[h + NEXT]
 

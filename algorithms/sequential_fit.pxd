@@ -1,5 +1,6 @@
 # Cython declarations augmenting sequential_fit.py (pure-Python mode): constants as C values,
 # the C layout of the algorithm, the block helpers as C functions.
+from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 
 cdef Py_ssize_t UNIT, BLOCK_HEADER, SPLIT_MIN_REST, FIRST_MARK, END_OF_LIST
@@ -10,8 +11,7 @@ cdef Py_ssize_t ALLOCATE_NEW, EXPAND_FWD, EXPAND_BWD, SHRINK_IN_PLACE, SHRINKS, 
 cdef Py_ssize_t block_for(Py_ssize_t size) noexcept
 cdef Py_ssize_t requested(object size) except? -1
 
-cdef class _Core:
-    cdef public Words words
+cdef class _Core(AlgorithmKernel):
     cdef readonly object _buf
     cdef readonly Py_ssize_t _start, control, first, buffer_size
 

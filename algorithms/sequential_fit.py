@@ -41,6 +41,7 @@ from segalloc.algorithm_common import (
 )
 from segalloc.errors import InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.interfaces import Command, MemoryAlgorithm, compiled_hookimpl
+from segalloc.kernel import NO_MEMORY, AlgorithmKernel
 from segalloc.words import Words
 
 __all__ = ["SequentialFit"]
@@ -161,7 +162,7 @@ def requested(size: object) -> cython.Py_ssize_t:
 
 
 @cython.cclass
-class _Core:
+class _Core(AlgorithmKernel):
     """The block helpers and operations over the region's words (a C type when compiled).
 
     Fields are where the header and the first block lie, fixed by ``start``; every state word
@@ -346,23 +347,21 @@ class _Core:
             w.store(link, blk)
 
     # -- the allocation interface ----------------------------------------------------------
-    def allocate(self, size: int) -> int | None:
+    # The kernel_* methods are the C entry points (segalloc.kernel) of the hot paths; the
+    # MemoryAlgorithm methods check the Python arguments and call them.
+    def kernel_allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """First fit: the lowest free block with room for ``size`` bytes and a header."""
-        request: cython.Py_ssize_t = requested(size)
-        if request > MAX_REQUEST:
-            return None
         try:
-            need: cython.Py_ssize_t = block_for(request)
-            prev: cython.Py_ssize_t = self.first_fit(need)
+            prev: cython.Py_ssize_t = self.first_fit(block_for(size))
             if prev < 0:
-                return None
-            return self.take(prev, need)
+                return NO_MEMORY
+            return self.take(prev, block_for(size))
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("sequential_fit", "allocate", exc) from exc
 
-    def deallocate(self, offset: int) -> None:
+    def kernel_deallocate(self, offset: cython.Py_ssize_t) -> cython.int:
         """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
         try:
             blk: cython.Py_ssize_t = self.block_of(offset)
@@ -370,10 +369,25 @@ class _Core:
             size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
             self.add_allocated(-size)
             self.release(blk, size, prev)
+            return 0
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("sequential_fit", "deallocate", exc) from exc
+
+    def allocate(self, size: int) -> int | None:
+        """First fit: the lowest free block with room for ``size`` bytes and a header."""
+        request: cython.Py_ssize_t = requested(size)
+        if request > MAX_REQUEST:
+            return None
+        offset: cython.Py_ssize_t = self.kernel_allocate(request)
+        return offset if offset >= 0 else None
+
+    def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
+        """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
+        if type(offset) is not int or not 0 <= offset <= MAX_REQUEST:
+            self.block_of(offset)  # the InvalidPointer it names
+        self.kernel_deallocate(offset)
 
     @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:

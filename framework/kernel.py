@@ -2,16 +2,21 @@
 
 A compiled algorithm's core class derives from ``AlgorithmKernel`` and implements its
 ``kernel_*`` methods as C methods (declared in ``kernel.pxd``), so compiled code such as the
-trace replay calls them without Python dispatch: plain C integers in and out, -1 for "no
-memory". The public ``MemoryAlgorithm`` methods of such an algorithm call the same methods.
+trace replay and the segment's allocation path calls them without Python dispatch: plain C
+integers in and out, -1 for "no memory". The public ``MemoryAlgorithm`` methods of such an
+algorithm call the same methods; a kernel method it does not implement goes through its
+Python method.
 Interpreted, these are ordinary methods; an algorithm that does not derive from
 ``AlgorithmKernel`` (a third party's pure-Python plugin) is driven through its Python methods.
 """
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import cython
 
+from segalloc.interfaces import Command
 from segalloc.words import Words
 
 __all__ = ["AlgorithmKernel", "NO_MEMORY"]
@@ -26,22 +31,29 @@ class AlgorithmKernel:
 
     words: Words
 
+    # The defaults go through the algorithm's Python methods; a compiled algorithm overrides
+    # the ones its hot paths need (and its Python methods then call those).
     def kernel_allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``allocate(size)``: the offset, or ``NO_MEMORY``."""
-        raise NotImplementedError
+        offset = cast(Any, self).allocate(size)
+        return NO_MEMORY if offset is None else offset
 
     def kernel_allocate_aligned(self, size: cython.Py_ssize_t,
                                 alignment: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``allocate_aligned(size, alignment)``: the offset, or ``NO_MEMORY``."""
-        raise NotImplementedError
+        offset = cast(Any, self).allocate_aligned(size, alignment)
+        return NO_MEMORY if offset is None else offset
 
-    def kernel_deallocate(self, offset: cython.Py_ssize_t) -> None:
+    def kernel_deallocate(self, offset: cython.Py_ssize_t) -> cython.int:
         """``deallocate(offset)``."""
-        raise NotImplementedError
+        cast(Any, self).deallocate(offset)
+        return 0
 
     def kernel_command(self, flags: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
                        preferred_size: cython.Py_ssize_t,
                        reuse: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """``allocation_command(flags, limit, preferred, reuse)`` (``reuse`` -1: none): the
         offset the command answers, or ``NO_MEMORY``."""
-        raise NotImplementedError
+        offset, _ = cast(Any, self).allocation_command(
+            Command(flags), limit_size, preferred_size, None if reuse < 0 else reuse)
+        return NO_MEMORY if offset is None else offset
