@@ -24,7 +24,7 @@ import cython
 
 from segalloc import Command, MemoryAlgorithm
 from segalloc.bench.traces import ALLOC, FREE, Op
-from segalloc.kernel import AlgorithmKernel
+from segalloc.kernel import kernel_of
 
 if not cython.compiled:  # compiled, now_ns is the inline C clock of replay_loop.pxd
     from time import perf_counter_ns as now_ns
@@ -70,7 +70,7 @@ class ReplayLoop:
         self.offsets = array("q", [UNBOUND]) * ids
         self.held = array("q", [0]) * ids
         self.alg = alg
-        self.kernel = alg if isinstance(alg, AlgorithmKernel) else None
+        self.kernel = kernel_of(alg)
         self.buf = buf
         self.limit = len(buf)
         self.high_water = 0

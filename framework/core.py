@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import cython
 
 from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
-from segalloc.kernel import AlgorithmKernel
+from segalloc.kernel import AlgorithmKernel, kernel_of
 from segalloc.words import DIRTY_WORD
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class SegmentCore:
         """Take the bound parts (after every open, grow or move of the memory)."""
         self._storage = storage
         self._alg = algorithm
-        self._kernel = algorithm if isinstance(algorithm, AlgorithmKernel) else None
+        self._kernel = kernel_of(algorithm)
         self._journal = journal
         self._words = journal.words
         self._size = size

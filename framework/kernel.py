@@ -19,7 +19,7 @@ import cython
 from segalloc.interfaces import Command
 from segalloc.words import Words
 
-__all__ = ["AlgorithmKernel", "NO_MEMORY"]
+__all__ = ["NO_MEMORY", "AlgorithmKernel", "kernel_of"]
 
 #: what a kernel method returns instead of an offset when the request cannot be served
 NO_MEMORY = -1
@@ -57,3 +57,17 @@ class AlgorithmKernel:
         offset, _ = cast(Any, self).allocation_command(
             Command(flags), limit_size, preferred_size, None if reuse < 0 else reuse)
         return NO_MEMORY if offset is None else offset
+
+
+def kernel_of(algorithm: object) -> AlgorithmKernel | None:
+    """``algorithm`` when its kernel methods stand for its ``allocate`` / ``deallocate``: it is
+    an ``AlgorithmKernel`` and no subclass overrides those two in Python (a subclass that wraps
+    them, to count or to slow them down, must be called through them); None otherwise."""
+    if not isinstance(algorithm, AlgorithmKernel):
+        return None
+    mro = type(algorithm).__mro__
+    core = mro[mro.index(AlgorithmKernel) - 1]  # the class that implements the kernel
+    for name in ("allocate", "deallocate"):
+        if next(base for base in mro if name in vars(base)) is not core:
+            return None
+    return algorithm

@@ -26,7 +26,7 @@ from segalloc.bench.replay import ReplayResult, replay
 from segalloc.bench.replay_loop import UNTIMED, VALUE_LIMIT, ReplayLoop
 from segalloc.bench.traces import ALLOC, FREE, REALLOC, Op, Trace, parse_lines
 from segalloc.header import HEADER_SIZE
-from segalloc.kernel import AlgorithmKernel
+from segalloc.kernel import kernel_of
 
 SHIPPED = replay_module.__file__.replace("replay.py", "data/sqlite.trace.gz")
 #: a kernel algorithm, a pure-Python one of ours (until it is compiled) and a third party's
@@ -92,25 +92,42 @@ def test_compiled_loop_matches_the_interpreted_one(algorithm: str, load: str,
 
 
 def test_kernels_are_driven_through_their_entry_points_others_through_their_methods() -> None:
-    class NoPythonDispatch(plugins().algorithm("segregated_fit")):  # type: ignore[misc]
-        def allocate(self, size: int) -> int | None:
-            raise AssertionError("the loop called the Python method of a kernel algorithm")
+    """A registered kernel algorithm runs through its C entry points (an instance attribute
+    shadowing ``allocate`` is never called); a subclass that overrides ``allocate`` in Python,
+    of a kernel algorithm or of a pure-Python plugin, is called through it."""
+    trace = parse_lines(["a 0 24", "a 1 40", "f 0"])
 
-    calls: list[int] = []
-
-    class Counted(plugins().algorithm("implicit_fit")):  # type: ignore[misc]
-        def allocate(self, size: int) -> int | None:
-            calls.append(size)
-            offset: int | None = super().allocate(size)
-            return offset
-
-    for cls in (NoPythonDispatch, Counted):
-        buf = memoryview(bytearray(4096))
-        trace = parse_lines(["a 0 24", "a 1 40", "f 0"])
-        loop = ReplayLoop(trace.ops, trace.ids, cls.format(buf, HEADER_SIZE, 4096 - HEADER_SIZE), buf)
+    def replayed(alg: Any, buf: memoryview) -> ReplayLoop:
+        loop = ReplayLoop(trace.ops, trace.ids, alg, buf)
         loop.run(0, 3)
         assert loop.offsets[0] == -1 and loop.offsets[1] > 0 and loop.failed == []
-    assert issubclass(NoPythonDispatch, AlgorithmKernel) and calls == [24, 40]
+        return loop
+
+    buf = memoryview(bytearray(4096))
+    kernel = plugins().algorithm("segregated_fit").format(buf, HEADER_SIZE, 4096 - HEADER_SIZE)
+
+    def refuse(size: int) -> None:
+        raise AssertionError("the loop called the Python method of a kernel algorithm")
+
+    kernel.allocate = refuse
+    assert kernel_of(kernel) is kernel
+    replayed(kernel, buf)
+
+    calls: list[int] = []
+    for base in ("segregated_fit", "implicit_fit"):
+
+        class Counted(plugins().algorithm(base)):  # type: ignore[misc,valid-type]
+            def allocate(self, size: int) -> int | None:
+                calls.append(size)
+                offset: int | None = super().allocate(size)
+                return offset
+
+        buf = memoryview(bytearray(4096))
+        alg = Counted.format(buf, HEADER_SIZE, 4096 - HEADER_SIZE)
+        assert kernel_of(alg) is None
+        calls.clear()
+        replayed(alg, buf)
+        assert calls == [24, 40], base
 
 
 def _loop(lines: list[str], algorithm: str, size: int = 4096) -> tuple[ReplayLoop, memoryview]:
