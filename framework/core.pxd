@@ -10,8 +10,8 @@ cdef class SegmentCore:
     cdef public bint _closed, _read_only, _journaled
     cdef object __weakref__
 
-    cpdef object _enter(self, bint write)
-    cpdef _leave(self, object lock, bint failed, object error=*)
+    cdef object enter_section(self, bint write)
+    cdef int leave_section(self, object lock, bint failed, object error=*) except -1
 
 cpdef object check_size(object value, str what)
 cpdef object check_handle(object handle)

@@ -79,7 +79,15 @@ class SegmentCore:
         """Undo what a process that died holding the lock left half done (the segment's)."""
         raise NotImplementedError
 
-    def _enter(self, write: cython.bint) -> Any:
+    def _enter(self, write: bool) -> Any:
+        """``enter_section`` for Python callers (``Segment``'s ``with`` sections)."""
+        return self.enter_section(write)
+
+    def _leave(self, lock: Any, failed: bool, error: Any = None) -> None:
+        """``leave_section`` for Python callers."""
+        self.leave_section(lock, failed, error)
+
+    def enter_section(self, write: cython.bint) -> Any:
         """Open a section: the lock taken, recovery done at the outermost level, a safe point
         for the journal when writing; the lock, for ``_leave``."""
         if self._closed:
@@ -102,7 +110,7 @@ class SegmentCore:
         self._depth += 1
         return lock
 
-    def _leave(self, lock: Any, failed: cython.bint, error: Any = None) -> None:
+    def leave_section(self, lock: Any, failed: cython.bint, error: Any = None) -> cython.int:
         """Close a section; the outermost one commits the transaction, or rolls it back when
         the operation ``failed``."""
         self._depth -= 1
@@ -114,6 +122,7 @@ class SegmentCore:
                 lock.__exit__(type(error), error, None)
             else:
                 lock.__exit__(None, None, None)
+        return 0
 
     # -- the allocation hot path ------------------------------------------------------------
     @overload
@@ -125,7 +134,7 @@ class SegmentCore:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
         wanted = check_size(size, "size")
         offset: cython.Py_ssize_t = -1
-        lock = self._enter(True)
+        lock = self.enter_section(True)
         try:
             if wanted <= self._size:
                 if self._kernel is not None:
@@ -135,9 +144,9 @@ class SegmentCore:
                     found = self._alg.allocate(wanted)
                     offset = -1 if found is None else found
         except BaseException as exc:
-            self._leave(lock, True, exc)
+            self.leave_section(lock, True, exc)
             raise
-        self._leave(lock, False)
+        self.leave_section(lock, False)
         if offset >= 0:
             return int(offset)
         if nothrow:
@@ -147,7 +156,7 @@ class SegmentCore:
     def deallocate(self, handle: object) -> None:
         """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
         offset = check_handle(handle)
-        lock = self._enter(True)
+        lock = self.enter_section(True)
         try:
             if self._kernel is not None and 0 <= offset <= self._size:
                 kernel: AlgorithmKernel = self._kernel
@@ -157,6 +166,6 @@ class SegmentCore:
             else:
                 self._alg.deallocate(offset)
         except BaseException as exc:
-            self._leave(lock, True, exc)
+            self.leave_section(lock, True, exc)
             raise
-        self._leave(lock, False)
+        self.leave_section(lock, False)
