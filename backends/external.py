@@ -43,6 +43,8 @@ class ExternalStorage(Storage):
             size = len(view)
         if not isinstance(size, int) or isinstance(size, bool):
             raise TypeError(f"size must be an int, not {type(size).__name__}")
+        if not len(view) and mode not in (Mode.CREATE_ONLY, Mode.OPEN_OR_CREATE):
+            raise InvalidSegment("the buffer is empty: it holds no segalloc segment")
         if not 0 < size <= len(view):
             raise ValueError(f"size must be in [1, {len(view)}] (the buffer's length), got {size}")
         view = view[:size]

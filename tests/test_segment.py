@@ -399,3 +399,11 @@ def test_zero_memory_zeroes_only_what_the_caller_did_not_have(seg: ManagedHeapMe
         assert got == handle
         assert bytes(seg.view(handle, received)) == b"\x11" * received
         assert bytes(seg.view(handle + received, grown - received)) == bytes(grown - received)
+
+
+@pytest.mark.parametrize("mode", [Mode.OPEN_ONLY, Mode.OPEN_READ_ONLY, Mode.OPEN_COPY_ON_WRITE])
+def test_an_empty_buffer_holds_no_segment(mode: Mode) -> None:
+    """Found by the fuzzer: opening an empty buffer is an ``InvalidSegment``, as for any bytes
+    that hold no segment (not a complaint about the size argument the caller never gave)."""
+    with pytest.raises(InvalidSegment, match="empty"):
+        ManagedExternalBuffer(mode, bytearray())
