@@ -11,6 +11,7 @@ refuse writes the same way (the bytes cannot change, so a copy reads what they h
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 from typing import Any
@@ -107,9 +108,12 @@ class ExternalStorage(Storage):
         """Nothing to write through: the caller owns the bytes."""
 
     def close(self) -> None:
-        self._view.release()
-        if self._objects is not None:
-            self._objects.release()
+        """Drop this segment's views of the caller's buffer; one still exported from them (a
+        numpy array, a typed view) keeps its own until it goes."""
+        for view in (self._view, self._objects):
+            if view is not None:
+                with contextlib.suppress(BufferError):
+                    view.release()
 
     def __repr__(self) -> str:
         return f"<ExternalStorage size={len(self._view)} mode={self._mode.name}>"

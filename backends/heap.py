@@ -9,6 +9,7 @@ taken from it are alive, so none points at the old copy); handles stay valid.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import threading
 from typing import Any
@@ -90,11 +91,12 @@ class HeapStorage(Storage):
         self._move_to(_check_size(new_size))
 
     def close(self) -> None:
-        self._view.release()
-        try:
+        """Let the bytes go; a buffer still exported from them (a numpy array, a typed view)
+        keeps them until it goes, as in every backend."""
+        with contextlib.suppress(BufferError):
+            self._view.release()
+        with contextlib.suppress(BufferError):
             self._map.close()
-        except BufferError:
-            pass
 
     def __repr__(self) -> str:
         return "<HeapStorage closed>" if self._map.closed else f"<HeapStorage size={len(self._map)}>"

@@ -160,6 +160,7 @@ def test_dask_executor_on_a_local_cluster(tmp_path: Path) -> None:
         specs = plan_cells(params, plan_loads(params, tmp_path), tmp_path)
         cells = execute(specs, params)
     local = execute(specs, BenchParameters(**{**TINY.__dict__}).resolved())
+    assert [(c["status"], c["error"]) for c in cells] == [("ok", None)] * len(specs)
     assert [c["figures"]["high_water"] for c in cells] == [
         c["figures"]["high_water"] for c in local]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import gzip
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from segalloc import (
     Mode,
     NameExists,
     ReadOnlySegment,
+    Segment,
     SegmentCorrupt,
     plugins,
 )
@@ -384,6 +386,19 @@ def test_a_closed_segment_says_so(algorithm: str) -> None:
     assert seg.closed and "closed" in repr(seg)
     with pytest.raises(ValueError, match="closed"):
         seg.deallocate(handle)
+
+
+@pytest.mark.parametrize("make", [lambda: ManagedHeapMemory(8192),
+                                  lambda: ManagedExternalBuffer(Mode.CREATE_ONLY, bytearray(8192))],
+                         ids=["heap", "external"])
+def test_close_lets_go_while_a_buffer_of_the_bytes_is_still_exported(
+        make: Callable[[], Segment]) -> None:
+    seg = make()
+    first = bytes(seg.buffer[:8])
+    exported = struct.Struct("8s").iter_unpack(seg.buffer)  # holds the buffer while it lives
+    seg.close()
+    assert seg.closed
+    assert next(exported) == (first,)  # the bytes live until the export goes
 
 
 def test_zero_memory_zeroes_only_what_the_caller_did_not_have(seg: ManagedHeapMemory) -> None:
