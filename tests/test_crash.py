@@ -229,6 +229,7 @@ def big_worker(cls: Any, name: Any, model: BigModel, out: int, seed: int, most: 
     seg = cls(Mode.OPEN_ONLY, name)
     d, v = seg.find(D_TYPE, "D")[0], seg.find(V_TYPE, "V")[0]
     counter = model.counter
+    known = sorted(model.names)
 
     def say(line: str) -> None:
         os.write(out, (line + "\n").encode())
@@ -250,20 +251,25 @@ def big_worker(cls: Any, name: Any, model: BigModel, out: int, seed: int, most: 
                 with seg.transaction():
                     for n in range(first, counter + 1):
                         v.append(n)
-            else:  # destroy what a few earlier transactions made, in one transaction
+            else:  # destroy confirmed names (and unknown ones), in one transaction
                 with seg.transaction():
                     for _ in range(first, counter + 1):
-                        seg.destroy(ctypes.c_int64, f"big-{rng.randint(1, first)}")
+                        seg.destroy(ctypes.c_int64, rng.choice(known) if known and
+                                    rng.random() < 0.9 else f"big-{rng.randint(1, first)}")
         except BadAlloc:
             say(f"x {kind}")
             continue
         say(f"! {kind}")
 
 
-def big_state(seg: Any) -> tuple[dict[str, int], dict[bytes, int], list[int]]:
-    names = {o.name: seg.find(ctypes.c_int64, o.name)[0].value for o in seg.named_objects()
-             if o.name.startswith("big-")}
-    return names, dict(seg.find(D_TYPE, "D")[0].items()), list(seg.find(V_TYPE, "V")[0])
+def big_state(seg: Any) -> tuple[dict[str, int], dict[bytes, int], int]:
+    """Names with their values, the dict, the vector's length (the deep check after each
+    open has walked them all)."""
+    with seg.locked():  # one lock for the whole read, not one per find
+        buf = seg.buffer
+        names = {o.name: int.from_bytes(buf[o.handle:o.handle + 8], "little", signed=True)
+                 for o in seg.named_objects() if o.name.startswith("big-")}
+        return names, dict(seg.find(D_TYPE, "D")[0].items()), len(seg.find(V_TYPE, "V")[0])
 
 
 def expected(model: BigModel, op: list[str], seg: Any) -> BigModel:
@@ -298,15 +304,15 @@ def settle(model: BigModel, lines: list[str], seg: Any) -> None:
             pending = None
         else:
             pending = None
-    names, items, vector = big_state(seg)
+    names, items, length = big_state(seg)
     if pending is not None:
         model.in_flight += 1
         done = expected(model, pending, seg)
-        if (names, items, len(vector)) == (done.names, done.items, done.length):
+        if (names, items, length) == (done.names, done.items, done.length):
             model.names, model.items, model.length = done.names, done.items, done.length
     assert names == model.names, "named objects differ from what was confirmed"
     assert items == model.items, "the dict differs from what was confirmed"
-    assert len(vector) == model.length, "the vector differs from what was confirmed"
+    assert length == model.length, "the vector differs from what was confirmed"
 
 
 def kill_campaign(cls: Any, name: Any, algorithm: str, trials: int) -> str:
