@@ -9,7 +9,7 @@ The timed loop (``segalloc.bench.replay_loop``, compiled) runs over the trace as
 does only what the rules need: it keeps each ID's offset and size in C tables, copies on a
 moved reallocation, raises the high-water mark and notes which operations failed; it calls a
 compiled algorithm's C entry points (``segalloc.kernel``) and any other algorithm's Python
-methods (no segment-manager checks either way). So ``ns_per_op`` measures the algorithm plus a
+methods (no segment-manager checks, lock or journal either way: ``fresh_allocator``). So ``ns_per_op`` measures the algorithm plus a
 lean driver, the same for every algorithm of a kind; the clock is read around each chunk only.
 Live bytes, their peak and the live blocks are accounted after each timed
 chunk, untimed, from the trace and the noted failures. The free-block census for
@@ -34,6 +34,7 @@ from segalloc import MemoryAlgorithm, plugins
 from segalloc.bench.metrics import largest_free_fraction, sawicki_spread
 from segalloc.bench.replay_loop import ReplayLoop
 from segalloc.bench.traces import ALLOC, FREE, Op, Trace
+from segalloc.header import HEADER_SIZE
 from segalloc.managed import managed_class
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "Sample",
     "default_segment_size",
     "fragmentation",
-    "fresh_segment",
+    "fresh_allocator",
     "median_index",
     "median_run",
     "replay",
@@ -301,15 +302,22 @@ def replay_trace(
     """Replay on a new segment of ``backend`` (heap by default) using ``algorithm``, made
     from ``segment_args`` (the managed class's arguments; default ``(segment_size,)``)."""
     size = segment_size or default_segment_size(trace)
-    with fresh_segment(algorithm, size, backend, segment_args) as segment:
-        return replay(trace, segment.algorithm, segment.buffer, size, samples, budget_seconds)
+    with fresh_allocator(algorithm, size, backend, segment_args) as (alg, buf):
+        return replay(trace, alg, buf, size, samples, budget_seconds)
 
 
 @contextmanager
-def fresh_segment(algorithm: str, size: int, backend: str = "heap",
-                  segment_args: tuple[Any, ...] | None = None) -> Iterator[Any]:
-    """A new managed segment of ``backend`` with ``algorithm``, closed on exit (made from
-    ``segment_args``, the managed class's arguments; default ``(size,)``)."""
+def fresh_allocator(algorithm: str, size: int, backend: str = "heap",
+                    segment_args: tuple[Any, ...] | None = None
+                    ) -> Iterator[tuple[MemoryAlgorithm, memoryview]]:
+    """``algorithm`` formatted afresh over the region of a new managed segment of ``backend``
+    (made from ``segment_args``, the managed class's arguments; default ``(size,)``), and the
+    segment's bytes; closed on exit.
+
+    The replay times the allocator alone, as Boost's replayer does: over the backend's memory,
+    without the segment's lock and undo journal (whose base extent the format wipes, so every
+    backend starts from the same region). The segment is scratch: never opened again."""
     cls = managed_class(plugins().backend(backend))
     with cls(*(segment_args or (size,)), algorithm=algorithm) as segment:
-        yield segment
+        buf = segment.buffer
+        yield plugins().algorithm(algorithm).format(buf, HEADER_SIZE, len(buf) - HEADER_SIZE), buf

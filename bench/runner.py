@@ -34,7 +34,7 @@ from segalloc.bench.probes import CostResult, measure_cost, measure_latency
 from segalloc.bench.replay import (
     ReplayResult,
     default_segment_size,
-    fresh_segment,
+    fresh_allocator,
     median_index,
     replay_trace,
 )
@@ -330,9 +330,9 @@ def probe(trace: Trace, algorithm: str, size: int, backend: str = "heap",
     for measure in (measure_cost, measure_latency):
         args, name = _segment_arguments(backend, size, scratch or Path(tempfile.gettempdir()))
         try:
-            with fresh_segment(algorithm, size, backend, args) as segment:
+            with fresh_allocator(algorithm, size, backend, args) as (alg, buf):
                 budget = () if measure is measure_cost else (budget_seconds,)
-                results.append(measure(trace, segment.algorithm, segment.buffer, *budget))
+                results.append(measure(trace, alg, buf, *budget))
         finally:
             if name is not None:
                 plugins().backend(backend).remove(name)

@@ -143,6 +143,16 @@ def test_a_cell_over_its_budget_is_a_timeout(tmp_path: Path) -> None:
     assert "words_per_op" not in cell["figures"]  # a timeout is not probed
 
 
+def test_every_backend_replays_the_same_allocator_from_the_same_region(tmp_path: Path) -> None:
+    params = BenchParameters(**{**TINY.__dict__, "workloads": ("uniform",), "scale": 2000,
+                                "backends": ("heap", "shared_memory", "mapped_file")}).resolved()
+    cells = execute(plan_cells(params, plan_loads(params, tmp_path), tmp_path), params)
+    assert [(c["backend"], c["status"], c["error"]) for c in cells] == [
+        ("heap", "ok", None), ("shared_memory", "ok", None), ("mapped_file", "ok", None)]
+    assert len({c["figures"]["high_water"] for c in cells}) == 1
+    assert len({str(c["figures"]["words_per_op"]) for c in cells}) == 1
+
+
 def test_local_pool_runs_each_cell_in_a_process_of_its_own(tmp_path: Path) -> None:
     params = BenchParameters(**{**TINY.__dict__, "jobs": min(2, available_cores())}).resolved()
     specs = plan_cells(params, plan_loads(params, tmp_path), tmp_path)
