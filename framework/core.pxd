@@ -6,11 +6,13 @@ cdef class SegmentCore:
     cdef public object _storage, _alg, _journal
     cdef public AlgorithmKernel _kernel
     cdef public Words _words
-    cdef public Py_ssize_t _size, _depth, _extent_link
+    cdef public Py_ssize_t _size, _depth, _extent_link, _undo_depth
     cdef public bint _closed, _read_only, _journaled
     cdef object __weakref__
 
     cdef object enter_section(self, bint write)
+    cdef bint short_of_room(self) except -1
+    cdef bint plain_commit(self) except -1
     cdef int leave_section(self, object lock, bint failed, object error=*) except -1
 
 cpdef object check_size(object value, str what)

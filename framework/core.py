@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import cython
 
 from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
+from segalloc.journal import EXTENSION_ENTRIES, HEADROOM, M_NEXT
 from segalloc.kernel import AlgorithmKernel, kernel_of
 from segalloc.words import DIRTY_WORD
 
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SegmentCore", "check_handle", "check_size"]
 
-#: the journal extent header's link to the next extent (segalloc.journal's layout)
-_EXTENT_NEXT = 2
 _DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
+#: the journal room a safe point needs (``Journal.ensure``): idle, and inside a transaction
+_IDLE_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM)
+_BUSY_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM + EXTENSION_ENTRIES)
 
 
 def check_size(value: object, what: str) -> int:
@@ -58,6 +60,7 @@ class SegmentCore:
         _words: Words
         _size: int
         _depth: int
+        _undo_depth: int
         _extent_link: int
         _closed: bool
         _read_only: bool
@@ -73,7 +76,7 @@ class SegmentCore:
         self._size = size
         self._read_only = bool(storage.read_only)
         self._journaled = bool(journal.active)
-        self._extent_link = (journal.offset >> 3) + _EXTENT_NEXT if self._journaled else 0
+        self._extent_link = (journal.offset >> 3) + M_NEXT if self._journaled else 0
 
     def _recover(self) -> None:
         """Undo what a process that died holding the lock left half done (the segment's)."""
@@ -102,7 +105,7 @@ class SegmentCore:
             if write:
                 if self._read_only:
                     raise ReadOnlySegment("the segment was opened read-only")
-                if self._journaled:
+                if self._journaled and self.short_of_room():
                     self._journal.ensure()  # a safe point: the algorithm's structures are whole
         except BaseException:
             lock.__exit__(None, None, None)
@@ -116,13 +119,28 @@ class SegmentCore:
         self._depth -= 1
         try:
             if self._depth == 0 and self._words.signed[_DIRTY]:
-                self._journal.finish(failed=failed)
+                if failed or not self.plain_commit():
+                    self._journal.finish(failed=failed)
+                else:
+                    self._words.commit()
         finally:
             if failed:
                 lock.__exit__(type(error), error, None)
             else:
                 lock.__exit__(None, None, None)
         return 0
+
+    def short_of_room(self) -> cython.bint:
+        """True when the journal's current extent may not hold what a safe point asks for
+        (then ``Journal.ensure`` decides; otherwise it would do nothing)."""
+        dirty: cython.Py_ssize_t = self._words.signed[_DIRTY]
+        return self._words.limit - dirty < (_BUSY_ROOM if dirty else _IDLE_ROOM)
+
+    def plain_commit(self) -> cython.bint:
+        """True when committing is the transaction word's store alone: a journal, no extent
+        taken, no write refused (otherwise ``Journal.finish`` gives extents back or raises)."""
+        return self._journaled and not self._words.signed[self._extent_link] and \
+            not self._journal.doomed
 
     # -- the allocation hot path ------------------------------------------------------------
     @overload

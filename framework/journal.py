@@ -52,7 +52,8 @@ from segalloc.header import HEADER_SIZE, INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
 from segalloc.words import DIRTY_WORD, ENTRY_WORDS, Words, word_view
 
-__all__ = ["BASE_ENTRIES", "ENTRIES_PER_CALL", "HEADROOM", "Journal", "journal_capacity"]
+__all__ = ["BASE_ENTRIES", "ENTRIES_PER_CALL", "EXTENSION_ENTRIES", "HEADROOM", "M_NEXT", "Journal",
+           "journal_capacity"]
 
 EXTENT_MAGIC = 0x324C4E524A474553  # "SEGJRNL2"
 M_MAGIC, M_CAPACITY, M_NEXT, M_BLOCK = range(4)
@@ -300,8 +301,9 @@ class Journal:
     def preserve(self, start: int, end: int) -> None:
         """Log the words covering bytes ``[start, end)`` before the segment overwrites them with
         user-visible bytes inside an operation (an object's header, a moved block): a rollback
-        must give the algorithm back whatever it kept there while the block was free."""
-        if not self.offset:
+        must give the algorithm back whatever it kept there while the block was free (in a
+        segment without a journal, the words' old values go to the logging view's ``undo``)."""
+        if not self.words.logging:
             return
         first, last = start >> 3, (end + 7) >> 3
         self.ensure(last - first)
@@ -319,9 +321,7 @@ class Journal:
         if failed or doomed:
             self.rollback()
         else:
-            self.raw[DIRTY_WORD] = 0
-            view = self.words
-            view.logged.clear()
+            self.words.commit()
             if self._last != self.offset >> 3:  # extents were taken: back to the base
                 self._reset()
                 self.give_back()

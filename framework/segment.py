@@ -110,7 +110,9 @@ def smallest_journaled_size(algorithm: str) -> int:
 class _Access:
     """``with segment._reading`` / ``segment._writing``: takes the storage lock; at the outermost
     level first repairs what a process that died holding it left, and last commits (or, when
-    the operation raised, rolls back) the journal transaction."""
+    the operation raised, rolls back) the journal transaction. In a segment without a journal,
+    the first writing level records the old values of what it changes, and writes them back
+    when it raises."""
 
     __slots__ = ("_held", "_segment", "_write")
 
@@ -120,12 +122,20 @@ class _Access:
         self._held: list[Any] = []
 
     def __enter__(self) -> None:
-        self._held.append(self._segment._enter(self._write))
+        segment = self._segment
+        self._held.append(segment._enter(self._write))
+        if self._write and not segment._journaled and not segment._undo_depth:
+            segment._undo_depth = segment._depth
+            segment._words.record_undo()
 
     def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
         if not self._held:  # entered in the parent before a fork: not this process's section
             return
-        self._segment._leave(self._held.pop(), kind is not None, error)
+        segment = self._segment
+        if segment._undo_depth == segment._depth:
+            segment._undo_depth = 0
+            segment._words.finish_undo(rollback=kind is not None)
+        segment._leave(self._held.pop(), kind is not None, error)
 
 
 _SegmentT = TypeVar("_SegmentT", bound="Segment")
@@ -184,7 +194,7 @@ class Segment(SegmentCore):
         self.generation = 0
         #: what recovery did when this segment was opened after a crash (None: nothing)
         self.recovered: str | None = None
-        self._depth = 0
+        self._depth = self._undo_depth = 0
         self._closed = False
         self._reading = _Access(self, write=False)
         self._writing = _Access(self, write=True)
@@ -338,6 +348,9 @@ class Segment(SegmentCore):
             journal.give_back()
 
     def _forget_sections(self) -> None:
+        if self._undo_depth:  # a parent thread's operation, half done in this copy: undone
+            self._undo_depth = 0
+            self._words.finish_undo(rollback=True)
         self._depth = 0
         self._reading._held.clear()
         self._writing._held.clear()
@@ -396,9 +409,9 @@ class Segment(SegmentCore):
         return self._reading
 
     def transaction(self) -> _Access:
-        """``with seg.transaction():`` makes several operations one: in a segment with a
-        journal (shared memory, mapped files) they all take effect, or, if the block raises or
-        the process dies inside it, none does. Also holds the lock throughout."""
+        """``with seg.transaction():`` makes several operations one: they all take effect, or,
+        if the block raises, none does; in a segment with a journal (shared memory, mapped
+        files) also when the process dies inside it. Also holds the lock throughout."""
         return self._writing
 
     def reserve_journal(self, entries: int = 0) -> None:

@@ -10,7 +10,11 @@ cdef class Words:
     cdef public set logged
     cdef public Py_ssize_t first, limit, slots
     cdef public object journal
+    cdef readonly dict undo
     cdef readonly object observer
 
     cpdef void store(self, Py_ssize_t index, long long value) except *
+    cpdef void record_undo(self) except *
+    cpdef void finish_undo(self, bint rollback) except *
+    cpdef void commit(self) except *
     cpdef void log(self, Py_ssize_t index) except *

@@ -10,6 +10,11 @@ writers call ``store``, a C call; interpreted, the same code runs over memoryvie
 reaches 2**63, so a hostile one reads negative and fails the range checks every reader makes
 instead of wrapping C arithmetic around. ``raw`` keeps the unsigned view for callers that store
 full 64-bit values (hashes) through ``words[i] = v``.
+
+A segment without a journal (heap, external buffers: no other process sees them, and a crash
+takes a heap with it) still undoes a failed operation or ``seg.transaction()``: while ``undo``
+is a dict (``record_undo``), each word's first old value goes there, in this process, and
+``finish_undo(rollback=True)`` writes them back.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Words:
         self.limit = 0
         self.slots = 0
         self.journal = journal
+        self.undo: dict[int, int] | None = None
         self.observer: Callable[[int], object] | None = None
         if not cython.compiled:
             self._bind_store()
@@ -107,20 +113,54 @@ class Words:
         if self.observer is not None:
             self.observer(index)
 
+    def record_undo(self) -> None:
+        """From now on keep each stored word's first old value in ``undo`` (a segment without
+        a journal, for the operation or transaction starting)."""
+        self.undo = {}
+        self.logging = True
+        if not cython.compiled:
+            self._bind_store()
+
+    def finish_undo(self, rollback: cython.bint) -> None:
+        """Stop keeping old values; with ``rollback``, first write them all back."""
+        undo = self.undo
+        self.undo = None
+        self.logging = self.journal is not None
+        if rollback and undo is not None:
+            out: cython.longlong[::1] = self.out
+            for index, old in undo.items():
+                out[index] = old
+        if not cython.compiled:
+            self._bind_store()
+
+    def commit(self) -> None:
+        """End the transaction: its entries no longer count (one aligned store of the
+        transaction word) and nothing is logged any more."""
+        self.out[_DIRTY] = 0
+        self.logged.clear()
+
     def log(self, index: cython.Py_ssize_t) -> None:
-        """Append ``index`` and its old value to the journal once a transaction (the journal
-        moves on to its next extent when the current one is full)."""
+        """Keep ``index``'s old value once a transaction: in ``undo`` while recording one, else
+        appended to the journal (which moves on to its next extent when the current one is
+        full)."""
         signed: cython.const[cython.longlong][::1] = self.signed
         if index < 0 or index >= signed.shape[0]:
             raise IndexError(f"word {index} is outside the segment")
-        if index in self.logged:
+        if self.undo is not None:
+            self.undo.setdefault(index, signed[index])
+            return
+        logged: set[int] = self.logged
+        known: cython.Py_ssize_t = len(logged)
+        logged.add(index)  # one hash lookup: added, or logged already
+        if len(logged) == known:
             return
         count: cython.Py_ssize_t = signed[_DIRTY]
         if count >= self.limit:
+            logged.discard(index)  # not logged until the entry is written
             self.journal.advance(count)
+            logged.add(index)
         at: cython.Py_ssize_t = self.slots + _ENTRY * (count - self.first)
         out: cython.longlong[::1] = self.out
         out[at] = index
         out[at + 1] = signed[index]  # (the same 64 bits, whatever their sign)
         out[_DIRTY] = count + 1
-        self.logged.add(index)

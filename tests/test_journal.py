@@ -22,6 +22,7 @@ from segalloc import (
     BadAlloc,
     Command,
     ManagedExternalBuffer,
+    ManagedHeapMemory,
     ManagedMappedFile,
     Mode,
     SegmentDict,
@@ -255,6 +256,63 @@ def test_an_aborted_large_transaction_rolls_back(segment: Any, operation: str) -
     assert census(segment) == before and segment.check_sanity()
     assert chain_length(segment) == 1, "the extents were not given back"
     assert state_bytes(segment) == raw_before
+
+
+# -- segments without a journal (heap, external buffers) undo in the process ---------------------
+UNJOURNALED: dict[str, Callable[[str], Any]] = {
+    "heap": lambda algorithm: ManagedHeapMemory(SIZE, algorithm=algorithm),
+    "external": lambda algorithm: ManagedExternalBuffer(Mode.CREATE_ONLY, bytearray(SIZE),
+                                                        algorithm=algorithm),
+}
+
+
+@pytest.fixture(params=[(kind, algorithm) for kind in UNJOURNALED for algorithm in ALGORITHMS],
+                ids=lambda param: "-".join(param))
+def unjournaled(request: pytest.FixtureRequest) -> Iterator[Any]:
+    kind, algorithm = request.param
+    seg = UNJOURNALED[kind](algorithm)
+    assert not seg._journal.active
+    yield seg
+    seg.close()
+
+
+@pytest.mark.parametrize("operation", sorted(LARGE))
+def test_an_aborted_transaction_without_a_journal_rolls_back(unjournaled: Any,
+                                                             operation: str) -> None:
+    """Before: a heap or external-buffer segment kept everything done before the exception."""
+    _with_containers(unjournaled)
+    _prepare(unjournaled, [100, 2000, 300, 64, 64])
+    before, raw_before = census(unjournaled), bytes(unjournaled.buffer)
+    with pytest.raises(RuntimeError, match="abort"), unjournaled.transaction():
+        LARGE[operation](unjournaled)
+        assert census(unjournaled) != before
+        raise RuntimeError("abort")
+    assert census(unjournaled) == before and unjournaled.check_sanity()
+    assert bytes(unjournaled.buffer) == raw_before
+
+
+def test_an_exception_inside_an_operation_without_a_journal_rolls_it_back(unjournaled: Any) -> None:
+    """A construct that fails after some of its writes (a store observer raising at the fifth)
+    leaves the segment byte for byte as it was; the next one commits."""
+    _prepare(unjournaled, [100, 200, 300, 400])
+    before, raw_before = census(unjournaled), bytes(unjournaled.buffer)
+    stores = 0
+
+    def fail_at_the_fifth(index: int) -> None:
+        nonlocal stores
+        stores += 1
+        if stores == 5:
+            raise RuntimeError("simulated failure after some of the writes")
+
+    unjournaled.words.observe(fail_at_the_fifth)
+    with pytest.raises(RuntimeError, match="simulated"):
+        unjournaled.construct(ctypes.c_int64 * 40, "late", 3)
+    unjournaled.words.observe(None)
+    assert stores >= 5  # (the construct's own clean-up stores after the failure too)
+    assert census(unjournaled) == before and bytes(unjournaled.buffer) == raw_before
+    unjournaled.construct(ctypes.c_int64 * 40, "late", 3)
+    assert unjournaled.find(ctypes.c_int64 * 40, "late")[0][0] == 3
+    assert not unjournaled.words.logging and unjournaled.words.undo is None
 
 
 @pytest.mark.parametrize("operation", sorted(LARGE))
