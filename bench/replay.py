@@ -9,8 +9,9 @@ The timed loop (``segalloc.bench.replay_loop``, compiled) runs over the trace as
 does only what the rules need: it keeps each ID's offset and size in C tables, copies on a
 moved reallocation, raises the high-water mark and notes which operations failed; it calls a
 compiled algorithm's C entry points (``segalloc.kernel``) and any other algorithm's Python
-methods (no segment-manager checks, lock or journal either way: ``fresh_allocator``). So ``ns_per_op`` measures the algorithm plus a
-lean driver, the same for every algorithm of a kind; the clock is read around each chunk only.
+methods (no segment-manager checks, lock or journal either way: ``fresh_allocator``). So
+``ns_per_op`` measures the algorithm plus a lean driver, the same for every algorithm of a kind;
+the clock is read around each chunk only.
 Live bytes, their peak and the live blocks are accounted after each timed
 chunk, untimed, from the trace and the noted failures. The free-block census for
 ``frag_at_peak`` is taken, untimed, after the operation at which the trace's live bytes peak.
