@@ -116,6 +116,20 @@ class _Chain:
         return self.headers[k] + HEADER_WORDS
 
 
+def _longest_run(words: Any, logged: set[int], first: int, end: int) -> tuple[int, int]:
+    """The longest run of word indexes in ``[first, end)`` whose word is zero in ``words`` or
+    logged already, as ``(start, stop)``."""
+    best, run = (0, 0), first
+    for index in range(first, end):
+        if words[index] and index not in logged:
+            if index - run > best[1] - best[0]:
+                best = (run, index)
+            run = index + 1
+    if end - run > best[1] - best[0]:
+        best = (run, end)
+    return best
+
+
 def _undo(raw: Any, base: int) -> int:
     """Write back the valid entries of the chain at ``base`` into ``raw``, newest first, zeroing
     each extent beyond the base once its entries are undone; the entries undone.
@@ -266,23 +280,23 @@ class Journal:
 
     def _clean_run(self, start: int, end: int) -> tuple[int, int]:
         """The longest run of words in bytes ``[start, end)`` that an extent may overwrite (see
-        the module docstring), as word indexes."""
+        the module docstring), as word indexes.
+
+        A word that is zero now and not logged was zero before the transaction, so runs of
+        such words (and logged ones) are clean on sight; only when they leave most of the
+        block unused is the state before the transaction rebuilt, on a copy of the segment
+        (a cost proportional to the segment, not to the transaction)."""
+        logged = self.words.logged
+        best = _longest_run(self.raw, logged, start >> 3, end >> 3)
+        if 4 * (best[1] - best[0]) >= 3 * ((end - start) >> 3):
+            return best
         algorithm = self.algorithm
         assert algorithm is not None
         image = bytearray(self.buf)
         before = word_view(memoryview(image))
         _undo(before, self.offset)
         type(algorithm).attach(memoryview(image), HEADER_SIZE).zero_free_memory()
-        logged = self.words.logged
-        best, run = (0, 0), start >> 3
-        for index in range(start >> 3, end >> 3):
-            if before[index] and index not in logged:
-                if index - run > best[1] - best[0]:
-                    best = (run, index)
-                run = index + 1
-        if (end >> 3) - run > best[1] - best[0]:
-            best = (run, end >> 3)
-        return best
+        return _longest_run(before, logged, start >> 3, end >> 3)
 
     def _link(self, at: int, entries: int, block: int) -> None:
         """Write the new extent's header and link it last (logged writes: a rollback brings
@@ -344,8 +358,12 @@ class Journal:
             chain = _Chain(raw, self.offset)
             if len(chain.headers) == 1:
                 return
-            last = chain.headers[-1]
+            last, entries = chain.headers[-1], chain.slots(len(chain.headers) - 1)
             self.words[chain.headers[-2] + M_NEXT] = 0
+            # its entries are past any valid count: zeroed, the next extent laid over this
+            # memory finds it clean on sight (``_clean_run``)
+            end = entries + ENTRY_WORDS * chain.capacities[-1]
+            raw[entries:end] = memoryview(bytes(8 * (end - entries))).cast("Q")
             algorithm.deallocate(int(raw[last + M_BLOCK]))
             raw[DIRTY_WORD] = 0
             self._reset()
