@@ -24,6 +24,7 @@ COMPILED = [
     "framework/core.py",
     "framework/journal.py",
     "framework/segment.py",
+    "framework/manager.py",
     "algorithms/best_fit.py",
     "algorithms/segregated_fit.py",
     "algorithms/sequential_fit.py",

@@ -38,16 +38,10 @@ from segalloc.managed import (
     managed_class,
     managed_classes,
 )
+from segalloc.manager import ANONYMOUS, UNIQUE, NamedObject, NamedSegment, Segment
 from segalloc.names import InstanceType
 from segalloc.plugins import PluginHost, plugins
-from segalloc.segment import (
-    ANONYMOUS,
-    DEFAULT_ALGORITHM,
-    UNIQUE,
-    NamedObject,
-    NamedSegment,
-    Segment,
-)
+from segalloc.segment import DEFAULT_ALGORITHM, RawSegment
 
 try:
     __version__ = metadata.version("segalloc")
@@ -75,6 +69,7 @@ __all__ = [
     "NamedObject",
     "NamedSegment",
     "PluginHost",
+    "RawSegment",
     "ReadOnlySegment",
     "SegallocError",
     "Segment",

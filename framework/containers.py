@@ -63,7 +63,7 @@ from segalloc.journal import ENTRIES_PER_CALL
 from segalloc.walks import LinkWalk
 
 if TYPE_CHECKING:
-    from segalloc.segment import Segment
+    from segalloc.interfaces import SegmentAccess
 
 __all__ = ["SegmentDict", "SegmentList", "SegmentString", "SegmentVector"]
 
@@ -306,10 +306,10 @@ class _Proxy:
     #: the type identity; None on an unspecialised generic (``SegmentList`` without ``[T]``)
     _TYPE_ID: ClassVar[str | None] = None
 
-    segment: Segment
+    segment: SegmentAccess
     segment_handle: int
 
-    def __init__(self, segment: Segment, handle: int) -> None:
+    def __init__(self, segment: SegmentAccess, handle: int) -> None:
         if handle % WORD:
             raise InvalidPointer(f"container handle {handle} is not word-aligned")
         self.segment = segment
@@ -345,7 +345,7 @@ class _Proxy:
         raise NotImplementedError
 
     @classmethod
-    def segment_construct(cls, segment: Segment, offset: int, *args: Any) -> Any:
+    def segment_construct(cls, segment: SegmentAccess, offset: int, *args: Any) -> Any:
         """Initialise the header at ``offset``, fill it from ``args`` (``segment_prepare``d),
         return a proxy."""
         proxy = cls(segment, offset)
@@ -353,17 +353,17 @@ class _Proxy:
         return proxy
 
     @classmethod
-    def segment_attach(cls, segment: Segment, offset: int) -> Any:
+    def segment_attach(cls, segment: SegmentAccess, offset: int) -> Any:
         """A proxy for the container already built at ``offset``."""
         return cls(segment, offset)
 
     @classmethod
-    def segment_destroy(cls, segment: Segment, offset: int) -> None:
+    def segment_destroy(cls, segment: SegmentAccess, offset: int) -> None:
         """Free every node and buffer the container owns."""
         cls(segment, offset)._release_all()
 
     @classmethod
-    def segment_verify(cls, segment: Segment, offset: int, claim: Claim) -> None:
+    def segment_verify(cls, segment: SegmentAccess, offset: int, claim: Claim) -> None:
         """The deep check: every link, length and table of the container at ``offset``, and a
         ``claim`` of every block it owns; ``SegmentCorrupt`` names the fault."""
         cls(segment, offset)._verify(segment.words, claim)

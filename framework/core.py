@@ -5,7 +5,7 @@ repairs what a process that died holding the lock left half done, and last commi
 the operation raised, rolls back) the journal transaction. ``SegmentCore`` keeps that state in C
 fields (the header check on the hot path is one word read) and runs ``allocate`` /
 ``deallocate`` through the algorithm's C entry points (``segalloc.kernel``) when it has them;
-``segalloc.segment.Segment`` derives from it and keeps everything else.
+``segalloc.segment.RawSegment`` derives from it and keeps everything else.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from segalloc.interfaces import MemoryAlgorithm
 from segalloc.names import Entry, NameIndex
 
 if TYPE_CHECKING:
-    from segalloc.segment import Segment
+    from segalloc.interfaces import SegmentAccess
 
 __all__ = ["BlockLedger", "Claim", "check_index_and_objects", "register_segment_type",
            "segment_type_for"]
@@ -104,7 +104,7 @@ def _label(entry: Entry) -> str:
     return f"{shown} ({entry.type_id})"
 
 
-def check_index_and_objects(segment: Segment, index: NameIndex) -> None:
+def check_index_and_objects(segment: SegmentAccess, index: NameIndex) -> None:
     """The name index and every object found through it (after the algorithm's ``verify``)."""
     ledger = BlockLedger(segment.algorithm)
     entries = index.verify(ledger.claimer("the named-object index"),

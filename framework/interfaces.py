@@ -11,14 +11,15 @@ import abc
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 import pluggy
 
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.words import Words
 
-__all__ = ["Command", "MemoryAlgorithm", "Mode", "Storage", "compiled_hookimpl", "hookimpl"]
+__all__ = ["Command", "MemoryAlgorithm", "Mode", "SegmentAccess", "Storage", "compiled_hookimpl",
+           "hookimpl"]
 
 #: marks a plugin module's ``segalloc_register_algorithms`` / ``segalloc_register_backends``
 hookimpl = pluggy.HookimplMarker("segalloc")
@@ -307,3 +308,38 @@ class MemoryAlgorithm(abc.ABC):
     @abc.abstractmethod
     def allocated_blocks(self) -> Iterator[tuple[int, int]]:
         """``(offset, usable_size)`` of every live block, in address order."""
+
+
+class SegmentAccess(Protocol):
+    """What an in-segment structure (the containers, a type registered with
+    ``segalloc.deep_check.register_segment_type``) needs of the segment it lives in: the
+    allocator, the bytes and their word view, the locked and the journaled section, journal
+    room, journaled writes, and the views it hands out. ``segalloc.Segment`` is one; structures
+    type against this protocol, so they never import the segment (no import circle)."""
+
+    #: bumped when the memory moves (``grow``): a proxy taken before refuses to be used
+    generation: int
+
+    @property
+    def algorithm(self) -> MemoryAlgorithm: ...
+
+    @property
+    def buffer(self) -> memoryview: ...
+
+    @property
+    def words(self) -> Words: ...
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def reserve_journal(self, entries: int = 0) -> None: ...
+
+    def allocation_command(self, command: Command, limit_size: int, preferred_size: int,
+                           reuse: int | None = None) -> tuple[int | None, int]: ...
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def export_view(self, block: int, start: int, size: int) -> memoryview: ...
+
+    def refuse_if_viewed(self, block: int, operation: str) -> None: ...

@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from segalloc.interfaces import Mode, Storage
+from segalloc.manager import NamedSegment, Segment
 from segalloc.plugins import plugins
-from segalloc.segment import NamedSegment, Segment
 
 __all__ = [
     "ManagedExternalBuffer",

@@ -14,7 +14,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from segalloc.segment import Segment
+    from segalloc.interfaces import SegmentAccess
 
 __all__ = ["SegmentType", "type_id", "type_mismatch", "type_name"]
 
@@ -50,15 +50,15 @@ class SegmentType(Protocol):
         """A stable identity string, stored in the object header and checked on ``find``."""
 
     @classmethod
-    def segment_construct(cls, segment: Segment, offset: int, *args: Any) -> Any:
+    def segment_construct(cls, segment: SegmentAccess, offset: int, *args: Any) -> Any:
         """Initialise the zeroed bytes at ``offset`` (may allocate more) and return a proxy."""
 
     @classmethod
-    def segment_attach(cls, segment: Segment, offset: int) -> Any:
+    def segment_attach(cls, segment: SegmentAccess, offset: int) -> Any:
         """A proxy for the object already built at ``offset``."""
 
     @classmethod
-    def segment_destroy(cls, segment: Segment, offset: int) -> None:
+    def segment_destroy(cls, segment: SegmentAccess, offset: int) -> None:
         """Free every block the object owns (not its own block)."""
 
 
