@@ -238,24 +238,27 @@ def big_worker(cls: Any, name: Any, model: BigModel, out: int, seed: int, most: 
     while True:
         k = rng.randint(1, most)
         first, counter = counter + 1, counter + k
-        kind = rng.choice("tuvd")
+        kind = "d" if len(known) > 2000 else rng.choice("tuvd")  # the index stays bounded
         say(f"? {kind} {first} {counter}")
         try:
             if kind == "t":
                 with seg.transaction():
                     for n in range(first, counter + 1):
                         seg.construct(ctypes.c_int64, f"big-{n}", n)
+                known += [f"big-{n}" for n in range(first, counter + 1)]
             elif kind == "u":
                 d.update({f"k{n % 997}".encode(): n for n in range(first, counter + 1)})
             elif kind == "v":
                 with seg.transaction():
                     for n in range(first, counter + 1):
                         v.append(n)
-            else:  # destroy confirmed names (and unknown ones), in one transaction
+            else:  # destroy confirmed names (and an unknown one), in one transaction
+                doomed = rng.sample(known, min(k, len(known))) + [f"big-{rng.randint(1, first)}"]
                 with seg.transaction():
-                    for _ in range(first, counter + 1):
-                        seg.destroy(ctypes.c_int64, rng.choice(known) if known and
-                                    rng.random() < 0.9 else f"big-{rng.randint(1, first)}")
+                    for doomed_name in doomed:
+                        seg.destroy(ctypes.c_int64, doomed_name)
+                gone = set(doomed)
+                known = [name for name in known if name not in gone]
         except BadAlloc:
             say(f"x {kind}")
             continue
