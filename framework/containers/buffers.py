@@ -1,0 +1,85 @@
+"""The growable buffer ``SegmentVector`` and ``SegmentString`` keep their elements in: its
+header words and the helpers that reserve, free and check it, written once for both.
+"""
+
+from __future__ import annotations
+
+from segalloc.containers.proxy import WORD, Words, _Proxy
+from segalloc.deep_check import Claim
+from segalloc.errors import BadAlloc
+from segalloc.interfaces import Command
+
+# ------------------------------------------------------------------------------------------
+# Growable buffers: SegmentVector and SegmentString keep their elements in one block
+#
+#  Buffer header, in the constructed object's block at H:
+#
+#   H+0   +------------------------------------------+
+#         | DATA      offset of the buffer block / 0 |  word B_DATA
+#   H+8   +------------------------------------------+
+#         | LENGTH    elements in use                |  word B_LENGTH
+#   H+16  +------------------------------------------+
+#         | CAPACITY  elements the buffer holds      |  word B_CAPACITY
+#   H+24  +------------------------------------------+
+#
+#  (SegmentString adds H+24 CHARS, the code-point count, and counts its elements in bytes.)
+# ------------------------------------------------------------------------------------------
+
+B_DATA = 0
+B_LENGTH = 1
+B_CAPACITY = 2
+BUFFER_HEADER_SIZE = 3 * WORD
+#: tunable: first capacity a vector / string buffer gets, in elements
+_MIN_CAPACITY = 4
+
+
+def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
+    """Make room for ``needed`` elements; the buffer's offset. Expands in place when the
+    algorithm can (``EXPAND_FWD``), else moves to a new block; ``BadAlloc`` changes nothing."""
+    seg = proxy.segment
+    hw = proxy.segment_handle >> 3
+    data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
+    if needed <= capacity:
+        return data
+    wanted = max(needed, capacity + capacity // 2, _MIN_CAPACITY)
+    if data:
+        offset, received = seg.allocation_command(
+            Command.EXPAND_FWD | Command.NOTHROW, needed * elem_size, wanted * elem_size, data
+        )
+        if offset is not None:
+            assert offset == data, "a forward expansion keeps the block where it is"
+            w[hw + B_CAPACITY] = received // elem_size
+            return data
+    if data:
+        seg.refuse_if_viewed(data, f"growing this {type(proxy).__name__} past its capacity")
+    offset, received = seg.allocation_command(
+        Command.ALLOCATE_NEW | Command.NOTHROW, needed * elem_size, wanted * elem_size
+    )
+    if offset is None:
+        raise BadAlloc(f"no room for {needed} elements of {type(proxy).__name__}")
+    used = length * elem_size
+    proxy.segment.write(offset, bytes(proxy._buf[data : data + used]))
+    if data:
+        seg.algorithm.deallocate(data)
+    w[hw + B_DATA] = offset
+    w[hw + B_CAPACITY] = received // elem_size
+    return offset
+
+
+def _release_buffer(proxy: _Proxy, w: Words) -> None:
+    hw = proxy.segment_handle >> 3
+    if w[hw + B_DATA]:
+        proxy.segment.refuse_if_viewed(int(w[hw + B_DATA]), f"freeing this {type(proxy).__name__}'s buffer")
+        proxy.segment.algorithm.deallocate(w[hw + B_DATA])
+    w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
+
+
+def _verify_buffer(proxy: _Proxy, claim: Claim, data: int, length: int, capacity: int,
+                   size: int) -> None:
+    """A growable buffer's fields agree (length within capacity; no block, no capacity) and
+    its block is live, holds the capacity and belongs to this container alone."""
+    if length > capacity or bool(data) != bool(capacity) or data & (WORD - 1):
+        raise proxy._corrupt(f"buffer {data} of capacity {capacity} cannot hold {length} items")
+    proxy._checked_count(capacity, size, "capacity")
+    if data:
+        claim(data, capacity * size)
