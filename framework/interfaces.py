@@ -313,8 +313,9 @@ class MemoryAlgorithm(abc.ABC):
 class SegmentAccess(Protocol):
     """What an in-segment structure (the containers, a type registered with
     ``segalloc.deep_check.register_segment_type``) needs of the segment it lives in: the
-    allocator, the bytes and their word view, the locked and the journaled section, journal
-    room, journaled writes, and the views it hands out. ``segalloc.Segment`` is one; structures
+    allocator (its one road to memory: the algorithm's calls, each after a journal safe point),
+    the bytes and their word view, the locked and the journaled section, journal room,
+    journaled writes, and the views it hands out. ``segalloc.Segment`` is one; structures
     type against this protocol, so they never import the segment (no import circle)."""
 
     #: bumped when the memory moves (``grow``): a proxy taken before refuses to be used
@@ -334,9 +335,6 @@ class SegmentAccess(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def reserve_journal(self, entries: int = 0) -> None: ...
-
-    def allocation_command(self, command: Command, limit_size: int, preferred_size: int,
-                           reuse: int | None = None) -> tuple[int | None, int]: ...
 
     def write(self, offset: int, data: bytes) -> None: ...
 

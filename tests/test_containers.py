@@ -162,6 +162,36 @@ def test_a_stale_proxy_raises_after_the_memory_moves(seg: Any) -> None:
     assert fresh == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_containers_reach_memory_only_through_the_algorithm(algorithm: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """One road to the allocator: growth, moves and frees of every container go to the
+    segment's algorithm inside the container's transaction (before, vector and string growth
+    went through the public ``allocation_command``, a section of its own)."""
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a container called the segment's public allocation API")
+
+    seg = heap(1 << 18, algorithm)
+    vector = seg.construct(SegmentVector[c_int], "v")
+    text = seg.construct(SegmentString, "s")
+    listed = seg.construct(SegmentList[c_int], "l")
+    table = seg.construct(SegmentDict[str, c_int], "d")
+    for name in ("allocation_command", "allocate", "deallocate", "allocate_many",
+                 "deallocate_many"):
+        monkeypatch.setattr(type(seg), name, refused)
+    for i in range(100):
+        vector.append(i)
+        listed.append(i)
+        table[f"k{i}"] = i
+    for _ in range(30):
+        text.append("x" * 10)
+    vector.clear()
+    table.clear()
+    assert len(text) == 300 and len(listed) == 100 and seg.check_sanity()
+    monkeypatch.undo()
+    seg.close()
+
+
 def test_a_closed_segments_proxies_say_so() -> None:
     seg = heap(8192, "sequential_fit")
     lst = seg.construct(SegmentList[c_int], "l", [1])

@@ -35,15 +35,21 @@ _MIN_CAPACITY = 4
 
 def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
     """Make room for ``needed`` elements; the buffer's offset. Expands in place when the
-    algorithm can (``EXPAND_FWD``), else moves to a new block; ``BadAlloc`` changes nothing."""
+    algorithm can (``EXPAND_FWD``), else moves to a new block; ``BadAlloc`` changes nothing.
+    Like every container's, its allocator calls go to the segment's algorithm inside the
+    container's transaction, each after a journal safe point."""
     seg = proxy.segment
     hw = proxy.segment_handle >> 3
     data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
     if needed <= capacity:
         return data
     wanted = max(needed, capacity + capacity // 2, _MIN_CAPACITY)
+    if needed * elem_size > len(seg.buffer):
+        raise BadAlloc(f"no room for {needed} elements of {type(proxy).__name__}")
+    wanted = min(wanted, len(seg.buffer) // elem_size)
     if data:
-        offset, received = seg.allocation_command(
+        seg.reserve_journal()
+        offset, received = seg.algorithm.allocation_command(
             Command.EXPAND_FWD | Command.NOTHROW, needed * elem_size, wanted * elem_size, data
         )
         if offset is not None:
@@ -52,8 +58,9 @@ def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
             return data
     if data:
         seg.refuse_if_viewed(data, f"growing this {type(proxy).__name__} past its capacity")
-    offset, received = seg.allocation_command(
-        Command.ALLOCATE_NEW | Command.NOTHROW, needed * elem_size, wanted * elem_size
+    seg.reserve_journal()
+    offset, received = seg.algorithm.allocation_command(
+        Command.ALLOCATE_NEW | Command.NOTHROW, needed * elem_size, wanted * elem_size, None
     )
     if offset is None:
         raise BadAlloc(f"no room for {needed} elements of {type(proxy).__name__}")
