@@ -10,7 +10,7 @@ cdef class SegmentCore:
     cdef public bint _closed, _read_only, _journaled
     cdef object __weakref__
 
-    cdef object enter_section(self, bint write)
+    cdef object enter_section(self, bint write, bint record)
     cdef bint short_of_room(self) except -1
     cdef bint plain_commit(self) except -1
     cdef int leave_section(self, object lock, bint failed, object error=*) except -1

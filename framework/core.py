@@ -83,16 +83,20 @@ class SegmentCore:
         raise NotImplementedError
 
     def _enter(self, write: bool) -> Any:
-        """``enter_section`` for Python callers (``Segment``'s ``with`` sections)."""
-        return self.enter_section(write)
+        """``enter_section`` for Python callers (``Segment``'s ``with`` sections: operations of
+        several steps, which record undo when the segment has no journal)."""
+        return self.enter_section(write, write)
 
     def _leave(self, lock: Any, failed: bool, error: Any = None) -> None:
         """``leave_section`` for Python callers."""
         self.leave_section(lock, failed, error)
 
-    def enter_section(self, write: cython.bint) -> Any:
+    def enter_section(self, write: cython.bint, record: cython.bint) -> Any:
         """Open a section: the lock taken, recovery done at the outermost level, a safe point
-        for the journal when writing; the lock, for ``_leave``."""
+        for the journal when writing; the lock, for ``_leave``. With ``record``, in a segment
+        without a journal, the first such level keeps the old value of every word changed
+        under it, so that leaving it failed writes them back (a lone algorithm call, which
+        checks before it writes, needs none)."""
         if self._closed:
             raise ValueError(f"{type(self).__name__} is closed")
         lock = self._storage.lock()
@@ -111,14 +115,21 @@ class SegmentCore:
             lock.__exit__(None, None, None)
             raise
         self._depth += 1
+        if record and not self._journaled and not self._undo_depth:
+            self._undo_depth = self._depth
+            self._words.record_undo()
         return lock
 
     def leave_section(self, lock: Any, failed: cython.bint, error: Any = None) -> cython.int:
         """Close a section; the outermost one commits the transaction, or rolls it back when
-        the operation ``failed``."""
-        self._depth -= 1
+        the operation ``failed`` (the level that began recording undo does the same with it)."""
+        depth: cython.Py_ssize_t = self._depth
+        self._depth = depth - 1
         try:
-            if self._depth == 0 and self._words.signed[_DIRTY]:
+            if self._undo_depth == depth:
+                self._undo_depth = 0
+                self._words.finish_undo(failed)
+            if depth == 1 and self._words.signed[_DIRTY]:
                 if failed or not self.plain_commit():
                     self._journal.finish(failed=failed)
                 else:
@@ -152,7 +163,7 @@ class SegmentCore:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
         wanted = check_size(size, "size")
         offset: cython.Py_ssize_t = -1
-        lock = self.enter_section(True)
+        lock = self.enter_section(True, False)
         try:
             if wanted <= self._size:
                 if self._kernel is not None:
@@ -174,7 +185,7 @@ class SegmentCore:
     def deallocate(self, handle: object) -> None:
         """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
         offset = check_handle(handle)
-        lock = self.enter_section(True)
+        lock = self.enter_section(True, False)
         try:
             if self._kernel is not None and 0 <= offset <= self._size:
                 kernel: AlgorithmKernel = self._kernel

@@ -79,9 +79,8 @@ def smallest_journaled_size(algorithm: str) -> int:
 class _Access:
     """``with segment._reading`` / ``segment._writing``: takes the storage lock; at the outermost
     level first repairs what a process that died holding it left, and last commits (or, when
-    the operation raised, rolls back) the journal transaction. In a segment without a journal,
-    the first writing level records the old values of what it changes, and writes them back
-    when it raises."""
+    the operation raised, rolls back) the journal transaction, or in a segment without a
+    journal the undo it recorded (``SegmentCore.enter_section``)."""
 
     __slots__ = ("_held", "_segment", "_write")
 
@@ -91,20 +90,12 @@ class _Access:
         self._held: list[Any] = []
 
     def __enter__(self) -> None:
-        segment = self._segment
-        self._held.append(segment._enter(self._write))
-        if self._write and not segment._journaled and not segment._undo_depth:
-            segment._undo_depth = segment._depth
-            segment._words.record_undo()
+        self._held.append(self._segment._enter(self._write))
 
     def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
         if not self._held:  # entered in the parent before a fork: not this process's section
             return
-        segment = self._segment
-        if segment._undo_depth == segment._depth:
-            segment._undo_depth = 0
-            segment._words.finish_undo(rollback=kind is not None)
-        segment._leave(self._held.pop(), kind is not None, error)
+        self._segment._leave(self._held.pop(), kind is not None, error)
 
 
 _SegmentT = TypeVar("_SegmentT", bound="RawSegment")

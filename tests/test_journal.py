@@ -152,24 +152,30 @@ def test_a_crash_after_any_write_rolls_back(segment: Any, operation: str) -> Non
     assert census(committed) == after
 
 
+def fail_at_store(words: Any, nth: int) -> list[int]:
+    """Make the ``nth`` store through ``words`` raise (after it is written): a failure between
+    two of an operation's writes. The returned list counts the stores seen."""
+    stores = [0]
+
+    def observer(index: int) -> None:
+        stores[0] += 1
+        if stores[0] == nth:
+            raise RuntimeError("simulated failure after some of the writes")
+
+    words.observe(observer)
+    return stores
+
+
 def test_an_exception_inside_an_operation_rolls_it_back(segment: Any) -> None:
     """An exception raised between two of an operation's writes (here by a store observer,
     after the third store) leaves the segment as it was."""
     live = _prepare(segment, [100, 200, 300, 400])
     before = census(segment)
-    stores = 0
-
-    def fail_half_way(index: int) -> None:
-        nonlocal stores
-        stores += 1
-        if stores == 3:
-            raise RuntimeError("simulated failure after some of the writes")
-
-    segment._journal.words.observe(fail_half_way)
+    stores = fail_at_store(segment._journal.words, 3)
     with pytest.raises(RuntimeError):
         segment.deallocate(live[0])
     segment._journal.words.observe(None)
-    assert stores == 3
+    assert stores[0] == 3
     assert census(segment) == before and segment.check_sanity()
 
 
@@ -355,19 +361,11 @@ def test_an_exception_inside_an_operation_without_a_journal_rolls_it_back(unjour
     leaves the segment byte for byte as it was; the next one commits."""
     _prepare(unjournaled, [100, 200, 300, 400])
     before, raw_before = census(unjournaled), bytes(unjournaled.buffer)
-    stores = 0
-
-    def fail_at_the_fifth(index: int) -> None:
-        nonlocal stores
-        stores += 1
-        if stores == 5:
-            raise RuntimeError("simulated failure after some of the writes")
-
-    unjournaled.words.observe(fail_at_the_fifth)
+    stores = fail_at_store(unjournaled.words, 5)
     with pytest.raises(RuntimeError, match="simulated"):
         unjournaled.construct(ctypes.c_int64 * 40, "late", 3)
     unjournaled.words.observe(None)
-    assert stores >= 5  # (the construct's own clean-up stores after the failure too)
+    assert stores[0] >= 5  # (the construct's own clean-up stores after the failure too)
     assert census(unjournaled) == before and bytes(unjournaled.buffer) == raw_before
     unjournaled.construct(ctypes.c_int64 * 40, "late", 3)
     assert unjournaled.find(ctypes.c_int64 * 40, "late")[0][0] == 3
