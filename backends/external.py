@@ -29,6 +29,7 @@ class ExternalStorage(Storage):
 
     name = "external"
     managed_class_name = "ManagedExternalBuffer"
+    in_process = True
 
     def __init__(self, mode: Mode, buffer: Any, size: int | None = None) -> None:
         if not isinstance(mode, Mode):

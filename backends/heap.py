@@ -38,6 +38,7 @@ class HeapStorage(Storage):
 
     name = "heap"
     managed_class_name = "ManagedHeapMemory"
+    in_process = True
 
     def __init__(self, size: int) -> None:
         self._map = _anonymous(_check_size(size))

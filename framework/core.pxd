@@ -7,13 +7,17 @@ cdef class SegmentCore:
     cdef public AlgorithmKernel _kernel
     cdef public Words _words
     cdef public Py_ssize_t _size, _depth, _extent_link, _undo_depth
-    cdef public bint _closed, _read_only, _journaled
+    cdef public bint _closed, _read_only, _journaled, _bare
     cdef object __weakref__
 
     cdef object enter_section(self, bint write, bint record)
     cdef bint short_of_room(self) except -1
     cdef bint plain_commit(self) except -1
     cdef int leave_section(self, object lock, bint failed, object error=*) except -1
+    cdef bint bare(self) except -1
+    cdef int check_usable(self, bint write) except -1
+    cdef Py_ssize_t allocate_offset(self, object wanted) except? -2
+    cdef int free_offset(self, object offset) except -1
 
 cpdef object check_size(object value, str what)
 cpdef object check_handle(object handle)

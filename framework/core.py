@@ -6,17 +6,26 @@ the operation raised, rolls back) the journal transaction. ``SegmentCore`` keeps
 fields (the header check on the hot path is one word read) and runs ``allocate`` /
 ``deallocate`` through the algorithm's C entry points (``segalloc.kernel``) when it has them;
 ``segalloc.segment.RawSegment`` derives from it and keeps everything else.
+
+On storage only this process reaches (``Storage.in_process``: heap, a caller's buffer) the lock
+only excludes this process's threads. A compiled ``allocate`` / ``deallocate`` (this module and
+the algorithm's kernel both compiled) runs whole in C,
+holding the GIL, when no thread is inside a section of the segment and no store calls back into
+Python (no journal, no undo being recorded, no observer): no other thread can run meanwhile, so
+it skips the lock (``bare``). A thread inside a section counts in ``_depth`` from the moment its
+lock is taken, before it touches a word, so such an operation never lands in the middle of one.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import cython
 
 from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
 from segalloc.journal import EXTENSION_ENTRIES, HEADROOM, M_NEXT
-from segalloc.kernel import AlgorithmKernel, kernel_of
+from segalloc.kernel import AlgorithmKernel, kernel_of, runs_in_c
 from segalloc.words import DIRTY_WORD
 
 if TYPE_CHECKING:
@@ -30,6 +39,8 @@ _DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
 #: the journal room a safe point needs (``Journal.ensure``): idle, and inside a transaction
 _IDLE_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM)
 _BUSY_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM + EXTENSION_ENTRIES)
+#: False on a free-threaded Python, where holding the GIL excludes no other thread
+_GIL = cython.declare(cython.bint, getattr(sys, "_is_gil_enabled", lambda: True)())
 
 
 def check_size(value: object, what: str) -> int:
@@ -65,6 +76,7 @@ class SegmentCore:
         _closed: bool
         _read_only: bool
         _journaled: bool
+        _bare: bool
 
     def _bind_core(self, storage: Any, algorithm: Any, journal: Any, size: int) -> None:
         """Take the bound parts (after every open, grow or move of the memory)."""
@@ -77,6 +89,8 @@ class SegmentCore:
         self._read_only = bool(storage.read_only)
         self._journaled = bool(journal.active)
         self._extent_link = (journal.offset >> 3) + M_NEXT if self._journaled else 0
+        self._bare = cython.compiled and _GIL and bool(storage.in_process) and \
+            self._kernel is not None and runs_in_c(self._kernel) and not self._journaled
 
     def _recover(self) -> None:
         """Undo what a process that died holding the lock left half done (the segment's)."""
@@ -97,24 +111,21 @@ class SegmentCore:
         without a journal, the first such level keeps the old value of every word changed
         under it, so that leaving it failed writes them back (a lone algorithm call, which
         checks before it writes, needs none)."""
-        if self._closed:
-            raise ValueError(f"{type(self).__name__} is closed")
+        self.check_usable(write)
         lock = self._storage.lock()
         lock.__enter__()
+        self._depth += 1  # before anything that may let another thread run (see ``bare``)
         try:
-            if self._depth == 0:
+            if self._depth == 1:
                 signed: cython.const[cython.longlong][::1] = self._words.signed
                 if signed[_DIRTY] or (self._journaled and signed[self._extent_link]):
                     self._recover()
-            if write:
-                if self._read_only:
-                    raise ReadOnlySegment("the segment was opened read-only")
-                if self._journaled and self.short_of_room():
-                    self._journal.ensure()  # a safe point: the algorithm's structures are whole
+            if write and self._journaled and self.short_of_room():
+                self._journal.ensure()  # a safe point: the algorithm's structures are whole
         except BaseException:
+            self._depth -= 1
             lock.__exit__(None, None, None)
             raise
-        self._depth += 1
         if record and not self._journaled and not self._undo_depth:
             self._undo_depth = self._depth
             self._words.record_undo()
@@ -162,20 +173,17 @@ class SegmentCore:
     def allocate(self, size: object, *, nothrow: object = False) -> int | None:
         """A handle to at least ``size`` bytes; ``BadAlloc`` (or None with ``nothrow``)."""
         wanted = check_size(size, "size")
-        offset: cython.Py_ssize_t = -1
-        lock = self.enter_section(True, False)
-        try:
-            if wanted <= self._size:
-                if self._kernel is not None:
-                    kernel: AlgorithmKernel = self._kernel
-                    offset = kernel.kernel_allocate(wanted)
-                else:
-                    found = self._alg.allocate(wanted)
-                    offset = -1 if found is None else found
-        except BaseException as exc:
-            self.leave_section(lock, True, exc)
-            raise
-        self.leave_section(lock, False)
+        offset: cython.Py_ssize_t
+        if self.bare():
+            offset = self.allocate_offset(wanted)
+        else:
+            lock = self.enter_section(True, False)
+            try:
+                offset = self.allocate_offset(wanted)
+            except BaseException as exc:
+                self.leave_section(lock, True, exc)
+                raise
+            self.leave_section(lock, False)
         if offset >= 0:
             return int(offset)
         if nothrow:
@@ -185,16 +193,51 @@ class SegmentCore:
     def deallocate(self, handle: object) -> None:
         """Free a block from ``allocate*``; ``InvalidPointer`` (nothing changed) otherwise."""
         offset = check_handle(handle)
+        if self.bare():
+            self.free_offset(offset)
+            return
         lock = self.enter_section(True, False)
         try:
-            if self._kernel is not None and 0 <= offset <= self._size:
-                kernel: AlgorithmKernel = self._kernel
-                kernel.kernel_deallocate(offset)
-            elif self._kernel is not None:
-                raise InvalidPointer(f"offset {offset} is not a block of this segment")
-            else:
-                self._alg.deallocate(offset)
+            self.free_offset(offset)
         except BaseException as exc:
             self.leave_section(lock, True, exc)
             raise
         self.leave_section(lock, False)
+
+    def bare(self) -> cython.bint:
+        """True when this allocation call may run without the lock (the module docstring says
+        when); the checks a section makes on entry, made here as well."""
+        if not self._bare or self._depth or self._words.logging or \
+                self._words.observer is not None:
+            return False
+        self.check_usable(True)
+        return not self._words.signed[_DIRTY]
+
+    def check_usable(self, write: cython.bint) -> cython.int:
+        """Refuse an operation on a closed segment, and a write on a read-only one."""
+        if self._closed:
+            raise ValueError(f"{type(self).__name__} is closed")
+        if write and self._read_only:
+            raise ReadOnlySegment("the segment was opened read-only")
+        return 0
+
+    def allocate_offset(self, wanted: object) -> cython.Py_ssize_t:
+        """The algorithm's answer to ``allocate(wanted)`` inside a section: an offset, or -1."""
+        if wanted > self._size:
+            return -1
+        if self._kernel is not None:
+            kernel: AlgorithmKernel = self._kernel
+            return kernel.kernel_allocate(wanted)
+        found = self._alg.allocate(wanted)
+        return -1 if found is None else found
+
+    def free_offset(self, offset: object) -> cython.int:
+        """The algorithm's ``deallocate(offset)`` inside a section."""
+        if self._kernel is None:
+            self._alg.deallocate(offset)
+            return 0
+        if not 0 <= offset <= self._size:
+            raise InvalidPointer(f"offset {offset} is not a block of this segment")
+        kernel: AlgorithmKernel = self._kernel
+        kernel.kernel_deallocate(offset)
+        return 0

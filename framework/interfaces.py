@@ -70,6 +70,10 @@ class Storage(abc.ABC):
     #: True for backing objects found by name (shm, files): resized only while unmapped,
     #: through the class-level ``resizing`` and ``remove``
     named: ClassVar[bool] = False
+    #: True when only this process's threads ever reach the bytes (heap, a caller's buffer):
+    #: the lock then only excludes threads, and an allocation that runs whole in compiled code
+    #: under the GIL, with no other thread inside a section, needs none (``SegmentCore``)
+    in_process: ClassVar[bool] = False
     #: seconds an operation waits for the lock before ``LockTimeout`` (None: for ever; named
     #: backends honour it)
     lock_timeout: float | None = None

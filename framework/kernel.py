@@ -16,10 +16,11 @@ from typing import Any, cast
 
 import cython
 
+from segalloc.build import is_compiled
 from segalloc.interfaces import Command
 from segalloc.words import Words
 
-__all__ = ["NO_MEMORY", "AlgorithmKernel", "kernel_of"]
+__all__ = ["NO_MEMORY", "AlgorithmKernel", "kernel_of", "runs_in_c"]
 
 #: what a kernel method returns instead of an offset when the request cannot be served
 NO_MEMORY = -1
@@ -59,6 +60,12 @@ class AlgorithmKernel:
         return NO_MEMORY if offset is None else offset
 
 
+def _kernel_class(algorithm: AlgorithmKernel) -> type:
+    """The class that implements ``algorithm``'s kernel methods."""
+    mro = type(algorithm).__mro__
+    return mro[mro.index(AlgorithmKernel) - 1]
+
+
 def kernel_of(algorithm: object) -> AlgorithmKernel | None:
     """``algorithm`` when its kernel methods stand for its ``allocate`` / ``deallocate``: it is
     an ``AlgorithmKernel`` and no subclass overrides those two in Python (a subclass that wraps
@@ -66,8 +73,14 @@ def kernel_of(algorithm: object) -> AlgorithmKernel | None:
     if not isinstance(algorithm, AlgorithmKernel):
         return None
     mro = type(algorithm).__mro__
-    core = mro[mro.index(AlgorithmKernel) - 1]  # the class that implements the kernel
+    core = _kernel_class(algorithm)
     for name in ("allocate", "deallocate"):
         if next(base for base in mro if name in vars(base)) is not core:
             return None
     return algorithm
+
+
+def runs_in_c(kernel: AlgorithmKernel) -> bool:
+    """True when ``kernel``'s methods are compiled code, which runs no Python (so no other
+    thread) while it works: its class comes from a compiled module."""
+    return is_compiled(_kernel_class(kernel))

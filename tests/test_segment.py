@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import gzip
 import struct
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -422,3 +424,70 @@ def test_an_empty_buffer_holds_no_segment(mode: Mode) -> None:
     that hold no segment (not a complaint about the size argument the caller never gave)."""
     with pytest.raises(InvalidSegment, match="empty"):
         ManagedExternalBuffer(mode, bytearray())
+
+
+@pytest.mark.parametrize("make", [lambda algorithm: ManagedHeapMemory(1 << 20, algorithm=algorithm),
+                                  lambda algorithm: ManagedExternalBuffer(
+                                      Mode.CREATE_ONLY, bytearray(1 << 20), algorithm=algorithm)],
+                         ids=["heap", "external"])
+def test_an_allocation_of_another_thread_waits_for_a_transaction_in_progress(
+        make: Callable[[str], Segment], algorithm: str) -> None:
+    """A heap or external segment's allocate / deallocate skips the lock when no thread is
+    inside a section; one that skipped it while another thread's transaction ran would be
+    undone by that transaction's rollback (its handle then no block, or freed twice)."""
+    seg = make(algorithm)
+    free_before = seg.get_free_memory()
+    inside, landed = threading.Event(), threading.Event()
+    handles: list[int] = []
+
+    def other_thread() -> None:
+        inside.wait(10)
+        handles.append(seg.allocate(64))
+        seg.deallocate(seg.allocate(32))
+        landed.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with pytest.raises(RuntimeError), seg.transaction():
+        seg.allocate(128)
+        inside.set()
+        for _ in range(50):  # switch threads again and again inside the transaction
+            time.sleep(0.001)
+        landed_inside = landed.is_set()
+        raise RuntimeError("rolled back")
+    thread.join(10)
+    assert not landed_inside, "another thread's allocation ran inside the transaction"
+    assert len(handles) == 1
+    seg.deallocate(handles[0])  # still a block: the rollback did not take it back
+    assert seg.get_free_memory() == free_before
+    assert seg.check_sanity()
+
+
+@pytest.mark.parametrize("make", [lambda algorithm: ManagedHeapMemory(1 << 20, algorithm=algorithm),
+                                  lambda algorithm: ManagedExternalBuffer(
+                                      Mode.CREATE_ONLY, bytearray(1 << 20), algorithm=algorithm)],
+                         ids=["heap", "external"])
+def test_an_allocation_of_another_thread_waits_for_a_reader_holding_the_lock(
+        make: Callable[[str], Segment], algorithm: str) -> None:
+    """A reader under ``seg.locked()`` records nothing, yet sees one state throughout: another
+    thread's allocate / deallocate, which may skip the lock otherwise, waits for it."""
+    seg = make(algorithm)
+    inside, landed = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        inside.wait(10)
+        seg.deallocate(seg.allocate(64))
+        seg.allocate(64)
+        landed.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with seg.locked():
+        free = seg.get_free_memory()
+        inside.set()
+        for _ in range(50):  # switch threads again and again while holding the lock
+            time.sleep(0.001)
+        assert not landed.is_set(), "another thread allocated while a reader held the lock"
+        assert seg.get_free_memory() == free
+    thread.join(10)
+    assert landed.is_set() and seg.get_free_memory() < free
