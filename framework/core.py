@@ -221,7 +221,7 @@ class SegmentCore:
             raise ReadOnlySegment("the segment was opened read-only")
         return 0
 
-    def allocate_offset(self, wanted: object) -> cython.Py_ssize_t:
+    def allocate_offset(self, wanted: Any) -> cython.Py_ssize_t:
         """The algorithm's answer to ``allocate(wanted)`` inside a section: an offset, or -1."""
         if wanted > self._size:
             return -1
@@ -231,7 +231,7 @@ class SegmentCore:
         found = self._alg.allocate(wanted)
         return -1 if found is None else found
 
-    def free_offset(self, offset: object) -> cython.int:
+    def free_offset(self, offset: Any) -> cython.int:
         """The algorithm's ``deallocate(offset)`` inside a section."""
         if self._kernel is None:
             self._alg.deallocate(offset)
