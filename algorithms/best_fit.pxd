@@ -1,5 +1,6 @@
 # Cython declarations augmenting best_fit.py (pure-Python mode): constants as C values, the C
 # layout of the algorithm, the block helpers as C functions.
+cimport cython
 from segalloc.intrinsics cimport bit_length, lowest_bit
 from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
@@ -23,27 +24,53 @@ cdef class _BestFit(AlgorithmKernel):
     cdef readonly Py_ssize_t smallmap, summary, treemap, free_word, end_word, heads0, roots0
     cdef readonly Py_ssize_t _first
 
-    cdef long long put_bit(self, Py_ssize_t at, Py_ssize_t k, bint on) except? -1
-    cdef void ring_append(self, Py_ssize_t head, Py_ssize_t b) except *
-    cdef void ring_remove(self, Py_ssize_t b, Py_ssize_t nxt) except *
-    cdef void bin_insert(self, Py_ssize_t b, Py_ssize_t units) except *
-    cdef void bin_remove(self, Py_ssize_t b, Py_ssize_t units) except *
-    cdef Py_ssize_t find_bin(self, Py_ssize_t units) except? -2
-    cdef Py_ssize_t trie_class(self, Py_ssize_t size) noexcept
-    cdef Py_ssize_t top_bit(self, Py_ssize_t cls) noexcept
-    cdef void trie_insert(self, Py_ssize_t b, Py_ssize_t size) except *
-    cdef void trie_remove(self, Py_ssize_t b) except *
-    cdef Py_ssize_t trie_best(self, Py_ssize_t nb) except? -1
-    cdef void file_free(self, Py_ssize_t b, Py_ssize_t size) except *
-    cdef void unfile(self, Py_ssize_t b, Py_ssize_t size) except *
-    cdef bint is_wild(self, Py_ssize_t b, Py_ssize_t size) except -1
-    cdef void check_free(self, Py_ssize_t b, Py_ssize_t size) except *
-    cdef void hand_out(self, Py_ssize_t b, Py_ssize_t size) except *
-    cdef void carve(self, Py_ssize_t b, Py_ssize_t size, Py_ssize_t nb, bint wild) except *
-    cdef void release(self, Py_ssize_t b, Py_ssize_t size, bint prev_free) except *
-    cdef Py_ssize_t take(self, Py_ssize_t nb) except? -1
-    cdef Py_ssize_t take_large(self, Py_ssize_t nb) except? -1
-    cdef Py_ssize_t live_block(self, object offset) except? -1
-    cdef bint split_off(self, Py_ssize_t b, Py_ssize_t keep) except -1
-    cdef object shrink(self, Py_ssize_t b, Py_ssize_t limit, Py_ssize_t preferred, bint try_only)
-    cdef object expand(self, Py_ssize_t b, Py_ssize_t cmd, Py_ssize_t limit, Py_ssize_t preferred)
+    @cython.final
+    cdef inline long long put_bit(self, Py_ssize_t at, Py_ssize_t k, bint on) except? -1
+    @cython.final
+    cdef inline void ring_append(self, Py_ssize_t head, Py_ssize_t b) except *
+    @cython.final
+    cdef inline void ring_remove(self, Py_ssize_t b, Py_ssize_t nxt) except *
+    @cython.final
+    cdef inline void bin_insert(self, Py_ssize_t b, Py_ssize_t units) except *
+    @cython.final
+    cdef inline void bin_remove(self, Py_ssize_t b, Py_ssize_t units) except *
+    @cython.final
+    cdef inline Py_ssize_t find_bin(self, Py_ssize_t units) except? -2
+    @cython.final
+    cdef inline Py_ssize_t trie_class(self, Py_ssize_t size) noexcept
+    @cython.final
+    cdef inline Py_ssize_t top_bit(self, Py_ssize_t cls) noexcept
+    @cython.final
+    cdef inline void trie_insert(self, Py_ssize_t b, Py_ssize_t size) except *
+    @cython.final
+    cdef inline void trie_remove(self, Py_ssize_t b) except *
+    @cython.final
+    cdef inline Py_ssize_t trie_best(self, Py_ssize_t nb) except? -1
+    @cython.final
+    cdef inline void file_free(self, Py_ssize_t b, Py_ssize_t size) except *
+    @cython.final
+    cdef inline void unfile(self, Py_ssize_t b, Py_ssize_t size) except *
+    @cython.final
+    cdef inline bint is_wild(self, Py_ssize_t b, Py_ssize_t size) except -1
+    @cython.final
+    cdef inline void check_free(self, Py_ssize_t b, Py_ssize_t size) except *
+    @cython.final
+    cdef inline void hand_out(self, Py_ssize_t b, Py_ssize_t size) except *
+    @cython.final
+    cdef inline void carve(self, Py_ssize_t b, Py_ssize_t size, Py_ssize_t nb, bint wild) except *
+    @cython.final
+    cdef inline void release(self, Py_ssize_t b, Py_ssize_t size, bint prev_free) except *
+    @cython.final
+    cdef inline Py_ssize_t take(self, Py_ssize_t nb) except? -1
+    @cython.final
+    cdef inline Py_ssize_t take_large(self, Py_ssize_t nb) except? -1
+    @cython.final
+    cdef inline Py_ssize_t offset_of(self, object offset) except? -1
+    @cython.final
+    cdef inline Py_ssize_t live_block(self, Py_ssize_t offset) except? -1
+    @cython.final
+    cdef inline bint split_off(self, Py_ssize_t b, Py_ssize_t keep) except -1
+    @cython.final
+    cdef inline object shrink(self, Py_ssize_t b, Py_ssize_t limit, Py_ssize_t preferred, bint try_only)
+    @cython.final
+    cdef inline object expand(self, Py_ssize_t b, Py_ssize_t cmd, Py_ssize_t limit, Py_ssize_t preferred)

@@ -239,12 +239,12 @@ class _BestFit(AlgorithmKernel):
         self._start = start
         h: cython.Py_ssize_t = start // WORD
         self.control = h
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         small_units: cython.Py_ssize_t = MIN_SMALL_UNITS
         last_class: cython.Py_ssize_t = 0
-        if h + H_LAST_CLASS < len(r):
-            small_units = r[h + H_SMALL_UNITS]
-            last_class = r[h + H_LAST_CLASS]
+        if h + H_LAST_CLASS < len(w):
+            small_units = w.signed[h + H_SMALL_UNITS]
+            last_class = w.signed[h + H_LAST_CLASS]
         if (not MIN_SMALL_UNITS <= small_units <= MAX_SMALL_UNITS
                 or small_units & (small_units - 1)):
             small_units = MIN_SMALL_UNITS
@@ -300,9 +300,8 @@ class _BestFit(AlgorithmKernel):
     def bin_insert(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
         """File free block ``b`` as the newest of bin ``units``; mark a bin that was empty."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         slot: cython.Py_ssize_t = self.heads0 + units
-        head: cython.Py_ssize_t = r[slot]
+        head: cython.Py_ssize_t = w.signed[slot]
         if head:
             self.ring_append(head, b)
             return
@@ -310,38 +309,37 @@ class _BestFit(AlgorithmKernel):
         w.store(b + B_NEXT, b)
         w.store(b + B_PREV, b)
         at: cython.Py_ssize_t = self.smallmap + (units >> 6)
-        if not r[at]:  # the summary has fewer than 64 bits: a plain store
-            w.store(self.summary, r[self.summary] | (1 << (units >> 6)))
+        if not w.signed[at]:  # the summary has fewer than 64 bits: a plain store
+            w.store(self.summary, w.signed[self.summary] | (1 << (units >> 6)))
         self.put_bit(at, units & 63, True)
 
     def bin_remove(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
         """Take ``b`` out of bin ``units``; clear the bitmaps' bits when it empties."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        nxt: cython.Py_ssize_t = r[b + B_NEXT]
+        nxt: cython.Py_ssize_t = w.signed[b + B_NEXT]
         slot: cython.Py_ssize_t = self.heads0 + units
         if nxt != b:
             self.ring_remove(b, nxt)
-            if r[slot] == b:
+            if w.signed[slot] == b:
                 w.store(slot, nxt)
             return
         w.store(slot, 0)
         if not self.put_bit(self.smallmap + (units >> 6), units & 63, False):
-            w.store(self.summary, r[self.summary] & ~(1 << (units >> 6)))
+            w.store(self.summary, w.signed[self.summary] & ~(1 << (units >> 6)))
 
     def find_bin(self, units: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The first non-empty bin at ``units`` or above, by the bitmaps; -1 if none."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         mapword: cython.Py_ssize_t = units >> 6
-        bits: cython.longlong = r[self.smallmap + mapword] >> (units & 63)
+        bits: cython.longlong = w.signed[self.smallmap + mapword] >> (units & 63)
         if bits:
             found: cython.Py_ssize_t = units + lowest_bit(bits)
         else:
-            higher: cython.longlong = r[self.summary] >> (mapword + 1)
+            higher: cython.longlong = w.signed[self.summary] >> (mapword + 1)
             if not higher:
                 return -1
             mapword += lowest_bit(higher) + 1
-            bits = r[self.smallmap + mapword] if mapword < 64 else 0
+            bits = w.signed[self.smallmap + mapword] if mapword < 64 else 0
             if not bits:
                 raise _fault(f"the bin summary marks the empty bitmap word {mapword}")
             found = (mapword << 6) + lowest_bit(bits)
@@ -362,12 +360,11 @@ class _BestFit(AlgorithmKernel):
     def trie_insert(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t) -> cython.void:
         """Insert ``b``: a new trie node, or the newest in the list of a node of its size."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         cls: cython.Py_ssize_t = self.trie_class(size)
         w.store(b + B_CHILD0, 0)
         w.store(b + B_CHILD1, 0)
         slot: cython.Py_ssize_t = self.roots0 + cls
-        node: cython.Py_ssize_t = r[slot]
+        node: cython.Py_ssize_t = w.signed[slot]
         if not node:
             w.store(slot, b)
             self.put_bit(self.treemap, cls, True)
@@ -377,12 +374,12 @@ class _BestFit(AlgorithmKernel):
             return
         bit: cython.Py_ssize_t = self.top_bit(cls)
         while bit >= 0:
-            if r[node + B_SIZE] & SIZE_MASK == size:
+            if w.signed[node + B_SIZE] & SIZE_MASK == size:
                 self.ring_append(node, b)
                 w.store(b + B_PARENT, 0)
                 return
             child: cython.Py_ssize_t = node + B_CHILD0 + ((size >> bit) & 1)
-            nxt: cython.Py_ssize_t = r[child]
+            nxt: cython.Py_ssize_t = w.signed[child]
             if not nxt:
                 w.store(child, b)
                 w.store(b + B_PARENT, node)
@@ -396,9 +393,8 @@ class _BestFit(AlgorithmKernel):
     def trie_remove(self, b: cython.Py_ssize_t) -> cython.void:
         """Remove ``b``; the next-oldest block of its size, or a leaf, takes its place."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        nxt: cython.Py_ssize_t = r[b + B_NEXT]
-        parent: cython.Py_ssize_t = r[b + B_PARENT]
+        nxt: cython.Py_ssize_t = w.signed[b + B_NEXT]
+        parent: cython.Py_ssize_t = w.signed[b + B_PARENT]
         heir: cython.Py_ssize_t
         if nxt != b:
             self.ring_remove(b, nxt)
@@ -406,18 +402,18 @@ class _BestFit(AlgorithmKernel):
                 return
             heir = nxt
         else:
-            slot: cython.Py_ssize_t = b + B_CHILD1 if r[b + B_CHILD1] else b + B_CHILD0
-            heir = r[slot]
+            slot: cython.Py_ssize_t = b + B_CHILD1 if w.signed[b + B_CHILD1] else b + B_CHILD0
+            heir = w.signed[slot]
             if heir:
                 depth: cython.Py_ssize_t = 0
                 while True:
-                    if r[heir + B_CHILD1]:
+                    if w.signed[heir + B_CHILD1]:
                         slot = heir + B_CHILD1
-                    elif r[heir + B_CHILD0]:
+                    elif w.signed[heir + B_CHILD0]:
                         slot = heir + B_CHILD0
                     else:
                         break
-                    heir = r[slot]
+                    heir = w.signed[slot]
                     depth += 1
                     if depth > TOP_BIT:
                         raise _fault(f"trie below block {b * WORD} is deeper than sizes have bits")
@@ -429,7 +425,7 @@ class _BestFit(AlgorithmKernel):
             w.store(parent, heir)
             if not heir:
                 self.put_bit(self.treemap, cls, False)
-        elif r[parent + B_CHILD0] == b:
+        elif w.signed[parent + B_CHILD0] == b:
             w.store(parent + B_CHILD0, heir)
         else:
             w.store(parent + B_CHILD1, heir)
@@ -437,7 +433,7 @@ class _BestFit(AlgorithmKernel):
             w.store(heir + B_PARENT, parent)
             side: cython.Py_ssize_t
             for side in range(B_CHILD0, B_CHILD1 + 1):
-                child: cython.Py_ssize_t = r[b + side]
+                child: cython.Py_ssize_t = w.signed[b + side]
                 w.store(heir + side, child)
                 if child:
                     w.store(child + B_PARENT, heir)
@@ -445,27 +441,27 @@ class _BestFit(AlgorithmKernel):
     def trie_best(self, nb: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The smallest (then oldest) trie block of at least ``nb`` bytes, or 0 (dlmalloc's
         ``tmalloc_large``: walk ``nb``'s path, remembering the last right subtree passed)."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
-        treemap: cython.longlong = r[self.treemap]
+        w: Words = self.words
+        treemap: cython.longlong = w.signed[self.treemap]
         cls: cython.Py_ssize_t = self.trie_class(nb)
         best: cython.Py_ssize_t = 0
         node: cython.Py_ssize_t = 0
         best_rest: cython.Py_ssize_t = MAX_WORD
         size: cython.Py_ssize_t
         if treemap >> cls & 1:
-            node = r[self.roots0 + cls]
+            node = w.signed[self.roots0 + cls]
             right_passed: cython.Py_ssize_t = 0
             bit: cython.Py_ssize_t = self.top_bit(cls)
             while True:
                 if bit < 0:
                     raise _fault(f"trie of class {cls} is deeper than its sizes have bits")
-                size = r[node + B_SIZE] & SIZE_MASK
+                size = w.signed[node + B_SIZE] & SIZE_MASK
                 if size >= nb and size - nb < best_rest:
                     best, best_rest = node, size - nb
                     if not best_rest:
                         return best
-                right: cython.Py_ssize_t = r[node + B_CHILD1]
-                node = r[node + B_CHILD0 + ((nb >> bit) & 1)]
+                right: cython.Py_ssize_t = w.signed[node + B_CHILD1]
+                node = w.signed[node + B_CHILD0 + ((nb >> bit) & 1)]
                 if right and right != node:
                     right_passed = right
                 if not node:
@@ -479,16 +475,16 @@ class _BestFit(AlgorithmKernel):
             cls += lowest_bit(higher) + 1
             if cls > self.last_class:
                 raise _fault(f"the treemap marks class {cls}, past the last")
-            node = r[self.roots0 + cls]
+            node = w.signed[self.roots0 + cls]
         _depth: cython.Py_ssize_t
         for _depth in range(TOP_BIT + 1):
             if not node:
                 return best
-            size = r[node + B_SIZE] & SIZE_MASK
+            size = w.signed[node + B_SIZE] & SIZE_MASK
             if size >= nb and size - nb < best_rest:
                 best, best_rest = node, size - nb
-            child: cython.Py_ssize_t = r[node + B_CHILD0]
-            node = child if child else r[node + B_CHILD1]
+            child: cython.Py_ssize_t = w.signed[node + B_CHILD0]
+            node = child if child else w.signed[node + B_CHILD1]
         raise _fault("a trie's leftmost path is longer than sizes have bits")
 
     # -- free blocks: filed, unfiled, checked ------------------------------------------------
@@ -537,7 +533,6 @@ class _BestFit(AlgorithmKernel):
         """Allocate ``nb`` bytes at the front of free block ``b`` (already out of its bin) and
         file the rest if it makes a block (a wild rest stays out of the structures)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         rest: cython.Py_ssize_t = size - nb
         if rest >= MIN_BLOCK:
             t: cython.Py_ssize_t = b + (nb >> 3)
@@ -551,25 +546,24 @@ class _BestFit(AlgorithmKernel):
             n: cython.Py_ssize_t = b + (size >> 3)
             w.store(b + B_SIZE, size | BOTH_ALLOCATED)
             w.store(n + B_PREV_SIZE, 0)  # the boundary tag is payload now
-            w.store(n + B_SIZE, r[n + B_SIZE] | PREV_ALLOCATED)
-        w.store(self.free_word, r[self.free_word] - size)
+            w.store(n + B_SIZE, w.signed[n + B_SIZE] | PREV_ALLOCATED)
+        w.store(self.free_word, w.signed[self.free_word] - size)
 
     def release(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t,
                 prev_free: cython.bint) -> cython.void:
         """Free ``[b, b+size)``: merge it with a free predecessor and successor (boundary
         tags) and file the result unless it is the wild top."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        w.store(self.free_word, r[self.free_word] + size)
+        w.store(self.free_word, w.signed[self.free_word] + size)
         if prev_free:  # merge_prev
-            prev_size: cython.Py_ssize_t = r[b + B_PREV_SIZE]
+            prev_size: cython.Py_ssize_t = w.signed[b + B_PREV_SIZE]
             p: cython.Py_ssize_t = b - (prev_size >> 3)
             self.unfile(p, prev_size)
             w.store(b + B_SIZE, size)  # the absorbed header reads "free": no second free
             b = p
             size += prev_size
         n: cython.Py_ssize_t = b + (size >> 3)
-        next_flags: cython.Py_ssize_t = r[n + B_SIZE]
+        next_flags: cython.Py_ssize_t = w.signed[n + B_SIZE]
         if not next_flags & ALLOCATED:  # merge_next
             next_size: cython.Py_ssize_t = next_flags & SIZE_MASK
             if not self.is_wild(n, next_size):
@@ -602,14 +596,14 @@ class _BestFit(AlgorithmKernel):
 
     def take_large(self, nb: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Best fit from the tries, or the wild top when it is smaller or nothing else fits."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         b: cython.Py_ssize_t = 0
-        if r[self.treemap] >> self.trie_class(nb):
+        if w.signed[self.treemap] >> self.trie_class(nb):
             b = self.trie_best(nb)
-        size: cython.Py_ssize_t = r[b + B_SIZE] & SIZE_MASK if b else 0
-        end: cython.Py_ssize_t = r[self.end_word]
-        if not r[end + B_SIZE] & PREV_ALLOCATED:
-            top_size: cython.Py_ssize_t = r[end + B_PREV_SIZE]
+        size: cython.Py_ssize_t = w.signed[b + B_SIZE] & SIZE_MASK if b else 0
+        end: cython.Py_ssize_t = w.signed[self.end_word]
+        if not w.signed[end + B_SIZE] & PREV_ALLOCATED:
+            top_size: cython.Py_ssize_t = w.signed[end + B_PREV_SIZE]
             if top_size >= self.small_limit and nb <= top_size and (not b or top_size < size):
                 top: cython.Py_ssize_t = end - (top_size >> 3)
                 self.check_free(top, top_size)
@@ -622,34 +616,37 @@ class _BestFit(AlgorithmKernel):
             self.carve(b, size, nb, False)
         return b
 
-    def live_block(self, offset: object) -> cython.Py_ssize_t:
+    def offset_of(self, offset: object) -> cython.Py_ssize_t:
+        """A caller's ``offset`` as a C offset; ``InvalidPointer`` when it cannot be one."""
+        if type(offset) is not int:
+            raise InvalidPointer(f"offset {offset!r} is not an int")
+        if not 0 <= offset < MAX_REQUEST:
+            raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
+        return offset
+
+    def live_block(self, offset: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The word index of the live block at ``offset``; ``InvalidPointer`` for anything
         else, before anything is written.
 
         Checks the block's header against both neighbours' tags, so a double free, an offset
         inside a block or past the end is refused.
         """
-        if type(offset) is not int:
-            raise InvalidPointer(f"offset {offset!r} is not an int")
-        r: cython.const[cython.longlong][::1] = self.words.signed
-        end: cython.Py_ssize_t = r[self.end_word]
-        if not 0 <= offset < MAX_REQUEST:
+        w: Words = self.words
+        end: cython.Py_ssize_t = w.signed[self.end_word]
+        b: cython.Py_ssize_t = (offset >> 3) - 2
+        if offset & FLAGS or not self._first <= b < end:
             raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
-        at: cython.Py_ssize_t = offset
-        b: cython.Py_ssize_t = (at >> 3) - 2
-        if at & FLAGS or not self._first <= b < end:
-            raise InvalidPointer(f"offset {offset} is not a block of this best_fit region")
-        flags: cython.Py_ssize_t = r[b + B_SIZE]
+        flags: cython.Py_ssize_t = w.signed[b + B_SIZE]
         size: cython.Py_ssize_t = flags & SIZE_MASK
         n: cython.Py_ssize_t = b + (size >> 3)
         if (not flags & ALLOCATED or size < MIN_BLOCK or n > end
-                or not r[n + B_SIZE] & PREV_ALLOCATED):
+                or not w.signed[n + B_SIZE] & PREV_ALLOCATED):
             raise InvalidPointer(f"offset {offset} is not a live block (freed twice?)")
         if not flags & PREV_ALLOCATED:
-            prev_size: cython.Py_ssize_t = r[b + B_PREV_SIZE]
+            prev_size: cython.Py_ssize_t = w.signed[b + B_PREV_SIZE]
             p: cython.Py_ssize_t = b - (prev_size >> 3)
             if (prev_size < MIN_BLOCK or p < self._first
-                    or r[p + B_SIZE] != prev_size | PREV_ALLOCATED):
+                    or w.signed[p + B_SIZE] != prev_size | PREV_ALLOCATED):
                 raise InvalidPointer(f"offset {offset} is not a live block (bad boundary tag)")
         return b
 
@@ -687,14 +684,12 @@ class _BestFit(AlgorithmKernel):
     def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
         """Free a live block, merged with its free neighbours, and file it; ``InvalidPointer``
         (nothing changed) for anything else."""
-        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_REQUEST:
-            self.live_block(offset)  # the InvalidPointer it names
-        self.kernel_deallocate(offset)
+        self.kernel_deallocate(self.offset_of(offset))
 
     def usable_size(self, offset: object) -> int:  # a non-int is an InvalidPointer
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""
         try:
-            return (self.words.signed[self.live_block(offset) + B_SIZE] & SIZE_MASK) - PAYLOAD
+            return (self.words.signed[self.live_block(self.offset_of(offset)) + B_SIZE] & SIZE_MASK) - PAYLOAD
         except SegallocError:
             raise
         except DAMAGE as exc:
@@ -765,8 +760,7 @@ class _BestFit(AlgorithmKernel):
         for a block joins a free successor. False (nothing done) when there is no tail or it
         can go nowhere."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        flags: cython.Py_ssize_t = r[b + B_SIZE]
+        flags: cython.Py_ssize_t = w.signed[b + B_SIZE]
         size: cython.Py_ssize_t = flags & SIZE_MASK
         rest: cython.Py_ssize_t = size - keep
         tail: cython.Py_ssize_t = b + (keep >> 3)
@@ -775,7 +769,7 @@ class _BestFit(AlgorithmKernel):
             self.release(tail, rest, False)
             return True
         n: cython.Py_ssize_t = b + (size >> 3)
-        next_flags: cython.Py_ssize_t = r[n + B_SIZE]
+        next_flags: cython.Py_ssize_t = w.signed[n + B_SIZE]
         if not rest or next_flags & ALLOCATED:
             return False
         next_size: cython.Py_ssize_t = next_flags & SIZE_MASK
@@ -785,7 +779,7 @@ class _BestFit(AlgorithmKernel):
         w.store(b + B_SIZE, keep | (flags & FLAGS))
         w.store(tail + B_SIZE, merged | PREV_ALLOCATED)
         w.store(tail + (merged >> 3), merged)
-        w.store(self.free_word, r[self.free_word] + rest)
+        w.store(self.free_word, w.signed[self.free_word] + rest)
         if not self.is_wild(tail, merged):
             self.file_free(tail, merged)
         return True
@@ -805,14 +799,14 @@ class _BestFit(AlgorithmKernel):
             return None, 0
         try:
             if cmd & SHRINKS:  # limit is an upper bound: no usable size is above MAX_REQUEST
-                return self.shrink(self.live_block(reuse), min(limit_size, MAX_REQUEST),
+                return self.shrink(self.live_block(self.offset_of(reuse)), min(limit_size, MAX_REQUEST),
                                    min(preferred_size, MAX_REQUEST),
                                    cmd & TRY_SHRINK_IN_PLACE != 0)
             # limit is a lower bound: beyond MAX_REQUEST no block can hold it
             servable = limit_size <= MAX_REQUEST
             preferred_size = min(preferred_size, MAX_REQUEST)
             if reuse is not None and cmd & EXPAND:
-                b: cython.Py_ssize_t = self.live_block(reuse)
+                b: cython.Py_ssize_t = self.live_block(self.offset_of(reuse))
                 old = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
                 got = self.expand(b, cmd, limit_size, preferred_size) if servable else None
                 if got is not None:
@@ -863,19 +857,18 @@ class _BestFit(AlgorithmKernel):
         """Grow live block ``b`` in place to hold ``limit`` (``preferred`` if there is room),
         taking first from a free successor, then from the end of a free predecessor."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        flags: cython.Py_ssize_t = r[b + B_SIZE]
+        flags: cython.Py_ssize_t = w.signed[b + B_SIZE]
         size: cython.Py_ssize_t = flags & SIZE_MASK
         if size - PAYLOAD >= limit:
             return (b + 2) << 3, size - PAYLOAD
         n: cython.Py_ssize_t = b + (size >> 3)
-        next_flags: cython.Py_ssize_t = r[n + B_SIZE]
+        next_flags: cython.Py_ssize_t = w.signed[n + B_SIZE]
         fwd: cython.Py_ssize_t = 0
         bwd: cython.Py_ssize_t = 0
         if cmd & EXPAND_FWD and not next_flags & ALLOCATED:
             fwd = next_flags & SIZE_MASK
         if cmd & EXPAND_BWD and not flags & PREV_ALLOCATED:
-            bwd = r[b + B_PREV_SIZE]
+            bwd = w.signed[b + B_PREV_SIZE]
         if size + fwd + bwd - PAYLOAD < limit:
             return None
         # what to add (> 0: the block is below limit); forward first, where data need not move
@@ -896,7 +889,7 @@ class _BestFit(AlgorithmKernel):
         if take_bwd:
             p: cython.Py_ssize_t = b - (bwd >> 3)
             self.unfile(p, bwd)
-            w.store(self.free_word, r[self.free_word] - take_bwd)
+            w.store(self.free_word, w.signed[self.free_word] - take_bwd)
             w.store(b + B_SIZE, size)  # the old header, now payload, reads "free"
             if take_bwd < bwd:
                 w.store(p + B_SIZE, (bwd - take_bwd) | PREV_ALLOCATED)

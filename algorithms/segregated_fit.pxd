@@ -1,5 +1,6 @@
 # Cython declarations augmenting segregated_fit.py (pure-Python mode): constants as C values,
 # the C layout of the algorithm, the block helpers as C functions.
+cimport cython
 from segalloc.intrinsics cimport bit_length, lowest_bit
 from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
@@ -21,24 +22,42 @@ cdef class _Tlsf(AlgorithmKernel):
     cdef readonly Py_ssize_t _start, control, end_word, free_word, top_word, fl_map, row_maps
     cdef readonly Py_ssize_t rows, heads, max_index, first
 
-    cdef Py_ssize_t list_of(self, Py_ssize_t span) noexcept
-    cdef void insert_free(self, Py_ssize_t h, Py_ssize_t index) except *
-    cdef void remove_free(self, Py_ssize_t h, Py_ssize_t index) except *
-    cdef Py_ssize_t find_list(self, Py_ssize_t index) except? -2
-    cdef void make_free(self, Py_ssize_t h, Py_ssize_t span) except *
-    cdef Py_ssize_t take_free(self, Py_ssize_t h) except? -1
-    cdef void release(self, Py_ssize_t h, Py_ssize_t span, bint prev_free) except *
-    cdef void use_free(self, Py_ssize_t h, Py_ssize_t found, Py_ssize_t span) except *
-    cdef bint trim(self, Py_ssize_t h, Py_ssize_t new_span) except -1
-    cdef void give_front(self, Py_ssize_t h, Py_ssize_t taken) except *
-    cdef Py_ssize_t live_header(self, Py_ssize_t offset) except? -1
-    cdef Py_ssize_t free_block_at(self, Py_ssize_t h) except? -1
-    cdef void take_next(self, Py_ssize_t h, Py_ssize_t wanted) except *
-    cdef Py_ssize_t shrink(self, Py_ssize_t flags, Py_ssize_t h, Py_ssize_t limit_size,
-                           Py_ssize_t preferred_size) except -2
-    cdef Py_ssize_t expand(self, Py_ssize_t flags, Py_ssize_t h, Py_ssize_t least,
-                           Py_ssize_t wanted) except -2
-    cdef Py_ssize_t expanded(self, Py_ssize_t flags, Py_ssize_t h, Py_ssize_t old_h,
-                             Py_ssize_t old_end) except -2
-    cdef Py_ssize_t take_oversized(self, Py_ssize_t span) except -2
-    cdef Py_ssize_t usable(self, Py_ssize_t offset) except? -1
+    @cython.final
+    cdef inline Py_ssize_t list_of(self, Py_ssize_t span) noexcept
+    @cython.final
+    cdef inline void insert_free(self, Py_ssize_t h, Py_ssize_t index) except *
+    @cython.final
+    cdef inline void remove_free(self, Py_ssize_t h, Py_ssize_t index) except *
+    @cython.final
+    cdef inline Py_ssize_t find_list(self, Py_ssize_t index) except? -2
+    @cython.final
+    cdef inline void make_free(self, Py_ssize_t h, Py_ssize_t span) except *
+    @cython.final
+    cdef inline Py_ssize_t take_free(self, Py_ssize_t h) except? -1
+    @cython.final
+    cdef inline void release(self, Py_ssize_t h, Py_ssize_t span, bint prev_free) except *
+    @cython.final
+    cdef inline void use_free(self, Py_ssize_t h, Py_ssize_t found, Py_ssize_t span) except *
+    @cython.final
+    cdef inline bint trim(self, Py_ssize_t h, Py_ssize_t new_span) except -1
+    @cython.final
+    cdef inline void give_front(self, Py_ssize_t h, Py_ssize_t taken) except *
+    @cython.final
+    cdef inline Py_ssize_t live_header(self, Py_ssize_t offset) except? -1
+    @cython.final
+    cdef inline Py_ssize_t free_block_at(self, Py_ssize_t h) except? -1
+    @cython.final
+    cdef inline void take_next(self, Py_ssize_t h, Py_ssize_t wanted) except *
+    @cython.final
+    cdef inline Py_ssize_t shrink(self, Py_ssize_t flags, Py_ssize_t h, Py_ssize_t limit_size,
+                                  Py_ssize_t preferred_size) except -2
+    @cython.final
+    cdef inline Py_ssize_t expand(self, Py_ssize_t flags, Py_ssize_t h, Py_ssize_t least,
+                                  Py_ssize_t wanted) except -2
+    @cython.final
+    cdef inline Py_ssize_t expanded(self, Py_ssize_t flags, Py_ssize_t h, Py_ssize_t old_h,
+                                    Py_ssize_t old_end) except -2
+    @cython.final
+    cdef inline Py_ssize_t take_oversized(self, Py_ssize_t span) except -2
+    @cython.final
+    cdef inline Py_ssize_t usable(self, Py_ssize_t offset) except? -1

@@ -238,50 +238,48 @@ class _Tlsf(AlgorithmKernel):
     def insert_free(self, h: cython.Py_ssize_t, index: cython.Py_ssize_t) -> cython.void:
         """Put free block ``h`` at the head of list ``index``, setting the bitmaps' bits."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         slot: cython.Py_ssize_t = self.heads + index
-        first: cython.Py_ssize_t = r[slot]
+        first: cython.Py_ssize_t = w.signed[slot]
         w.store(h + NEXT, first)
         w.store(h + PREV, 0)
         if first:
             w.store(first + PREV, h)
         else:
             row: cython.Py_ssize_t = self.row_maps + (index >> SL_LOG2)
-            w.store(row, r[row] | (1 << (index & SL_MASK)))
-            w.store(self.fl_map, r[self.fl_map] | (1 << (index >> SL_LOG2)))
+            w.store(row, w.signed[row] | (1 << (index & SL_MASK)))
+            w.store(self.fl_map, w.signed[self.fl_map] | (1 << (index >> SL_LOG2)))
         w.store(slot, h)
 
     def remove_free(self, h: cython.Py_ssize_t, index: cython.Py_ssize_t) -> cython.void:
         """Bypass free block ``h`` in list ``index`` (the bitmaps follow when it empties)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        nxt: cython.Py_ssize_t = r[h + NEXT]
-        prv: cython.Py_ssize_t = r[h + PREV]
+        nxt: cython.Py_ssize_t = w.signed[h + NEXT]
+        prv: cython.Py_ssize_t = w.signed[h + PREV]
         if prv:
             w.store(prv + NEXT, nxt)
         else:
             w.store(self.heads + index, nxt)
             if not nxt:
                 row: cython.Py_ssize_t = self.row_maps + (index >> SL_LOG2)
-                row_map: cython.Py_ssize_t = r[row] & ~(1 << (index & SL_MASK))
+                row_map: cython.Py_ssize_t = w.signed[row] & ~(1 << (index & SL_MASK))
                 w.store(row, row_map)
                 if not row_map:
-                    w.store(self.fl_map, r[self.fl_map] & ~(1 << (index >> SL_LOG2)))
+                    w.store(self.fl_map, w.signed[self.fl_map] & ~(1 << (index >> SL_LOG2)))
         if nxt:
             w.store(nxt + PREV, prv)
 
     def find_list(self, index: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The first non-empty list at ``index`` or after it, by the bitmaps; -1 if none
         (tlsf.c's search_suitable_block)."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         fl: cython.Py_ssize_t = index >> SL_LOG2
-        row_map: cython.Py_ssize_t = r[self.row_maps + fl] & (-1 << (index & SL_MASK))
+        row_map: cython.Py_ssize_t = w.signed[self.row_maps + fl] & (-1 << (index & SL_MASK))
         if not row_map:
-            fl_map: cython.Py_ssize_t = r[self.fl_map] & (-1 << (fl + 1))
+            fl_map: cython.Py_ssize_t = w.signed[self.fl_map] & (-1 << (fl + 1))
             if not fl_map:
                 return -1
             fl = lowest_bit(fl_map)
-            row_map = r[self.row_maps + fl]
+            row_map = w.signed[self.row_maps + fl]
             if not row_map:
                 raise SegmentCorrupt(f"the first-level bitmap marks the empty row {fl}")
         return (fl << SL_LOG2) + lowest_bit(row_map)
@@ -291,11 +289,10 @@ class _Tlsf(AlgorithmKernel):
         """Make ``[h, h+span)`` a free block: at the head of its list, or the wilderness when
         it touches the end sentinel (its neighbours are not free)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         w.store(h, span | FREE_BIT)
         w.store(h + (span >> 3) - 1, span)
-        w.store(self.free_word, r[self.free_word] + span)
-        if h + (span >> 3) == r[self.end_word]:
+        w.store(self.free_word, w.signed[self.free_word] + span)
+        if h + (span >> 3) == w.signed[self.end_word]:
             w.store(self.top_word, h)
         else:
             self.insert_free(h, self.list_of(span))
@@ -303,13 +300,12 @@ class _Tlsf(AlgorithmKernel):
     def take_free(self, h: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Take free block ``h`` out of its list (the wilderness is in none); its span."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        span: cython.Py_ssize_t = r[h] & SPAN_MASK
-        if h == r[self.top_word]:
+        span: cython.Py_ssize_t = w.signed[h] & SPAN_MASK
+        if h == w.signed[self.top_word]:
             w.store(self.top_word, 0)
         else:
             self.remove_free(h, self.list_of(span))
-        w.store(self.free_word, r[self.free_word] - span)
+        w.store(self.free_word, w.signed[self.free_word] - span)
         return span
 
     def release(self, h: cython.Py_ssize_t, span: cython.Py_ssize_t,
@@ -317,15 +313,14 @@ class _Tlsf(AlgorithmKernel):
         """Free ``[h, h+span)``, merging with free neighbours (tlsf.c's merge_prev /
         merge_next around block_insert)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         n: cython.Py_ssize_t = h + (span >> 3)
-        next_header: cython.Py_ssize_t = r[n]
+        next_header: cython.Py_ssize_t = w.signed[n]
         if next_header & FREE_BIT:
             span += self.take_free(n)
         else:
             w.store(n, next_header | PREV_FREE_BIT)
         if prev_free:
-            p: cython.Py_ssize_t = h - (r[h - 1] >> 3)
+            p: cython.Py_ssize_t = h - (w.signed[h - 1] >> 3)
             span += self.take_free(p)
             h = p
         self.make_free(h, span)
@@ -339,7 +334,6 @@ class _Tlsf(AlgorithmKernel):
         allocated from free memory reads all zeros, as Boost's allocators clear their
         free-tree hook."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         w.store(h + NEXT, 0)
         w.store(h + PREV, 0)
         rest: cython.Py_ssize_t = found - span
@@ -350,19 +344,18 @@ class _Tlsf(AlgorithmKernel):
             n: cython.Py_ssize_t = h + (found >> 3)
             w.store(n - 1, 0)
             w.store(h, found | LIVE_BIT)
-            w.store(n, r[n] & NOT_PREV_FREE)
+            w.store(n, w.signed[n] & NOT_PREV_FREE)
 
     def trim(self, h: cython.Py_ssize_t, new_span: cython.Py_ssize_t) -> cython.bint:
         """Give back the tail of live block ``h`` past ``new_span`` (tlsf.c's
         block_trim_used); False if the tail is too small to be a block of its own."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        header: cython.Py_ssize_t = r[h]
+        header: cython.Py_ssize_t = w.signed[h]
         span: cython.Py_ssize_t = header & SPAN_MASK
         rest: cython.Py_ssize_t = span - new_span
         if rest == 0:
             return True
-        if rest < MIN_SPAN and not r[h + (span >> 3)] & FREE_BIT:
+        if rest < MIN_SPAN and not w.signed[h + (span >> 3)] & FREE_BIT:
             return False
         w.store(h, new_span | (header & FLAG_BITS))
         self.release(h + (new_span >> 3), rest, False)
@@ -381,20 +374,20 @@ class _Tlsf(AlgorithmKernel):
         twice already reads "free": the header is a live block's, its span stays in the region,
         the next block does not think it free, and a free previous block agrees with the
         footer before the header."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         h: cython.Py_ssize_t = (offset >> 3) - 1
-        end: cython.Py_ssize_t = r[self.end_word]
+        end: cython.Py_ssize_t = w.signed[self.end_word]
         if offset & ALIGN_MASK or h < self.first or h >= end:
             raise InvalidPointer(f"offset {offset} is not a block of this segment")
-        header: cython.Py_ssize_t = r[h]
+        header: cython.Py_ssize_t = w.signed[h]
         span: cython.Py_ssize_t = header & SPAN_MASK
         n: cython.Py_ssize_t = h + (span >> 3)
-        if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end or r[n] & PREV_FREE_BIT:
+        if header & LIVE_MASK != LIVE_BIT or span < MIN_SPAN or n > end or w.signed[n] & PREV_FREE_BIT:
             raise InvalidPointer(f"offset {offset} is not a live block")
         if header & PREV_FREE_BIT:
-            prev_span: cython.Py_ssize_t = r[h - 1]
+            prev_span: cython.Py_ssize_t = w.signed[h - 1]
             p: cython.Py_ssize_t = h - (prev_span >> 3)
-            if prev_span < MIN_SPAN or p < self.first or r[p] != prev_span | FREE_BIT:
+            if prev_span < MIN_SPAN or p < self.first or w.signed[p] != prev_span | FREE_BIT:
                 raise InvalidPointer(f"offset {offset} is not a live block")
         return h
 
@@ -544,14 +537,14 @@ class _Tlsf(AlgorithmKernel):
     def take_oversized(self, span: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """First fit in the last list, then the wilderness, for spans beyond the table's range
         (grown segments)."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
-        h: cython.Py_ssize_t = r[self.heads + self.max_index]
+        w: Words = self.words
+        h: cython.Py_ssize_t = w.signed[self.heads + self.max_index]
         walk = LinkWalk(self.block_bound(), "segregated_fit: the last free list",
                         "the blocks the region can hold")
         while True:
             walk.step(h)
             if not h:
-                h = r[self.top_word]
+                h = w.signed[self.top_word]
                 if not h or self.free_block_at(h) < span:
                     return NO_MEMORY
             found: cython.Py_ssize_t = self.free_block_at(h)
@@ -559,7 +552,7 @@ class _Tlsf(AlgorithmKernel):
                 self.take_free(h)
                 self.use_free(h, found, span)
                 return (h << 3) + WORD
-            h = r[h + NEXT]
+            h = w.signed[h + NEXT]
 
     def block_bound(self) -> int:
         """No walk visits more blocks than fit in the region."""
@@ -569,11 +562,10 @@ class _Tlsf(AlgorithmKernel):
         """Grow live block ``h`` into its free successor, up to a span of ``wanted`` (all of
         the successor when the rest would be too small to stay a block)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        header: cython.Py_ssize_t = r[h]
+        header: cython.Py_ssize_t = w.signed[h]
         span: cython.Py_ssize_t = header & SPAN_MASK
         n: cython.Py_ssize_t = h + (span >> 3)
-        next_span: cython.Py_ssize_t = r[n] & SPAN_MASK
+        next_span: cython.Py_ssize_t = w.signed[n] & SPAN_MASK
         taken: cython.Py_ssize_t = min(wanted - span, next_span)
         if next_span - taken >= MIN_SPAN:
             self.give_front(n, taken)
@@ -581,7 +573,7 @@ class _Tlsf(AlgorithmKernel):
         else:
             self.take_free(n)
             w.store(h, (span + next_span) | (header & FLAG_BITS))
-            w.store(n + (next_span >> 3), r[n + (next_span >> 3)] & NOT_PREV_FREE)
+            w.store(n + (next_span >> 3), w.signed[n + (next_span >> 3)] & NOT_PREV_FREE)
 
     def shrink(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t,
                limit_size: cython.Py_ssize_t, preferred_size: cython.Py_ssize_t
@@ -606,14 +598,13 @@ class _Tlsf(AlgorithmKernel):
         only what is needed from its end, so its front stays free.
         """
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
-        header: cython.Py_ssize_t = r[h]
+        header: cython.Py_ssize_t = w.signed[h]
         span: cython.Py_ssize_t = header & SPAN_MASK
         old_end: cython.Py_ssize_t = (h << 3) + span
         if span >= wanted:
             return (h << 3) + WORD
         n: cython.Py_ssize_t = h + (span >> 3)
-        next_header: cython.Py_ssize_t = r[n]
+        next_header: cython.Py_ssize_t = w.signed[n]
         next_span: cython.Py_ssize_t = 0
         if flags & EXPAND_FWD and next_header & FREE_BIT:
             next_span = next_header & SPAN_MASK
@@ -623,7 +614,7 @@ class _Tlsf(AlgorithmKernel):
             return self.expanded(flags, h, h, old_end)
         if not (flags & EXPAND_BWD and header & PREV_FREE_BIT):
             return NO_MEMORY
-        prev_span: cython.Py_ssize_t = r[h - 1]
+        prev_span: cython.Py_ssize_t = w.signed[h - 1]
         if span + next_span + prev_span < least:
             return NO_MEMORY
         if next_span:
@@ -640,7 +631,7 @@ class _Tlsf(AlgorithmKernel):
         w.store(h, 0)  # the old header is payload now: its offset must not pass for a block
         w.store(new_h, (span + taken) | (PREV_FREE_BIT if taken < prev_span else 0) | LIVE_BIT)
         end: cython.Py_ssize_t = new_h + ((span + taken) >> 3)
-        w.store(end, r[end] & NOT_PREV_FREE)
+        w.store(end, w.signed[end] & NOT_PREV_FREE)
         return self.expanded(flags, new_h, h, old_end)
 
     def expanded(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t, old_h: cython.Py_ssize_t,

@@ -1,5 +1,6 @@
 # Cython declarations augmenting sequential_fit.py (pure-Python mode): constants as C values,
 # the C layout of the algorithm, the block helpers as C functions.
+cimport cython
 from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 
@@ -15,19 +16,37 @@ cdef class _Core(AlgorithmKernel):
     cdef readonly object _buf
     cdef readonly Py_ssize_t _start, control, first, buffer_size
 
-    cdef void set_block(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t next_free) except *
-    cdef Py_ssize_t link_after(self, Py_ssize_t prev) noexcept
-    cdef Py_ssize_t region_end(self) except? -1
-    cdef Py_ssize_t blocks_end(self, Py_ssize_t end) noexcept
-    cdef Py_ssize_t free_before(self, Py_ssize_t blk) except? -1
-    cdef Py_ssize_t first_fit(self, Py_ssize_t need) except? -2
-    cdef Py_ssize_t check_free(self, Py_ssize_t blk) except? -1
-    cdef Py_ssize_t block_of(self, object offset) except? -1
-    cdef Py_ssize_t live_prev(self, Py_ssize_t blk) except? -1
-    cdef void add_allocated(self, Py_ssize_t delta) except *
-    cdef Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need) except? -1
-    cdef Py_ssize_t take(self, Py_ssize_t prev, Py_ssize_t need) except? -1
-    cdef void release(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t prev) except *
-    cdef object expand_fwd(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t flags)
-    cdef object shrink(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size)
-    cdef object allocate_between(self, Py_ssize_t limit_size, Py_ssize_t preferred_size)
+    @cython.final
+    cdef inline void set_block(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t next_free) except *
+    @cython.final
+    cdef inline Py_ssize_t link_after(self, Py_ssize_t prev) noexcept
+    @cython.final
+    cdef inline Py_ssize_t region_end(self) except? -1
+    @cython.final
+    cdef inline Py_ssize_t blocks_end(self, Py_ssize_t end) noexcept
+    @cython.final
+    cdef inline Py_ssize_t free_before(self, Py_ssize_t blk) except? -1
+    @cython.final
+    cdef inline Py_ssize_t first_fit(self, Py_ssize_t need) except? -2
+    @cython.final
+    cdef inline Py_ssize_t check_free(self, Py_ssize_t blk) except? -1
+    @cython.final
+    cdef inline Py_ssize_t offset_of(self, object offset) except? -1
+    @cython.final
+    cdef inline Py_ssize_t block_of(self, Py_ssize_t offset) except? -1
+    @cython.final
+    cdef inline Py_ssize_t live_prev(self, Py_ssize_t blk) except? -1
+    @cython.final
+    cdef inline void add_allocated(self, Py_ssize_t delta) except *
+    @cython.final
+    cdef inline Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need) except? -1
+    @cython.final
+    cdef inline Py_ssize_t take(self, Py_ssize_t prev, Py_ssize_t need) except? -1
+    @cython.final
+    cdef inline void release(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t prev) except *
+    @cython.final
+    cdef inline object expand_fwd(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t flags)
+    @cython.final
+    cdef inline object shrink(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size)
+    @cython.final
+    cdef inline object allocate_between(self, Py_ssize_t limit_size, Py_ssize_t preferred_size)

@@ -235,12 +235,12 @@ class _Core(AlgorithmKernel):
 
         Strict address order bounds the walk (each step reads a word further on) and exposes
         cycles."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         prev: cython.Py_ssize_t = 0
-        nxt: cython.Py_ssize_t = r[self.control + HDR_FREE_HEAD]
+        nxt: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
         while prev < nxt < blk:
             prev = nxt
-            nxt = r[(nxt >> 3) + BLK_NEXT]
+            nxt = w.signed[(nxt >> 3) + BLK_NEXT]
         if nxt != END_OF_LIST and nxt <= prev:
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
         return prev
@@ -248,15 +248,15 @@ class _Core(AlgorithmKernel):
     def first_fit(self, need: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The free block before the first one of at least ``need`` bytes (0: the head
         fits); -1 when none fits."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         prev: cython.Py_ssize_t = 0
-        blk: cython.Py_ssize_t = r[self.control + HDR_FREE_HEAD]
+        blk: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
         while prev < blk:
-            if r[(blk >> 3) + BLK_SIZE] >= need:
+            if w.signed[(blk >> 3) + BLK_SIZE] >= need:
                 self.check_free(blk)
                 return prev
             prev = blk
-            blk = r[(blk >> 3) + BLK_NEXT]
+            blk = w.signed[(blk >> 3) + BLK_NEXT]
         if blk != END_OF_LIST:
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
         return -1
@@ -270,20 +270,21 @@ class _Core(AlgorithmKernel):
             raise SegmentCorrupt(f"sequential_fit: free block {blk} (size {size}) is damaged")
         return size
 
-    def block_of(self, offset: object) -> cython.Py_ssize_t:
-        """The block of allocation ``offset`` if it can be one (live or not: ``live_prev``
-        tells); ``InvalidPointer`` otherwise."""
+    def offset_of(self, offset: object) -> cython.Py_ssize_t:
+        """A caller's ``offset`` as a C offset; ``InvalidPointer`` when it cannot be one."""
         if type(offset) is not int:
             raise InvalidPointer(f"sequential_fit: offset must be an int, not {offset!r}")
-        at: cython.Py_ssize_t
-        try:
-            at = offset
-        except OverflowError:  # compiled only: beyond 63 bits, no offset of the region
-            at = -1
-        end: cython.Py_ssize_t = self.region_end()  # first: a damaged size reads as such
-        if at < self.first + BLOCK_HEADER or at > end or (at - self.first) & (UNIT - 1):
+        if not 0 <= offset <= MAX_REQUEST:
             raise InvalidPointer(f"sequential_fit: {offset} is not a block offset of the region")
-        return at - BLOCK_HEADER
+        return offset
+
+    def block_of(self, offset: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The block of allocation ``offset`` if it can be one (live or not: ``live_prev``
+        tells); ``InvalidPointer`` otherwise."""
+        end: cython.Py_ssize_t = self.region_end()  # first: a damaged size reads as such
+        if offset < self.first + BLOCK_HEADER or offset > end or (offset - self.first) & (UNIT - 1):
+            raise InvalidPointer(f"sequential_fit: {offset} is not a block offset of the region")
+        return offset - BLOCK_HEADER
 
     def live_prev(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Check ``blk`` is a live block; the free block before it (0 if none).
@@ -292,16 +293,16 @@ class _Core(AlgorithmKernel):
         walk must place the block between two free blocks without touching either. All checks
         come before any write, so a bad offset changes nothing.
         """
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         prev: cython.Py_ssize_t = self.free_before(blk)
-        nxt: cython.Py_ssize_t = r[self.link_after(prev)]
+        nxt: cython.Py_ssize_t = w.signed[self.link_after(prev)]
         if nxt == blk:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is already free")
-        if prev and r[(prev >> 3) + BLK_SIZE] > blk - prev:
+        if prev and w.signed[(prev >> 3) + BLK_SIZE] > blk - prev:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} lies inside free block {prev}")
-        if r[(blk >> 3) + BLK_NEXT] != r[self.control + HDR_MARK] ^ blk:
+        if w.signed[(blk >> 3) + BLK_NEXT] != w.signed[self.control + HDR_MARK] ^ blk:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is not the start of a live block")
-        size: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE]
+        size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
         limit: cython.Py_ssize_t = nxt if nxt != END_OF_LIST else self.region_end()
         if size < UNIT or size & (UNIT - 1) or size > limit - blk:
             raise SegmentCorrupt(f"sequential_fit: live block {blk} has a bad size {size}")
@@ -312,11 +313,10 @@ class _Core(AlgorithmKernel):
         off the rest when it is worth a block; returns the payload offset. The block's NEXT
         word takes its mark (see the layout comment)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         link: cython.Py_ssize_t = self.link_after(prev)
-        blk: cython.Py_ssize_t = r[link]
-        size: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE]
-        mark: cython.Py_ssize_t = r[self.control + HDR_MARK]
+        blk: cython.Py_ssize_t = w.signed[link]
+        size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
+        mark: cython.Py_ssize_t = w.signed[self.control + HDR_MARK]
         if mark < 0:  # a region formatted again by an older segalloc: marks took 64 bits
             raise SegmentCorrupt("sequential_fit: the allocation mark does not fit 63 bits")
         splits: cython.bint = size - need >= SPLIT_MIN_REST
@@ -324,7 +324,7 @@ class _Core(AlgorithmKernel):
         if splits:
             w.store(link, self.split(blk, size, need))
         else:
-            w.store(link, r[(blk >> 3) + BLK_NEXT])
+            w.store(link, w.signed[(blk >> 3) + BLK_NEXT])
         w.store((blk >> 3) + BLK_NEXT, mark ^ blk)
         return blk + BLOCK_HEADER
 
@@ -333,13 +333,12 @@ class _Core(AlgorithmKernel):
         """Put block ``blk`` of ``size`` bytes on the free list after ``prev``, merging it
         with its free neighbours when they touch (merge_next, then merge_prev)."""
         w: Words = self.words
-        r: cython.const[cython.longlong][::1] = w.signed
         link: cython.Py_ssize_t = self.link_after(prev)
-        nxt: cython.Py_ssize_t = r[link]
+        nxt: cython.Py_ssize_t = w.signed[link]
         if nxt and blk + size == nxt:
             size += self.check_free(nxt)
-            nxt = r[(nxt >> 3) + BLK_NEXT]
-        if prev and r[(prev >> 3) + BLK_SIZE] == blk - prev:
+            nxt = w.signed[(nxt >> 3) + BLK_NEXT]
+        if prev and w.signed[(prev >> 3) + BLK_SIZE] == blk - prev:
             self.set_block(prev, blk - prev + size, nxt)
             w.store((blk >> 3) + BLK_NEXT, 0)  # no mark may outlive its block
         else:
@@ -385,9 +384,7 @@ class _Core(AlgorithmKernel):
 
     def deallocate(self, offset: object) -> None:  # not int: Cython would raise TypeError
         """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
-        if type(offset) is not int or not 0 <= offset <= MAX_REQUEST:
-            self.block_of(offset)  # the InvalidPointer it names
-        self.kernel_deallocate(offset)
+        self.kernel_deallocate(self.offset_of(offset))
 
     @damage_is_corruption
     def allocate_aligned(self, size: int, alignment: int) -> int | None:
@@ -421,18 +418,18 @@ class _Core(AlgorithmKernel):
         preferred: cython.Py_ssize_t = requested(preferred_size)
         try:
             if flags & SHRINKS:
-                received = self.shrink(self.block_of(reuse), limit, preferred)
+                received = self.shrink(self.block_of(self.offset_of(reuse)), limit, preferred)
                 if received is not None:
                     return reuse, received
                 if flags & SHRINK_IN_PLACE:
                     return None, 0
                 return reuse, self.usable_size(reuse)  # type: ignore[arg-type]
             if reuse is not None and flags & EXPAND_FWD:
-                received = self.expand_fwd(self.block_of(reuse), limit, preferred, flags)
+                received = self.expand_fwd(self.block_of(self.offset_of(reuse)), limit, preferred, flags)
                 if received is not None:
                     return reuse, received
             elif reuse is not None and flags & EXPAND_BWD:
-                self.live_prev(self.block_of(reuse))
+                self.live_prev(self.block_of(self.offset_of(reuse)))
             if not flags & ALLOCATE_NEW:
                 return None, 0
             offset = self.allocate_between(limit, preferred)
@@ -468,14 +465,14 @@ class _Core(AlgorithmKernel):
         """Grow live block ``blk`` into a free successor; the usable size, or None if it
         cannot. As Boost's ``priv_expand``: a block already holding ``limit_size`` is left
         as it is."""
-        r: cython.const[cython.longlong][::1] = self.words.signed
+        w: Words = self.words
         prev: cython.Py_ssize_t = self.live_prev(blk)
-        size: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE]
+        size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
         least: cython.Py_ssize_t = block_for(limit_size) - BLOCK_HEADER
         if size - BLOCK_HEADER >= least:
             return size - BLOCK_HEADER
         link: cython.Py_ssize_t = self.link_after(prev)
-        nxt: cython.Py_ssize_t = r[link]
+        nxt: cython.Py_ssize_t = w.signed[link]
         if nxt != blk + size:
             return None
         merged: cython.Py_ssize_t = size + self.check_free(nxt)
@@ -483,11 +480,11 @@ class _Core(AlgorithmKernel):
             return None
         # the merged block takes the successor's place on the free list, then is allocated
         self.add_allocated(-size)
-        self.set_block(blk, merged, r[(nxt >> 3) + BLK_NEXT])
+        self.set_block(blk, merged, w.signed[(nxt >> 3) + BLK_NEXT])
         self.words.store(link, blk)
         wanted: cython.Py_ssize_t = block_for(preferred_size)
         self.take(prev, wanted if wanted < merged else merged)
-        received: cython.Py_ssize_t = r[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
+        received: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
         if flags & ZERO_MEMORY:
             offset: cython.Py_ssize_t = blk + BLOCK_HEADER
             self._buf[blk + size : offset + received] = bytes(offset + received - blk - size)
@@ -514,7 +511,7 @@ class _Core(AlgorithmKernel):
     @damage_is_corruption
     def usable_size(self, offset: int) -> int:
         """Payload bytes of live block ``offset``: its size less the header."""
-        blk: cython.Py_ssize_t = self.block_of(offset)
+        blk: cython.Py_ssize_t = self.block_of(self.offset_of(offset))
         self.live_prev(blk)
         usable: int = self.words.signed[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
         return usable

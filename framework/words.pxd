@@ -7,13 +7,16 @@ cdef class Words:
     cdef long long[::1] out
     cdef readonly bint readonly
     cdef readonly bint logging
+    cdef readonly bint plain
     cdef public set logged
     cdef public Py_ssize_t first, limit, slots
     cdef public object journal
     cdef readonly dict undo
     cdef readonly object observer
 
-    cpdef void store(self, Py_ssize_t index, long long value) except *
+    cpdef int store(self, Py_ssize_t index, long long value) except -1
+    cdef int store_logged(self, Py_ssize_t index, long long value) except -1
+    cdef void _note_plain(self) noexcept
     cpdef void record_undo(self) except *
     cpdef void finish_undo(self, bint rollback) except *
     cpdef void commit(self) except *

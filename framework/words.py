@@ -64,24 +64,26 @@ class Words:
         self.journal = journal
         self.undo: dict[int, int] | None = None
         self.observer: Callable[[int], object] | None = None
-        if not cython.compiled:
-            self._bind_store()
+        self._note_plain()
 
-    def _bind_store(self) -> None:
-        """Interpreted only: a method call a store would double the algorithms' cost, so a
-        view that neither logs nor is observed stores through the unsigned memoryview itself
-        (which refuses negative values and read-only memory as ``store`` does)."""
-        if self.logging or self.observer is not None:
-            vars(self).pop("store", None)
-        else:
-            setattr(self, "store", self.raw.__setitem__)  # noqa: B010 (an instance attribute)
+    def _note_plain(self) -> None:
+        """Keep ``plain`` true exactly while a store is the word's write alone (writable, not
+        logging, not observed): ``store``'s fast path. Interpreted, a method call a store
+        would double the algorithms' cost, so a plain view stores through the unsigned
+        memoryview itself (which refuses negative values and read-only memory as ``store``
+        does)."""
+        self.plain = not (self.readonly or self.logging or self.observer is not None)
+        if not cython.compiled:
+            if self.plain:
+                setattr(self, "store", self.raw.__setitem__)  # noqa: B010 (an instance attribute)
+            else:
+                vars(self).pop("store", None)
 
     def observe(self, observer: Callable[[int], object] | None) -> None:
         """Call ``observer(index)`` after every store from now on (None: stop): for tests and
         probes that follow an operation write by write (crash images, write counts)."""
         self.observer = observer
-        if not cython.compiled:
-            self._bind_store()
+        self._note_plain()
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -101,8 +103,16 @@ class Words:
         if self.observer is not None:
             self.observer(index)
 
-    def store(self, index: cython.Py_ssize_t, value: cython.longlong) -> None:
-        """``words[index] = value`` for a value below 2**63 (every word an algorithm keeps)."""
+    def store(self, index: cython.Py_ssize_t, value: cython.longlong) -> cython.int:
+        """``words[index] = value`` for a value below 2**63 (every word an algorithm keeps).
+        Its common case is a few instructions; the rest is ``store_logged``."""
+        if self.plain and value >= 0:
+            self.out[index] = value
+            return 0
+        return self.store_logged(index, value)
+
+    def store_logged(self, index: cython.Py_ssize_t, value: cython.longlong) -> cython.int:
+        """``store`` with every check, the log and the observer."""
         if value < 0:
             raise ValueError(f"word {index}: negative value {value}")
         if self.readonly:
@@ -112,14 +122,14 @@ class Words:
         self.out[index] = value
         if self.observer is not None:
             self.observer(index)
+        return 0
 
     def record_undo(self) -> None:
         """From now on keep each stored word's first old value in ``undo`` (a segment without
         a journal, for the operation or transaction starting)."""
         self.undo = {}
         self.logging = True
-        if not cython.compiled:
-            self._bind_store()
+        self._note_plain()
 
     def finish_undo(self, rollback: cython.bint) -> None:
         """Stop keeping old values; with ``rollback``, first write them all back."""
@@ -130,8 +140,7 @@ class Words:
             out: cython.longlong[::1] = self.out
             for index, old in undo.items():
                 out[index] = old
-        if not cython.compiled:
-            self._bind_store()
+        self._note_plain()
 
     def commit(self) -> None:
         """End the transaction: its entries no longer count (one aligned store of the
