@@ -274,7 +274,7 @@ class _BestFit(AlgorithmKernel):
         old: cython.longlong = self.words.signed[at]
         bits: cython.longlong = old | bit if on else old & ~bit
         if bits >= 0:
-            self.words.store(at, bits)
+            self.words.put(at, bits)
         else:
             self.words[at] = bits & UNSIGNED_WORD
         return bits
@@ -284,17 +284,17 @@ class _BestFit(AlgorithmKernel):
         """Put ``b`` last (the newest) in the circular list that starts at ``head``."""
         w: Words = self.words
         last: cython.Py_ssize_t = w.signed[head + B_PREV]
-        w.store(b + B_NEXT, head)
-        w.store(b + B_PREV, last)
-        w.store(last + B_NEXT, b)
-        w.store(head + B_PREV, b)
+        w.put(b + B_NEXT, head)
+        w.put(b + B_PREV, last)
+        w.put(last + B_NEXT, b)
+        w.put(head + B_PREV, b)
 
     def ring_remove(self, b: cython.Py_ssize_t, nxt: cython.Py_ssize_t) -> cython.void:
         """Bypass ``b`` (whose NEXT is ``nxt``, not ``b`` itself) in its circular list."""
         w: Words = self.words
         prv: cython.Py_ssize_t = w.signed[b + B_PREV]
-        w.store(prv + B_NEXT, nxt)
-        w.store(nxt + B_PREV, prv)
+        w.put(prv + B_NEXT, nxt)
+        w.put(nxt + B_PREV, prv)
 
     # -- exact-size bins (dlmalloc's smallbins) ------------------------------------------------
     def bin_insert(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
@@ -305,12 +305,12 @@ class _BestFit(AlgorithmKernel):
         if head:
             self.ring_append(head, b)
             return
-        w.store(slot, b)
-        w.store(b + B_NEXT, b)
-        w.store(b + B_PREV, b)
+        w.put(slot, b)
+        w.put(b + B_NEXT, b)
+        w.put(b + B_PREV, b)
         at: cython.Py_ssize_t = self.smallmap + (units >> 6)
         if not w.signed[at]:  # the summary has fewer than 64 bits: a plain store
-            w.store(self.summary, w.signed[self.summary] | (1 << (units >> 6)))
+            w.put(self.summary, w.signed[self.summary] | (1 << (units >> 6)))
         self.put_bit(at, units & 63, True)
 
     def bin_remove(self, b: cython.Py_ssize_t, units: cython.Py_ssize_t) -> cython.void:
@@ -321,11 +321,11 @@ class _BestFit(AlgorithmKernel):
         if nxt != b:
             self.ring_remove(b, nxt)
             if w.signed[slot] == b:
-                w.store(slot, nxt)
+                w.put(slot, nxt)
             return
-        w.store(slot, 0)
+        w.put(slot, 0)
         if not self.put_bit(self.smallmap + (units >> 6), units & 63, False):
-            w.store(self.summary, w.signed[self.summary] & ~(1 << (units >> 6)))
+            w.put(self.summary, w.signed[self.summary] & ~(1 << (units >> 6)))
 
     def find_bin(self, units: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The first non-empty bin at ``units`` or above, by the bitmaps; -1 if none."""
@@ -361,30 +361,30 @@ class _BestFit(AlgorithmKernel):
         """Insert ``b``: a new trie node, or the newest in the list of a node of its size."""
         w: Words = self.words
         cls: cython.Py_ssize_t = self.trie_class(size)
-        w.store(b + B_CHILD0, 0)
-        w.store(b + B_CHILD1, 0)
+        w.put(b + B_CHILD0, 0)
+        w.put(b + B_CHILD1, 0)
         slot: cython.Py_ssize_t = self.roots0 + cls
         node: cython.Py_ssize_t = w.signed[slot]
         if not node:
-            w.store(slot, b)
+            w.put(slot, b)
             self.put_bit(self.treemap, cls, True)
-            w.store(b + B_PARENT, slot)
-            w.store(b + B_NEXT, b)
-            w.store(b + B_PREV, b)
+            w.put(b + B_PARENT, slot)
+            w.put(b + B_NEXT, b)
+            w.put(b + B_PREV, b)
             return
         bit: cython.Py_ssize_t = self.top_bit(cls)
         while bit >= 0:
             if w.signed[node + B_SIZE] & SIZE_MASK == size:
                 self.ring_append(node, b)
-                w.store(b + B_PARENT, 0)
+                w.put(b + B_PARENT, 0)
                 return
             child: cython.Py_ssize_t = node + B_CHILD0 + ((size >> bit) & 1)
             nxt: cython.Py_ssize_t = w.signed[child]
             if not nxt:
-                w.store(child, b)
-                w.store(b + B_PARENT, node)
-                w.store(b + B_NEXT, b)
-                w.store(b + B_PREV, b)
+                w.put(child, b)
+                w.put(b + B_PARENT, node)
+                w.put(b + B_NEXT, b)
+                w.put(b + B_PREV, b)
                 return
             node = nxt
             bit -= 1
@@ -417,26 +417,26 @@ class _BestFit(AlgorithmKernel):
                     depth += 1
                     if depth > TOP_BIT:
                         raise _fault(f"trie below block {b * WORD} is deeper than sizes have bits")
-                w.store(slot, 0)
+                w.put(slot, 0)
         if parent < self._first:
             cls: cython.Py_ssize_t = parent - self.roots0
             if not self.first_class <= cls <= self.last_class:
                 raise _fault(f"trie node at {b * WORD} has the parent word {parent}")
-            w.store(parent, heir)
+            w.put(parent, heir)
             if not heir:
                 self.put_bit(self.treemap, cls, False)
         elif w.signed[parent + B_CHILD0] == b:
-            w.store(parent + B_CHILD0, heir)
+            w.put(parent + B_CHILD0, heir)
         else:
-            w.store(parent + B_CHILD1, heir)
+            w.put(parent + B_CHILD1, heir)
         if heir:
-            w.store(heir + B_PARENT, parent)
+            w.put(heir + B_PARENT, parent)
             side: cython.Py_ssize_t
             for side in range(B_CHILD0, B_CHILD1 + 1):
                 child: cython.Py_ssize_t = w.signed[b + side]
-                w.store(heir + side, child)
+                w.put(heir + side, child)
                 if child:
-                    w.store(child + B_PARENT, heir)
+                    w.put(child + B_PARENT, heir)
 
     def trie_best(self, nb: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The smallest (then oldest) trie block of at least ``nb`` bytes, or 0 (dlmalloc's
@@ -521,12 +521,12 @@ class _BestFit(AlgorithmKernel):
         allocated after ``zero_free_memory`` reads all zeros, as Boost's allocation clears
         its free-tree hook."""
         w: Words = self.words
-        w.store(b + B_NEXT, 0)
-        w.store(b + B_PREV, 0)
+        w.put(b + B_NEXT, 0)
+        w.put(b + B_PREV, 0)
         if size >= self.small_limit:
-            w.store(b + B_CHILD0, 0)
-            w.store(b + B_CHILD1, 0)
-            w.store(b + B_PARENT, 0)
+            w.put(b + B_CHILD0, 0)
+            w.put(b + B_CHILD1, 0)
+            w.put(b + B_PARENT, 0)
 
     def carve(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t, nb: cython.Py_ssize_t,
               wild: cython.bint) -> cython.void:
@@ -536,30 +536,30 @@ class _BestFit(AlgorithmKernel):
         rest: cython.Py_ssize_t = size - nb
         if rest >= MIN_BLOCK:
             t: cython.Py_ssize_t = b + (nb >> 3)
-            w.store(b + B_SIZE, nb | BOTH_ALLOCATED)
-            w.store(t + B_SIZE, rest | PREV_ALLOCATED)
-            w.store(t + (rest >> 3), rest)
+            w.put(b + B_SIZE, nb | BOTH_ALLOCATED)
+            w.put(t + B_SIZE, rest | PREV_ALLOCATED)
+            w.put(t + (rest >> 3), rest)
             if not wild or rest < self.small_limit:
                 self.file_free(t, rest)
             size = nb
         else:
             n: cython.Py_ssize_t = b + (size >> 3)
-            w.store(b + B_SIZE, size | BOTH_ALLOCATED)
-            w.store(n + B_PREV_SIZE, 0)  # the boundary tag is payload now
-            w.store(n + B_SIZE, w.signed[n + B_SIZE] | PREV_ALLOCATED)
-        w.store(self.free_word, w.signed[self.free_word] - size)
+            w.put(b + B_SIZE, size | BOTH_ALLOCATED)
+            w.put(n + B_PREV_SIZE, 0)  # the boundary tag is payload now
+            w.put(n + B_SIZE, w.signed[n + B_SIZE] | PREV_ALLOCATED)
+        w.put(self.free_word, w.signed[self.free_word] - size)
 
     def release(self, b: cython.Py_ssize_t, size: cython.Py_ssize_t,
                 prev_free: cython.bint) -> cython.void:
         """Free ``[b, b+size)``: merge it with a free predecessor and successor (boundary
         tags) and file the result unless it is the wild top."""
         w: Words = self.words
-        w.store(self.free_word, w.signed[self.free_word] + size)
+        w.put(self.free_word, w.signed[self.free_word] + size)
         if prev_free:  # merge_prev
             prev_size: cython.Py_ssize_t = w.signed[b + B_PREV_SIZE]
             p: cython.Py_ssize_t = b - (prev_size >> 3)
             self.unfile(p, prev_size)
-            w.store(b + B_SIZE, size)  # the absorbed header reads "free": no second free
+            w.put(b + B_SIZE, size)  # the absorbed header reads "free": no second free
             b = p
             size += prev_size
         n: cython.Py_ssize_t = b + (size >> 3)
@@ -571,9 +571,9 @@ class _BestFit(AlgorithmKernel):
             size += next_size
             n += next_size >> 3
         else:
-            w.store(n + B_SIZE, next_flags & ~PREV_ALLOCATED)
-        w.store(b + B_SIZE, size | PREV_ALLOCATED)
-        w.store(n + B_PREV_SIZE, size)
+            w.put(n + B_SIZE, next_flags & ~PREV_ALLOCATED)
+        w.put(b + B_SIZE, size | PREV_ALLOCATED)
+        w.put(n + B_PREV_SIZE, size)
         if not self.is_wild(b, size):
             self.file_free(b, size)
 
@@ -714,7 +714,7 @@ class _BestFit(AlgorithmKernel):
         gap: cython.Py_ssize_t = self._front_gap(b, alignment)
         if gap:  # the front goes back (the block before b is allocated: b was free)
             a: cython.Py_ssize_t = b + (gap >> 3)
-            self.words.store(a + B_SIZE, (size_b - gap) | ALLOCATED)
+            self.words.put(a + B_SIZE, (size_b - gap) | ALLOCATED)
             self.release(b, gap, False)
             b = a
         self.split_off(b, nb)
@@ -765,7 +765,7 @@ class _BestFit(AlgorithmKernel):
         rest: cython.Py_ssize_t = size - keep
         tail: cython.Py_ssize_t = b + (keep >> 3)
         if rest >= MIN_BLOCK:
-            w.store(b + B_SIZE, keep | (flags & FLAGS))
+            w.put(b + B_SIZE, keep | (flags & FLAGS))
             self.release(tail, rest, False)
             return True
         n: cython.Py_ssize_t = b + (size >> 3)
@@ -776,10 +776,10 @@ class _BestFit(AlgorithmKernel):
         if not self.is_wild(n, next_size):
             self.unfile(n, next_size)
         merged: cython.Py_ssize_t = rest + next_size
-        w.store(b + B_SIZE, keep | (flags & FLAGS))
-        w.store(tail + B_SIZE, merged | PREV_ALLOCATED)
-        w.store(tail + (merged >> 3), merged)
-        w.store(self.free_word, w.signed[self.free_word] + rest)
+        w.put(b + B_SIZE, keep | (flags & FLAGS))
+        w.put(tail + B_SIZE, merged | PREV_ALLOCATED)
+        w.put(tail + (merged >> 3), merged)
+        w.put(self.free_word, w.signed[self.free_word] + rest)
         if not self.is_wild(tail, merged):
             self.file_free(tail, merged)
         return True
@@ -885,23 +885,23 @@ class _BestFit(AlgorithmKernel):
             if not wild:
                 self.unfile(n, fwd)
             self.carve(n, fwd, take_fwd, wild)
-            w.store(n + B_SIZE, take_fwd)  # the absorbed header, now payload, reads "free"
+            w.put(n + B_SIZE, take_fwd)  # the absorbed header, now payload, reads "free"
         if take_bwd:
             p: cython.Py_ssize_t = b - (bwd >> 3)
             self.unfile(p, bwd)
-            w.store(self.free_word, w.signed[self.free_word] - take_bwd)
-            w.store(b + B_SIZE, size)  # the old header, now payload, reads "free"
+            w.put(self.free_word, w.signed[self.free_word] - take_bwd)
+            w.put(b + B_SIZE, size)  # the old header, now payload, reads "free"
             if take_bwd < bwd:
-                w.store(p + B_SIZE, (bwd - take_bwd) | PREV_ALLOCATED)
+                w.put(p + B_SIZE, (bwd - take_bwd) | PREV_ALLOCATED)
                 b = p + ((bwd - take_bwd) >> 3)
-                w.store(b + B_PREV_SIZE, bwd - take_bwd)
+                w.put(b + B_PREV_SIZE, bwd - take_bwd)
                 self.file_free(p, bwd - take_bwd)
                 prev_flag = 0
             else:
                 b = p
                 prev_flag = PREV_ALLOCATED
         size += take_fwd + take_bwd
-        w.store(b + B_SIZE, size | ALLOCATED | prev_flag)
+        w.put(b + B_SIZE, size | ALLOCATED | prev_flag)
         return (b + 2) << 3, size - PAYLOAD
 
     # -- region size -----------------------------------------------------------------------
@@ -915,7 +915,7 @@ class _BestFit(AlgorithmKernel):
         w, r, h = self.words, self.words.signed, self.control
         check_grow(extra, self._start + r[h + H_SIZE], len(self._buf))
         size = r[h + H_SIZE] + extra
-        w.store(h + H_SIZE, size)
+        w.put(h + H_SIZE, size)
         end = r[self.end_word]
         gap = (self._start + size - (end * WORD + END_MARKER) - r[h + H_BASE_TAIL]) & SIZE_MASK
         last_free = not r[end + B_SIZE] & PREV_ALLOCATED
@@ -928,11 +928,11 @@ class _BestFit(AlgorithmKernel):
                     self.unfile(b, top_size)
             else:
                 b, block_size = end, gap
-            w.store(b + B_SIZE, block_size | PREV_ALLOCATED)
-            w.store(new_end + B_PREV_SIZE, block_size)
-            w.store(new_end + B_SIZE, ALLOCATED)
-            w.store(self.end_word, new_end)
-            w.store(self.free_word, r[self.free_word] + gap)
+            w.put(b + B_SIZE, block_size | PREV_ALLOCATED)
+            w.put(new_end + B_PREV_SIZE, block_size)
+            w.put(new_end + B_SIZE, ALLOCATED)
+            w.put(self.end_word, new_end)
+            w.put(self.free_word, r[self.free_word] + gap)
             if block_size < self.small_limit:
                 self.file_free(b, block_size)
 
@@ -949,19 +949,19 @@ class _BestFit(AlgorithmKernel):
                 self.unfile(top, top_size)
             if top == self._first:
                 end = top + MIN_BLOCK // WORD
-                w.store(top + B_SIZE, MIN_BLOCK | PREV_ALLOCATED)
-                w.store(end + B_PREV_SIZE, MIN_BLOCK)
-                w.store(end + B_SIZE, ALLOCATED)
-                w.store(self.free_word, r[self.free_word] - (top_size - MIN_BLOCK))
+                w.put(top + B_SIZE, MIN_BLOCK | PREV_ALLOCATED)
+                w.put(end + B_PREV_SIZE, MIN_BLOCK)
+                w.put(end + B_SIZE, ALLOCATED)
+                w.put(self.free_word, r[self.free_word] - (top_size - MIN_BLOCK))
                 self.file_free(top, MIN_BLOCK)
             else:
                 end = top
-                w.store(end + B_SIZE, BOTH_ALLOCATED)
-                w.store(self.free_word, r[self.free_word] - top_size)
-            w.store(self.end_word, end)
+                w.put(end + B_SIZE, BOTH_ALLOCATED)
+                w.put(self.free_word, r[self.free_word] - top_size)
+            w.put(self.end_word, end)
         size = end * WORD + END_MARKER - self._start
-        w.store(self.control + H_SIZE, size)
-        w.store(self.control + H_BASE_TAIL, 0)
+        w.put(self.control + H_SIZE, size)
+        w.put(self.control + H_BASE_TAIL, 0)
         return size
 
     @property
@@ -1165,10 +1165,10 @@ class BestFit(_BestFit, MemoryAlgorithm):
         alg: _BestFit = cls(view, start)
         top = (end - first) * WORD
         w = alg.words
-        w.store(alg.free_word, top)
-        w.store(first + B_SIZE, top | PREV_ALLOCATED)
-        w.store(end + B_PREV_SIZE, top)
-        w.store(end + B_SIZE, ALLOCATED)
+        w.put(alg.free_word, top)
+        w.put(first + B_SIZE, top | PREV_ALLOCATED)
+        w.put(end + B_PREV_SIZE, top)
+        w.put(end + B_SIZE, ALLOCATED)
         if top < alg.small_limit:
             alg.file_free(first, top)
         return alg  # type: ignore[return-value]

@@ -240,15 +240,15 @@ class _Tlsf(AlgorithmKernel):
         w: Words = self.words
         slot: cython.Py_ssize_t = self.heads + index
         first: cython.Py_ssize_t = w.signed[slot]
-        w.store(h + NEXT, first)
-        w.store(h + PREV, 0)
+        w.put(h + NEXT, first)
+        w.put(h + PREV, 0)
         if first:
-            w.store(first + PREV, h)
+            w.put(first + PREV, h)
         else:
             row: cython.Py_ssize_t = self.row_maps + (index >> SL_LOG2)
-            w.store(row, w.signed[row] | (1 << (index & SL_MASK)))
-            w.store(self.fl_map, w.signed[self.fl_map] | (1 << (index >> SL_LOG2)))
-        w.store(slot, h)
+            w.put(row, w.signed[row] | (1 << (index & SL_MASK)))
+            w.put(self.fl_map, w.signed[self.fl_map] | (1 << (index >> SL_LOG2)))
+        w.put(slot, h)
 
     def remove_free(self, h: cython.Py_ssize_t, index: cython.Py_ssize_t) -> cython.void:
         """Bypass free block ``h`` in list ``index`` (the bitmaps follow when it empties)."""
@@ -256,17 +256,17 @@ class _Tlsf(AlgorithmKernel):
         nxt: cython.Py_ssize_t = w.signed[h + NEXT]
         prv: cython.Py_ssize_t = w.signed[h + PREV]
         if prv:
-            w.store(prv + NEXT, nxt)
+            w.put(prv + NEXT, nxt)
         else:
-            w.store(self.heads + index, nxt)
+            w.put(self.heads + index, nxt)
             if not nxt:
                 row: cython.Py_ssize_t = self.row_maps + (index >> SL_LOG2)
                 row_map: cython.Py_ssize_t = w.signed[row] & ~(1 << (index & SL_MASK))
-                w.store(row, row_map)
+                w.put(row, row_map)
                 if not row_map:
-                    w.store(self.fl_map, w.signed[self.fl_map] & ~(1 << (index >> SL_LOG2)))
+                    w.put(self.fl_map, w.signed[self.fl_map] & ~(1 << (index >> SL_LOG2)))
         if nxt:
-            w.store(nxt + PREV, prv)
+            w.put(nxt + PREV, prv)
 
     def find_list(self, index: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The first non-empty list at ``index`` or after it, by the bitmaps; -1 if none
@@ -289,11 +289,11 @@ class _Tlsf(AlgorithmKernel):
         """Make ``[h, h+span)`` a free block: at the head of its list, or the wilderness when
         it touches the end sentinel (its neighbours are not free)."""
         w: Words = self.words
-        w.store(h, span | FREE_BIT)
-        w.store(h + (span >> 3) - 1, span)
-        w.store(self.free_word, w.signed[self.free_word] + span)
+        w.put(h, span | FREE_BIT)
+        w.put(h + (span >> 3) - 1, span)
+        w.put(self.free_word, w.signed[self.free_word] + span)
         if h + (span >> 3) == w.signed[self.end_word]:
-            w.store(self.top_word, h)
+            w.put(self.top_word, h)
         else:
             self.insert_free(h, self.list_of(span))
 
@@ -302,10 +302,10 @@ class _Tlsf(AlgorithmKernel):
         w: Words = self.words
         span: cython.Py_ssize_t = w.signed[h] & SPAN_MASK
         if h == w.signed[self.top_word]:
-            w.store(self.top_word, 0)
+            w.put(self.top_word, 0)
         else:
             self.remove_free(h, self.list_of(span))
-        w.store(self.free_word, w.signed[self.free_word] - span)
+        w.put(self.free_word, w.signed[self.free_word] - span)
         return span
 
     def release(self, h: cython.Py_ssize_t, span: cython.Py_ssize_t,
@@ -318,7 +318,7 @@ class _Tlsf(AlgorithmKernel):
         if next_header & FREE_BIT:
             span += self.take_free(n)
         else:
-            w.store(n, next_header | PREV_FREE_BIT)
+            w.put(n, next_header | PREV_FREE_BIT)
         if prev_free:
             p: cython.Py_ssize_t = h - (w.signed[h - 1] >> 3)
             span += self.take_free(p)
@@ -334,17 +334,17 @@ class _Tlsf(AlgorithmKernel):
         allocated from free memory reads all zeros, as Boost's allocators clear their
         free-tree hook."""
         w: Words = self.words
-        w.store(h + NEXT, 0)
-        w.store(h + PREV, 0)
+        w.put(h + NEXT, 0)
+        w.put(h + PREV, 0)
         rest: cython.Py_ssize_t = found - span
         if rest >= MIN_SPAN:
-            w.store(h, span | LIVE_BIT)
+            w.put(h, span | LIVE_BIT)
             self.make_free(h + (span >> 3), rest)  # (the next block's P bit stays set)
         else:
             n: cython.Py_ssize_t = h + (found >> 3)
-            w.store(n - 1, 0)
-            w.store(h, found | LIVE_BIT)
-            w.store(n, w.signed[n] & NOT_PREV_FREE)
+            w.put(n - 1, 0)
+            w.put(h, found | LIVE_BIT)
+            w.put(n, w.signed[n] & NOT_PREV_FREE)
 
     def trim(self, h: cython.Py_ssize_t, new_span: cython.Py_ssize_t) -> cython.bint:
         """Give back the tail of live block ``h`` past ``new_span`` (tlsf.c's
@@ -357,7 +357,7 @@ class _Tlsf(AlgorithmKernel):
             return True
         if rest < MIN_SPAN and not w.signed[h + (span >> 3)] & FREE_BIT:
             return False
-        w.store(h, new_span | (header & FLAG_BITS))
+        w.put(h, new_span | (header & FLAG_BITS))
         self.release(h + (new_span >> 3), rest, False)
         return True
 
@@ -434,7 +434,7 @@ class _Tlsf(AlgorithmKernel):
             h: cython.Py_ssize_t = self.live_header(offset)
             header: cython.Py_ssize_t = self.words.signed[h]
             if header & PREV_FREE_BIT:  # the old header inside the merged block reads "free"
-                self.words.store(h, header | FREE_BIT)
+                self.words.put(h, header | FREE_BIT)
             self.release(h, header & SPAN_MASK, header & PREV_FREE_BIT != 0)
             return 0
         except SegallocError:
@@ -458,7 +458,7 @@ class _Tlsf(AlgorithmKernel):
                 gap: cython.Py_ssize_t = aligned - offset
                 whole: cython.Py_ssize_t = self.words.signed[h] & SPAN_MASK
                 # the block came from a free list, so the block before it is not free
-                self.words.store(h + (gap >> 3), (whole - gap) | LIVE_BIT)
+                self.words.put(h + (gap >> 3), (whole - gap) | LIVE_BIT)
                 self.release(h, gap, False)
                 offset = aligned
             self.trim((offset >> 3) - 1, span)
@@ -569,11 +569,11 @@ class _Tlsf(AlgorithmKernel):
         taken: cython.Py_ssize_t = min(wanted - span, next_span)
         if next_span - taken >= MIN_SPAN:
             self.give_front(n, taken)
-            w.store(h, (span + taken) | (header & FLAG_BITS))
+            w.put(h, (span + taken) | (header & FLAG_BITS))
         else:
             self.take_free(n)
-            w.store(h, (span + next_span) | (header & FLAG_BITS))
-            w.store(n + (next_span >> 3), w.signed[n + (next_span >> 3)] & NOT_PREV_FREE)
+            w.put(h, (span + next_span) | (header & FLAG_BITS))
+            w.put(n + (next_span >> 3), w.signed[n + (next_span >> 3)] & NOT_PREV_FREE)
 
     def shrink(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t,
                limit_size: cython.Py_ssize_t, preferred_size: cython.Py_ssize_t
@@ -628,10 +628,10 @@ class _Tlsf(AlgorithmKernel):
         if taken < prev_span:
             self.make_free(p, prev_span - taken)
         new_h: cython.Py_ssize_t = h - (taken >> 3)
-        w.store(h, 0)  # the old header is payload now: its offset must not pass for a block
-        w.store(new_h, (span + taken) | (PREV_FREE_BIT if taken < prev_span else 0) | LIVE_BIT)
+        w.put(h, 0)  # the old header is payload now: its offset must not pass for a block
+        w.put(new_h, (span + taken) | (PREV_FREE_BIT if taken < prev_span else 0) | LIVE_BIT)
         end: cython.Py_ssize_t = new_h + ((span + taken) >> 3)
-        w.store(end, w.signed[end] & NOT_PREV_FREE)
+        w.put(end, w.signed[end] & NOT_PREV_FREE)
         return self.expanded(flags, new_h, h, old_end)
 
     def expanded(self, flags: cython.Py_ssize_t, h: cython.Py_ssize_t, old_h: cython.Py_ssize_t,
@@ -670,14 +670,14 @@ class _Tlsf(AlgorithmKernel):
         new_end = _last_sentinel_word(self._start + new_size)
         sentinel = r[end]
         tail = (new_end - end) * WORD
-        w.store(self.control + C_SIZE, new_size)
+        w.put(self.control + C_SIZE, new_size)
         if tail == 0 or (tail < MIN_SPAN and not sentinel & PREV_FREE_BIT):
             return  # too little for a block of its own: a later grow takes it in
         h = end
         if sentinel & PREV_FREE_BIT:  # the wilderness takes the tail in
             h = end - (self.take_free(end - (r[end - 1] >> 3)) >> 3)
-        w.store(new_end, SENTINEL | PREV_FREE_BIT)
-        w.store(self.end_word, new_end)
+        w.put(new_end, SENTINEL | PREV_FREE_BIT)
+        w.put(self.end_word, new_end)
         self.make_free(h, (new_end - h) * WORD)
 
     @damage_is_corruption
@@ -688,11 +688,11 @@ class _Tlsf(AlgorithmKernel):
         if r[end] & PREV_FREE_BIT:
             last = end - (r[end - 1] >> 3)
             self.take_free(last)
-            w.store(last, SENTINEL)
-            w.store(self.end_word, last)
+            w.put(last, SENTINEL)
+            w.put(self.end_word, last)
             end = last
         new_size = (end + 1) * WORD - self._start
-        w.store(self.control + C_SIZE, new_size)
+        w.put(self.control + C_SIZE, new_size)
         return new_size
 
     @property

@@ -186,8 +186,8 @@ class _Core(AlgorithmKernel):
                   next_free: cython.Py_ssize_t) -> cython.void:
         """Write free block ``blk``'s header."""
         w: Words = self.words
-        w.store((blk >> 3) + BLK_SIZE, size)
-        w.store((blk >> 3) + BLK_NEXT, next_free)
+        w.put((blk >> 3) + BLK_SIZE, size)
+        w.put((blk >> 3) + BLK_NEXT, next_free)
 
     def split(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
               need: cython.Py_ssize_t) -> cython.Py_ssize_t:
@@ -195,7 +195,7 @@ class _Core(AlgorithmKernel):
         is a free block taking ``blk``'s place in the list order (its link still to set)."""
         rest: cython.Py_ssize_t = blk + need
         self.set_block(rest, size - need, self.words.signed[(blk >> 3) + BLK_NEXT])
-        self.words.store((blk >> 3) + BLK_SIZE, need)
+        self.words.put((blk >> 3) + BLK_SIZE, need)
         return rest
 
     def add_allocated(self, delta: cython.Py_ssize_t) -> cython.void:
@@ -207,7 +207,7 @@ class _Core(AlgorithmKernel):
         if not 0 <= count <= self.buffer_size:
             raise SegmentCorrupt(f"sequential_fit: the allocated byte count "
                                  f"{self.words.signed[word]} is damaged")
-        self.words.store(word, count)
+        self.words.put(word, count)
 
     # -- the region ------------------------------------------------------------------------
     def region_end(self) -> cython.Py_ssize_t:
@@ -322,10 +322,10 @@ class _Core(AlgorithmKernel):
         splits: cython.bint = size - need >= SPLIT_MIN_REST
         self.add_allocated(need if splits else size)
         if splits:
-            w.store(link, self.split(blk, size, need))
+            w.put(link, self.split(blk, size, need))
         else:
-            w.store(link, w.signed[(blk >> 3) + BLK_NEXT])
-        w.store((blk >> 3) + BLK_NEXT, mark ^ blk)
+            w.put(link, w.signed[(blk >> 3) + BLK_NEXT])
+        w.put((blk >> 3) + BLK_NEXT, mark ^ blk)
         return blk + BLOCK_HEADER
 
     def release(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
@@ -340,10 +340,10 @@ class _Core(AlgorithmKernel):
             nxt = w.signed[(nxt >> 3) + BLK_NEXT]
         if prev and w.signed[(prev >> 3) + BLK_SIZE] == blk - prev:
             self.set_block(prev, blk - prev + size, nxt)
-            w.store((blk >> 3) + BLK_NEXT, 0)  # no mark may outlive its block
+            w.put((blk >> 3) + BLK_NEXT, 0)  # no mark may outlive its block
         else:
             self.set_block(blk, size, nxt)
-            w.store(link, blk)
+            w.put(link, blk)
 
     # -- the allocation interface ----------------------------------------------------------
     # The kernel_* methods are the C entry points (segalloc.kernel) of the hot paths; the
@@ -402,7 +402,7 @@ class _Core(AlgorithmKernel):
             if hdr == blk:
                 return self.take(prev, need)
             # the front (a whole number of units) stays a free block, just shorter
-            self.words.store(self.link_after(blk), self.split(blk, free, hdr - blk))
+            self.words.put(self.link_after(blk), self.split(blk, free, hdr - blk))
             return self.take(blk, need)
         return None
 
@@ -481,7 +481,7 @@ class _Core(AlgorithmKernel):
         # the merged block takes the successor's place on the free list, then is allocated
         self.add_allocated(-size)
         self.set_block(blk, merged, w.signed[(nxt >> 3) + BLK_NEXT])
-        self.words.store(link, blk)
+        self.words.put(link, blk)
         wanted: cython.Py_ssize_t = block_for(preferred_size)
         self.take(prev, wanted if wanted < merged else merged)
         received: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
@@ -504,7 +504,7 @@ class _Core(AlgorithmKernel):
         if old_units > keep_units:
             kept: cython.Py_ssize_t = BLOCK_HEADER + keep_units * UNIT
             self.add_allocated(kept - size)
-            self.words.store((blk >> 3) + BLK_SIZE, kept)
+            self.words.put((blk >> 3) + BLK_SIZE, kept)
             self.release(blk + kept, size - kept, prev)
         return keep_units * UNIT
 
@@ -525,7 +525,7 @@ class _Core(AlgorithmKernel):
         new_end: cython.Py_ssize_t = self.blocks_end(end + extra)
         if new_end > old_end:
             self.release(old_end, new_end - old_end, self.free_before(old_end))
-        self.words.store(self.control + HDR_SIZE, end + extra - self._start)
+        self.words.put(self.control + HDR_SIZE, end + extra - self._start)
 
     @damage_is_corruption
     def shrink_to_fit(self) -> int:
@@ -538,11 +538,11 @@ class _Core(AlgorithmKernel):
         new_end: cython.Py_ssize_t = last
         if last == self.first:
             # an empty region keeps one bare block, as Boost's keeps its "unique block"
-            self.words.store((last >> 3) + BLK_SIZE, UNIT)
+            self.words.put((last >> 3) + BLK_SIZE, UNIT)
             new_end = last + UNIT
         else:
-            self.words.store(self.link_after(self.free_before(last)), END_OF_LIST)
-        self.words.store(self.control + HDR_SIZE, new_end - self._start)
+            self.words.put(self.link_after(self.free_before(last)), END_OF_LIST)
+        self.words.put(self.control + HDR_SIZE, new_end - self._start)
         return new_end - self._start
 
     @property
@@ -662,12 +662,12 @@ class SequentialFit(_Core, MemoryAlgorithm):
         blocks_end = algo.blocks_end(start + size)
         w, c = algo.words, algo.control
         earlier = w[c + HDR_MAGIC] == MAGIC
-        w.store(c + HDR_MARK, _next_mark(w[c + HDR_MARK]) if earlier else FIRST_MARK)
-        w.store(c + HDR_RESERVED, 0)
-        w.store(c + HDR_MAGIC, MAGIC)
-        w.store(c + HDR_SIZE, size)
-        w.store(c + HDR_ALLOCATED, 0)
-        w.store(c + HDR_FREE_HEAD, first)
+        w.put(c + HDR_MARK, _next_mark(w[c + HDR_MARK]) if earlier else FIRST_MARK)
+        w.put(c + HDR_RESERVED, 0)
+        w.put(c + HDR_MAGIC, MAGIC)
+        w.put(c + HDR_SIZE, size)
+        w.put(c + HDR_ALLOCATED, 0)
+        w.put(c + HDR_FREE_HEAD, first)
         algo.set_block(first, blocks_end - first, END_OF_LIST)
         return algo  # type: ignore[return-value]
 

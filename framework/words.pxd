@@ -21,3 +21,10 @@ cdef class Words:
     cpdef void finish_undo(self, bint rollback) except *
     cpdef void commit(self) except *
     cpdef void log(self, Py_ssize_t index) except *
+
+    cdef inline int put(self, Py_ssize_t index, long long value) except -1:
+        """store() inlined into compiled callers (the same fast path as words.py's store)."""
+        if self.plain and value >= 0:
+            self.out[index] = value
+            return 0
+        return self.store_logged(index, value)

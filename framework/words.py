@@ -74,10 +74,11 @@ class Words:
         does)."""
         self.plain = not (self.readonly or self.logging or self.observer is not None)
         if not cython.compiled:
-            if self.plain:
-                setattr(self, "store", self.raw.__setitem__)  # noqa: B010 (an instance attribute)
-            else:
-                vars(self).pop("store", None)
+            for name in ("store", "put"):
+                if self.plain:
+                    setattr(self, name, self.raw.__setitem__)
+                else:
+                    vars(self).pop(name, None)
 
     def observe(self, observer: Callable[[int], object] | None) -> None:
         """Call ``observer(index)`` after every store from now on (None: stop): for tests and
@@ -105,11 +106,15 @@ class Words:
 
     def store(self, index: cython.Py_ssize_t, value: cython.longlong) -> cython.int:
         """``words[index] = value`` for a value below 2**63 (every word an algorithm keeps).
-        Its common case is a few instructions; the rest is ``store_logged``."""
+        Its common case is a few instructions; the rest is ``store_logged``. Compiled callers
+        call ``put``, the same store as an inline C method (``words.pxd``)."""
         if self.plain and value >= 0:
             self.out[index] = value
             return 0
         return self.store_logged(index, value)
+
+    if not cython.compiled:  # compiled, put is words.pxd's inline C form of store
+        put = store
 
     def store_logged(self, index: cython.Py_ssize_t, value: cython.longlong) -> cython.int:
         """``store`` with every check, the log and the observer."""
