@@ -140,7 +140,9 @@ def _grid(loads: Sequence[str]) -> tuple[Figure, list[Axes]]:
     rows = math.ceil(len(loads) / columns)
     width, height = PANEL_WIDTH * columns + LEGEND_WIDTH, PANEL_HEIGHT * rows + 0.9
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.75 / width, right=1 - (LEGEND_WIDTH + 0.1) / width,
+    # the left margin holds a panel's tick labels and unit label and, beyond them, the
+    # figure's own axis label
+    fig.subplots_adjust(left=1.0 / width, right=1 - (LEGEND_WIDTH + 0.1) / width,
                         bottom=0.5 / height, top=1 - 0.75 / height, wspace=0.45, hspace=0.55)
     axes = [fig.add_subplot(rows, columns, index + 1) for index in range(len(loads))]
     for ax, load in zip(axes, loads):
@@ -328,9 +330,12 @@ def _runs_spread(cell: dict[str, Any]) -> tuple[float, float] | None:
     return (min(runs), max(runs)) if len(runs) > 1 else None
 
 
-def _words_per_op(document: dict[str, Any]) -> Figure:
+def _words_per_op(document: dict[str, Any]) -> Figure | None:
     """Mean words an operation, log scale: a list walk costs thousands where a good fit costs
-    tens, and both must stay readable (ticks at 1, 2 and 5 of each decade)."""
+    tens, and both must stay readable (ticks at 1, 2 and 5 of each decade). None when no cell
+    counted them (reports before version 3)."""
+    if not any(cell["figures"].get("words_per_op") for cell in document["cells"]):
+        return None
     fig = _bars(document, "Metadata words read and written per operation (mean; deterministic)",
                 "words per operation (log scale)",
                 lambda c: (c["figures"].get("words_per_op") or {}).get("mean"), log=True)

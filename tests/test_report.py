@@ -175,6 +175,23 @@ def test_word_traffic_is_drawn_on_a_log_axis_that_shows_every_bar(
     assert len(labels) >= 2 and all(labels), labels
 
 
+def test_a_panel_grids_unit_labels_clear_the_figures_axis_label(
+        document: dict[str, Any]) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for stem, _, figure in build_figures(document):
+        if figure._supylabel is None:  # only the grids of panels carry a figure-wide label
+            continue
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()  # lays the tick labels out, and the axis labels beside them
+        renderer = canvas.get_renderer()
+        shared = figure._supylabel.get_window_extent(renderer)
+        for axis in figure.axes:
+            label = axis.yaxis.label
+            if label.get_text():
+                assert not label.get_window_extent(renderer).overlaps(shared), (stem, axis)
+
+
 def test_every_ok_cell_has_latency_and_word_counts(document: dict[str, Any]) -> None:
     for cell in document["cells"]:
         f = cell["figures"]
