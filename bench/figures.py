@@ -140,7 +140,9 @@ def _grid(loads: Sequence[str]) -> tuple[Figure, list[Axes]]:
     rows = math.ceil(len(loads) / columns)
     width, height = PANEL_WIDTH * columns + LEGEND_WIDTH, PANEL_HEIGHT * rows + 0.9
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.75 / width, right=1 - (LEGEND_WIDTH + 0.1) / width,
+    # the left margin holds a panel's tick labels and unit label and, beyond them, the
+    # figure's own axis label
+    fig.subplots_adjust(left=1.0 / width, right=1 - (LEGEND_WIDTH + 0.1) / width,
                         bottom=0.5 / height, top=1 - 0.75 / height, wspace=0.45, hspace=0.55)
     axes = [fig.add_subplot(rows, columns, index + 1) for index in range(len(loads))]
     for ax, load in zip(axes, loads):
@@ -328,6 +330,19 @@ def _runs_spread(cell: dict[str, Any]) -> tuple[float, float] | None:
     return (min(runs), max(runs)) if len(runs) > 1 else None
 
 
+def _words_per_op(document: dict[str, Any]) -> Figure | None:
+    """Mean words an operation, log scale: a list walk costs thousands where a good fit costs
+    tens, and both must stay readable (ticks at 1, 2 and 5 of each decade). None when no cell
+    counted them (reports before version 3)."""
+    if not any(cell["figures"].get("words_per_op") for cell in document["cells"]):
+        return None
+    fig = _bars(document, "Metadata words read and written per operation (mean; deterministic)",
+                "words per operation (log scale)",
+                lambda c: (c["figures"].get("words_per_op") or {}).get("mean"), log=True)
+    _log_ticks(fig.axes[0].xaxis, _count_label)
+    return fig
+
+
 def build_figures(document: dict[str, Any]) -> list[tuple[str, str, Figure]]:
     """(file stem, heading, figure) of every figure the document supports."""
     from matplotlib import rc_context
@@ -346,9 +361,7 @@ def _all_figures(document: dict[str, Any]) -> list[tuple[str, str, Figure | None
             document, "Time per operation (median of the replays; bars: min to max)",
             "time per operation (log scale)", lambda c: c["figures"]["ns_per_op"],
             spread=_runs_spread, log=True, formatter=_ns_label)),
-        ("words_per_op", "Word traffic per operation", _bars(
-            document, "Metadata words read and written per operation (mean; deterministic)",
-            "words per operation", lambda c: (c["figures"].get("words_per_op") or {}).get("mean"))),
+        ("words_per_op", "Word traffic per operation", _words_per_op(document)),
         ("latency_cdf", "Latency distributions", _latency_cdfs(document)),
         ("timeline", "Live bytes and high-water", _timelines(
             document, "high_water", "bytes", "High-water over time (live bytes dashed)", True)),

@@ -152,8 +152,13 @@ def cdf_points(values: Sequence[int]) -> list[list[float]]:
     return points
 
 
-def mean_and_max(values: Sequence[int]) -> dict[str, float]:
-    """{"mean": .., "max": ..} of a sample (zeros when it is empty)."""
+def mean_and_max(values: Sequence[int],
+                 weights: Sequence[float] | None = None) -> dict[str, float]:
+    """{"mean": .., "max": ..} of a sample (zeros when it is empty); with ``weights``, the mean
+    weighs each value by its weight (how many it stands for)."""
     if not values:
         return {"mean": 0.0, "max": 0}
-    return {"mean": sum(values) / len(values), "max": max(values)}
+    if weights is None:
+        return {"mean": sum(values) / len(values), "max": max(values)}
+    mean = math.fsum(v * w for v, w in zip(values, weights, strict=True)) / math.fsum(weights)
+    return {"mean": mean, "max": max(values)}

@@ -13,13 +13,18 @@ keeping a figure of every operation by operation kind:
   after each operation. Word reads, writes and distinct 64-byte lines touched per operation
   are a deterministic cost: identical on every machine and run, and in both builds, which run
   the same source. A compiled algorithm reads its words through a typed C view the wrapper
-  cannot see, so the probe drives its interpreted build (``segalloc.bench.interpreted``),
+  cannot see, so the probe counts its interpreted build (``segalloc.bench.interpreted``),
   attached to the same fresh segment, with the interpreted loop (which calls a kernel's
-  entry points as the compiled one does). Counting costs ~10x an interpreted replay, so
-  it stops after the operation at which ``COST_ACCESS_BUDGET`` word accesses are reached (a
-  deterministic prefix, the same everywhere; ``cost_ops`` says how many operations it covers).
-  It also counts allocations that failed although the free blocks' total would have held the
-  request (a failure from fragmentation, not from exhaustion).
+  entry points as the compiled one does). Counting costs ~10x an interpreted replay, so on a
+  long trace it counts a sample: the trace is cut into ``COST_WINDOWS`` equal stretches, and
+  each is counted from its start until ``COST_ACCESS_BUDGET / COST_WINDOWS`` word accesses are
+  reached; the rest of the stretch is replayed uncounted by the compiled build on the same
+  bytes (every figure an algorithm keeps lives there). Each counted operation stands for its
+  stretch's share, so the mean is that of the whole trace, not of its (often cheaper) start;
+  the max is the largest counted. ``cost_ops`` says how many operations were counted (all of
+  them on a short trace). It also counts allocations that failed although the free blocks'
+  total would have held the request (a failure from fragmentation, not from exhaustion), over
+  the whole trace.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from segalloc.header import HEADER_SIZE
 
 __all__ = [
     "COST_ACCESS_BUDGET",
+    "COST_WINDOWS",
     "KIND_NAMES",
     "LATENCY_CHUNK",
     "CostResult",
@@ -48,8 +54,10 @@ __all__ = [
 
 #: report names of the operation codes
 KIND_NAMES = {ALLOC: "allocate", FREE: "free", REALLOC: "realloc"}
-#: the cost probe stops after the operation at which this many word accesses are counted
+#: word accesses the cost probe counts, at most (plus one operation a window)
 COST_ACCESS_BUDGET = 3_000_000
+#: stretches of the trace the cost probe counts a part of, each its share of the budget
+COST_WINDOWS = 20
 #: a probe reading packs three counters; each field holds up to 2**FIELD_BITS - 1
 _FIELD_BITS = 48
 _FIELD_MASK = (1 << _FIELD_BITS) - 1
@@ -154,57 +162,81 @@ def measure_latency(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
 
 @dataclass(frozen=True)
 class CostResult:
-    """Word traffic per operation of a counted prefix of the trace."""
+    """Word traffic per counted operation (``COST_WINDOWS`` samples of the trace, or all of it),
+    each with the number of the trace's operations it stands for."""
 
-    #: operations counted (the whole trace unless the access budget stopped it)
+    #: operations counted
     ops: int
     #: per counted operation: reads + writes, reads, writes, distinct 64-byte lines
     words: list[int]
     reads: list[int]
     writes: list[int]
     lines: list[int]
+    #: per counted operation: the operations of its stretch it stands for (1 when all counted)
+    weights: list[float]
     #: failed allocations whose request the free blocks' total would have held
     failures_with_enough_free: int
 
 
+def _failed_with_enough_free(loop: Any, alg: Any, size: int) -> int:
+    """1 when the operation ``loop`` just replayed failed although the free blocks of ``alg``
+    held ``size`` bytes in all (the loop's failure list is cleared)."""
+    if not loop.failed:
+        return 0
+    loop.failed.clear()
+    return int(sum(block for _, block in alg.free_blocks()) >= size)
+
+
 def measure_cost(trace: Trace, alg: MemoryAlgorithm, buf: memoryview,
                  access_budget: int = COST_ACCESS_BUDGET, start: int = HEADER_SIZE) -> CostResult:
-    """Count the word traffic of each operation through a ``CountingWords`` view of the
-    words of ``alg`` (freshly formatted on ``buf`` at ``start``, where a segment puts its
-    algorithm), up to ``access_budget`` accesses. A compiled ``alg`` is counted on its
-    interpreted build attached to the same bytes; any other gets the view for the run."""
+    """Count the word traffic of operations through a ``CountingWords`` view of the words of
+    ``alg`` (freshly formatted on ``buf`` at ``start``, where a segment puts its algorithm), about
+    ``access_budget`` accesses spread over the trace's ``COST_WINDOWS`` stretches. A compiled
+    ``alg`` is counted on its interpreted build attached to the same bytes and runs the
+    uncounted operations itself; any other gets the view for its counted operations."""
     twin = interpreted_class(type(alg))
     # the interpreted build's class is loaded at run time: no static type to give it
     probed: Any = alg if twin is type(alg) else twin.attach(buf, start)
     real = probed.words
     counting = CountingWords(real)
+    ops = trace.ops
+    fast = ReplayLoop(ops, trace.ids, alg, buf)
     # the interpreted loop with an interpreted algorithm: kernels called as the timed loop
     # calls them (their Python methods may read words of their own, e.g. a usable size)
-    loop = interpreted_class(ReplayLoop)(trace.ops, trace.ids, probed, buf)
-    done = array("q", [UNTIMED]) * len(trace.ops)
+    counted = interpreted_class(ReplayLoop)(ops, trace.ids, probed, buf)
+    counted.offsets, counted.held = fast.offsets, fast.held  # one table: either loop goes on
+    called = array("q", [UNTIMED]) * len(ops)  # UNTIMED: an unbound ID, no algorithm call
+    share = max(1, access_budget // COST_WINDOWS)
     deltas: list[tuple[int, int, int]] = []
+    weights: list[float] = []
     enough_free = 0
-    probed.words = counting
-    try:
-        for index, (_, _, size, _) in enumerate(trace.ops):
-            before = counting.reading()
-            loop.run(index, index + 1, done)
-            if done[index] == UNTIMED:  # an unbound ID: no algorithm call
-                continue
-            deltas.append(unpack(counting.reading() - before))
-            if loop.failed:
-                loop.failed.clear()
-                if sum(block for _, block in probed.free_blocks()) >= size:
-                    enough_free += 1
-            if counting.reads + counting.writes >= access_budget:
-                break
-    finally:
-        probed.words = real
+    bounds = [len(ops) * window // COST_WINDOWS for window in range(COST_WINDOWS + 1)]
+    for first, stop in zip(bounds, bounds[1:]):
+        index, window = first, len(deltas)
+        probed.words = counting
+        try:
+            spent = counting.reads + counting.writes + share
+            while index < stop and counting.reads + counting.writes < spent:
+                before = counting.reading()
+                counted.run(index, index + 1, called)
+                if called[index] != UNTIMED:
+                    deltas.append(unpack(counting.reading() - before))
+                    enough_free += _failed_with_enough_free(counted, probed, ops[index][2])
+                index += 1
+        finally:
+            probed.words = real
+        for rest in range(index, stop):
+            fast.run(rest, rest + 1, called)
+            enough_free += _failed_with_enough_free(fast, alg, ops[rest][2])
+        if len(deltas) > window:
+            calls = sum(called[i] != UNTIMED for i in range(first, stop))
+            weights += [calls / (len(deltas) - window)] * (len(deltas) - window)
     return CostResult(
         ops=len(deltas),
         words=[reads + writes for reads, writes, _ in deltas],
         reads=[reads for reads, _, _ in deltas],
         writes=[writes for _, writes, _ in deltas],
         lines=[lines for _, _, lines in deltas],
+        weights=weights,
         failures_with_enough_free=enough_free,
     )

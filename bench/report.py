@@ -20,7 +20,9 @@ Report format versions (the document's ``version``; older files keep loading):
   operation, what ``compare`` judges), ``latency_ns`` (per operation kind present: p50, p90,
   p99, p999, max in ns, clock cost ``latency_clock_ns`` subtracted), the deterministic word
   traffic ``words_per_op`` / ``reads_per_op`` / ``writes_per_op`` / ``lines_per_op`` (each
-  ``{"mean", "max"}``, over the first ``cost_ops`` operations), ``failures_with_enough_free``,
+  ``{"mean", "max"}``, over ``cost_ops`` counted operations: the first ones in files made
+  before the count sampled the whole trace, evenly spaced stretches of it since, each
+  weighed by the operations it stands for), ``failures_with_enough_free``,
   ``fragmentation_1`` (Johnstone & Wilson's time-averaged measure), ``spread_max``,
   ``largest_free_at_peak``; the probes' figures are absent from cells that did not finish. The
   cell gains ``latency_cdf`` (per kind, [ns, probability] points) and its ``timeline`` gains
@@ -119,7 +121,8 @@ def cost_rows(document: dict[str, Any]) -> Rows:
     """One row an ok cell: latency percentiles, word traffic and the field's fragmentation
     figures (a report before version 3 shows dashes)."""
     headers = ["load", "algorithm", "backend", "alloc p50 ns", "alloc p99 ns", "alloc p99.9 ns",
-               "alloc max ns", "free p99 ns", "words/op", "max words", "lines/op", "frag#1",
+               "alloc max ns", "free p99 ns", "words/op", "max words", "lines/op",
+               "ops counted", "frag#1",
                "spread max", "failed, free enough"]
     rows = []
     for cell in _ok_cells(document):
@@ -129,7 +132,8 @@ def cost_rows(document: dict[str, Any]) -> Rows:
         rows.append([cell["load"], cell["algorithm"], cell["backend"], allocate.get("p50"),
                      allocate.get("p99"), allocate.get("p999"), allocate.get("max"),
                      f.get("latency_ns", {}).get("free", {}).get("p99"), words.get("mean"),
-                     words.get("max"), lines.get("mean"), f.get("fragmentation_1"),
+                     words.get("max"), lines.get("mean"), f.get("cost_ops"),
+                     f.get("fragmentation_1"),
                      f.get("spread_max"), f.get("failures_with_enough_free")])
     return headers, rows
 
@@ -250,10 +254,13 @@ def _environment_lines(document: dict[str, Any]) -> list[str]:
 
 
 _COST_NOTE = (
-    "Latency: one operation's algorithm calls timed in an interpreted replay of its own "
-    "(clock cost subtracted); the tail (p99.9, max) includes the moments a shared machine "
-    "took the core away. words/op: metadata words read + written per operation through a "
-    "counting view, the same on every machine; lines/op: distinct 64-byte lines they touch. "
+    "Latency: one operation's algorithm calls timed by the replay loop's clock in a replay of "
+    "its own (the compiled loop's C clock on the compiled build; the clock's own cost "
+    "subtracted); the tail (p99.9, max) includes the moments a shared machine took the core "
+    "away. words/op: metadata words read + written per operation through a counting view, the "
+    "same on every machine (mean over the trace, from the counted operations of 20 evenly "
+    "spaced stretches of it; max: the largest counted); lines/op: distinct 64-byte lines they "
+    "touch. "
     "frag#1: Johnstone & Wilson's time-averaged measure; spread: 1 - sqrt(sum u^2) / sum u over "
     "the free blocks (pw_allocator's fragmentation), its maximum over the samples; failed, free "
     "enough: allocations that failed although the free blocks' total would have held them.")

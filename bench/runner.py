@@ -309,10 +309,10 @@ def probe_figures(cost: CostResult, latency: dict[str, list[int]],
     """The probes' figures (merged into ``figures``) and the latency CDFs (the cell's
     ``latency_cdf``, for plots)."""
     figures = {
-        "words_per_op": metrics.mean_and_max(cost.words),
-        "reads_per_op": metrics.mean_and_max(cost.reads),
-        "writes_per_op": metrics.mean_and_max(cost.writes),
-        "lines_per_op": metrics.mean_and_max(cost.lines),
+        "words_per_op": metrics.mean_and_max(cost.words, cost.weights),
+        "reads_per_op": metrics.mean_and_max(cost.reads, cost.weights),
+        "writes_per_op": metrics.mean_and_max(cost.writes, cost.weights),
+        "lines_per_op": metrics.mean_and_max(cost.lines, cost.weights),
         "cost_ops": cost.ops,
         "failures_with_enough_free": cost.failures_with_enough_free,
         "latency_ns": {kind: metrics.percentiles(spans) for kind, spans in latency.items()},

@@ -66,17 +66,18 @@ def _kernel_class(algorithm: AlgorithmKernel) -> type:
     return mro[mro.index(AlgorithmKernel) - 1]
 
 
-def kernel_of(algorithm: object) -> AlgorithmKernel | None:
-    """``algorithm`` when its kernel methods stand for its ``allocate`` / ``deallocate``: it is
-    an ``AlgorithmKernel`` and no subclass overrides those two in Python (a subclass that wraps
-    them, to count or to slow them down, must be called through them); None otherwise."""
+def kernel_of(algorithm: object,
+              methods: tuple[str, ...] = ("allocate", "deallocate")) -> AlgorithmKernel | None:
+    """``algorithm`` when its kernel methods stand for its Python ``methods`` (by default
+    ``allocate`` / ``deallocate``, the ones the segment calls): it is an ``AlgorithmKernel`` and
+    no subclass of its core overrides one of them in Python (a subclass that wraps them, to
+    count or to slow them down, must be called through them); None otherwise."""
     if not isinstance(algorithm, AlgorithmKernel):
         return None
     mro = type(algorithm).__mro__
-    core = _kernel_class(algorithm)
-    for name in ("allocate", "deallocate"):
-        if next(base for base in mro if name in vars(base)) is not core:
-            return None
+    core = mro.index(_kernel_class(algorithm))
+    if any(name in vars(base) for base in mro[:core] for name in methods):
+        return None
     return algorithm
 
 

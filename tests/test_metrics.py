@@ -24,7 +24,7 @@ from segalloc.bench import metrics
 from segalloc.bench.probes import CountingWords, measure_cost, measure_latency
 from segalloc.bench.replay import replay, replay_trace
 from segalloc.bench.runner import cell_figures
-from segalloc.bench.traces import ALLOC, FREE, REALLOC, parse_lines
+from segalloc.bench.traces import ALLOC, FREE, REALLOC, Trace, parse_lines
 from segalloc.bench.workloads import workload_trace
 
 SEGMENT = 1024
@@ -341,6 +341,37 @@ def test_word_counts_are_deterministic_and_the_probed_replay_places_alike(algori
     assert layouts[0][1] and layouts[1] == layouts[0] and layouts[2] == layouts[0]
 
 
+def _cheap_then_dear() -> Trace:
+    """A trace whose first half costs first fit a few words an operation and whose second half
+    walks 150 holes an operation: allocate / free pairs of one block, then 300 blocks with every
+    other freed, then pairs of a block no hole holds."""
+    lines = [f"a p{i} 32\nf p{i}" for i in range(1200)]
+    lines += [f"a b{i} 48" for i in range(300)] + [f"f b{i}" for i in range(0, 300, 2)]
+    lines += [f"a q{i} 4096\nf q{i}" for i in range(750)]
+    return parse_lines("\n".join(lines).splitlines(), "cheap-then-dear")
+
+
+def test_a_budgeted_cost_count_samples_the_whole_trace_not_its_start() -> None:
+    trace = _cheap_then_dear()
+    full = measure_cost(trace, _bound("sequential_fit"), _BUFFERS[-1])
+    assert full.ops == len(trace.ops) and set(full.weights) == {1.0}
+    whole = metrics.mean_and_max(full.words, full.weights)
+    sampled = measure_cost(trace, _bound("sequential_fit"), _BUFFERS[-1],
+                           access_budget=sum(full.words) // 10)
+    assert sampled.ops < len(trace.ops) // 2
+    assert sum(sampled.weights) == pytest.approx(len(trace.ops))
+    estimate = metrics.mean_and_max(sampled.words, sampled.weights)
+    # the expensive half is where most of the words go: a prefix would miss it
+    assert estimate["mean"] == pytest.approx(whole["mean"], rel=0.1) and whole["mean"] > 50
+    assert estimate["max"] == whole["max"]
+    # the uncounted operations replayed by the compiled build leave the same blocks
+    counted, timed = _bound("sequential_fit"), _bound("sequential_fit")
+    assert measure_cost(trace, counted, _BUFFERS[-2], access_budget=5000) == measure_cost(
+        trace, _bound("sequential_fit"), _BUFFERS[-1], access_budget=5000)
+    replay(trace, timed, _BUFFERS[-3], 1 << 22)
+    assert list(counted.free_blocks()) == list(timed.free_blocks())
+
+
 _COST_SCRIPT = """
 import dataclasses, json
 from segalloc import plugins
@@ -348,7 +379,8 @@ from segalloc.bench.probes import measure_cost
 from segalloc.bench.workloads import workload_trace
 buf = memoryview(bytearray(1 << 22))
 alg = plugins().algorithm("segregated_fit").format(buf, 128, (1 << 22) - 128)
-print(json.dumps(dataclasses.asdict(measure_cost(workload_trace("realloc_growth", 2, 600), alg, buf))))
+print(json.dumps(dataclasses.asdict(measure_cost(workload_trace("realloc_growth", 2, 600), alg, buf,
+                                                 access_budget=2000))))
 """
 
 
@@ -357,9 +389,10 @@ def test_word_counts_are_the_same_in_both_builds() -> None:
     env = {**os.environ, "SEGALLOC_PURE_PYTHON": "1"}
     done = subprocess.run([sys.executable, "-c", _COST_SCRIPT], env=env, capture_output=True,
                           text=True, timeout=300, check=True)
+    # a budget that makes it count samples: the compiled build replays the rest of each stretch
     here = measure_cost(workload_trace("realloc_growth", 2, 600), _bound("segregated_fit"),
-                        _BUFFERS[-1])
-    assert json.loads(done.stdout) == dataclasses.asdict(here) and here.ops > 0
+                        _BUFFERS[-1], access_budget=2000)
+    assert json.loads(done.stdout) == dataclasses.asdict(here) and 0 < here.ops < 600
 
 
 def test_cost_counts_failures_with_enough_free_memory() -> None:

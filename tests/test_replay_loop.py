@@ -130,6 +130,33 @@ def test_kernels_are_driven_through_their_entry_points_others_through_their_meth
         assert calls == [24, 40], base
 
 
+@pytest.mark.parametrize("algorithm", ["segregated_fit", "best_fit", "sequential_fit"])
+def test_a_subclass_wrapping_only_its_commands_is_called_through_them(algorithm: str) -> None:
+    """The loop's reallocations and aligned allocations call the kernel's command entry points:
+    a subclass that overrides only ``allocation_command`` or ``allocate_aligned`` in Python
+    (and leaves ``allocate`` / ``deallocate`` alone) must be driven through those methods."""
+    calls: list[str] = []
+
+    class Wrapped(plugins().algorithm(algorithm)):  # type: ignore[misc,valid-type]
+        def allocate_aligned(self, size: int, alignment: int) -> int | None:
+            calls.append("allocate_aligned")
+            offset: int | None = super().allocate_aligned(size, alignment)
+            return offset
+
+        def allocation_command(self, *args: Any) -> Any:
+            calls.append("allocation_command")
+            return super().allocation_command(*args)
+
+    trace = parse_lines(["a 0 24 64", "a 1 40", "r 1 4000", "r 1 8"])
+    buf = memoryview(bytearray(16384))
+    alg = Wrapped.format(buf, HEADER_SIZE, len(buf) - HEADER_SIZE)
+    loop = ReplayLoop(trace.ops, trace.ids, alg, buf)
+    loop.run(0, len(trace.ops))
+    assert loop.failed == []
+    assert calls[0] == "allocate_aligned" and "allocation_command" in calls[1:]
+    assert kernel_of(alg) is alg  # the segment's allocate / deallocate path keeps the kernel
+
+
 def _loop(lines: list[str], algorithm: str, size: int = 4096) -> tuple[ReplayLoop, memoryview]:
     trace = parse_lines(lines)
     buf = memoryview(bytearray(size))

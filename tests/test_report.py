@@ -16,6 +16,7 @@ from compiled_build import compiled_installed
 
 from segalloc import PURE_PYTHON, is_compiled, plugins
 from segalloc.bench.compare import compare_reports
+from segalloc.bench.figures import build_figures
 from segalloc.bench.report import (
     REPORT_VERSION,
     boost_rows,
@@ -157,6 +158,38 @@ def test_reports_and_figures_are_written(document: dict[str, Any], tmp_path: Pat
         assert data.startswith(b"%PDF") if name.endswith(".pdf") else b"<svg" in data[:500]
     with pytest.raises(NotADirectoryError, match="is a file"):
         write_reports(document, paths[0])
+
+
+def test_word_traffic_is_drawn_on_a_log_axis_that_shows_every_bar(
+        document: dict[str, Any]) -> None:
+    # a list walk costs thousands of words where a good fit costs tens: a linear axis would
+    # flatten the good fits to slivers
+    figure = next(fig for stem, _, fig in build_figures(document) if stem == "words_per_op")
+    axis = figure.axes[0]
+    means = [cell["figures"]["words_per_op"]["mean"] for cell in document["cells"]
+             if cell["status"] == "ok"]
+    low, high = axis.get_xlim()
+    assert axis.get_xscale() == "log" and low <= min(means) and max(means) <= high
+    labels = [label.get_text() for label in axis.get_xticklabels()
+              if low <= label.get_position()[0] <= high]
+    assert len(labels) >= 2 and all(labels), labels
+
+
+def test_a_panel_grids_unit_labels_clear_the_figures_axis_label(
+        document: dict[str, Any]) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for stem, _, figure in build_figures(document):
+        if figure._supylabel is None:  # only the grids of panels carry a figure-wide label
+            continue
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()  # lays the tick labels out, and the axis labels beside them
+        renderer = canvas.get_renderer()
+        shared = figure._supylabel.get_window_extent(renderer)
+        for axis in figure.axes:
+            label = axis.yaxis.label
+            if label.get_text():
+                assert not label.get_window_extent(renderer).overlaps(shared), (stem, axis)
 
 
 def test_every_ok_cell_has_latency_and_word_counts(document: dict[str, Any]) -> None:
