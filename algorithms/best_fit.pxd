@@ -25,7 +25,7 @@ cdef class _BestFit(AlgorithmKernel):
     cdef readonly Py_ssize_t _first
 
     @cython.final
-    cdef inline long long put_bit(self, Py_ssize_t at, Py_ssize_t k, bint on) except? -1
+    cdef inline Py_ssize_t put_bit(self, Py_ssize_t at, Py_ssize_t k, bint on) except? -1
     @cython.final
     cdef inline void ring_append(self, Py_ssize_t head, Py_ssize_t b) except *
     @cython.final

@@ -265,7 +265,7 @@ class _BestFit(AlgorithmKernel):
 
     # -- words -----------------------------------------------------------------------------
     def put_bit(self, at: cython.Py_ssize_t, k: cython.Py_ssize_t,
-                on: cython.bint) -> cython.longlong:
+                on: cython.bint) -> cython.Py_ssize_t:
         """Set (``on``) or clear bit ``k`` (0..63) of the bitmap word ``at``; the new word, as
         the signed view reads it. ``store`` takes values below 2**63: a word with bit 63 set
         goes through ``words[at] = v`` (journaled and observed all the same)."""
