@@ -16,7 +16,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 #: repository folder -> import package (as pyproject's package-dir maps them)
-PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
+PACKAGES = {"framework": "segalloc", "framework/containers": "segalloc.containers",
+            "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
 #: the modules compiled, by source path
 COMPILED = [
     "framework/words.py",
@@ -25,6 +26,8 @@ COMPILED = [
     "framework/journal.py",
     "framework/segment.py",
     "framework/manager.py",
+    "framework/containers/proxy.py",
+    "framework/containers/dict.py",
     "algorithms/best_fit.py",
     "algorithms/segregated_fit.py",
     "algorithms/sequential_fit.py",

@@ -28,6 +28,9 @@ class _Codec:
     size: int | None
     type_id: str
     label: str
+    #: the value is one signed 64-bit integer (``c_int64``): a container that stores it at a
+    #: word-aligned offset may read and write it as that word
+    word: bool = False
 
     def encode(self, value: Any) -> bytes:
         raise NotImplementedError
@@ -42,6 +45,7 @@ class _StructCodec(_Codec):
     def __init__(self, ctype: type) -> None:
         self._struct = struct.Struct("@" + str(ctype._type_))  # type: ignore[attr-defined]
         self.size = self._struct.size
+        self.word = self._struct.format[-1] in "lq" and self.size == 8
         self.type_id = objects.type_id(ctype)
         self.label = objects.type_name(ctype)
         self._ctype: Any = ctype
