@@ -26,6 +26,7 @@ COMPILED = [
     "framework/journal.py",
     "framework/segment.py",
     "framework/manager.py",
+    "framework/containers/codecs.py",
     "framework/containers/proxy.py",
     "framework/containers/dict.py",
     "algorithms/best_fit.py",
@@ -33,6 +34,8 @@ COMPILED = [
     "algorithms/sequential_fit.py",
     "bench/replay_loop.py",
 ]
+#: the C libraries a compiled module links (by source path)
+LIBRARIES = {"framework/containers/dict.py": ["z"]}
 
 
 class OptionalBuildExt(build_ext):
@@ -77,7 +80,7 @@ def extensions() -> list:  # type: ignore[type-arg]
     for source in COMPILED:
         folder, stem = source.rsplit("/", 1)
         name = f"{PACKAGES[folder]}.{stem.removesuffix('.py')}"
-        modules.append(Extension(name, [source]))
+        modules.append(Extension(name, [source], libraries=LIBRARIES.get(source, [])))
     return cythonize(
         modules,
         include_path=[str(include)],

@@ -1,5 +1,6 @@
 # Cython declarations augmenting dict.py (pure-Python mode): constants as C values, the C
 # layout of the dict's core, its layout helpers as C methods.
+from segalloc.containers.codecs cimport _Codec
 from segalloc.containers.proxy cimport _Proxy
 from segalloc.core cimport SegmentCore
 from segalloc.intrinsics cimport same_bytes
@@ -9,11 +10,19 @@ from segalloc.words cimport Words
 cdef Py_ssize_t D_NEXT, D_PREV, D_LENGTH, D_BUCKETS, D_COUNT, N_CHAIN, N_KEYTAG, N_VLEN
 cdef Py_ssize_t NODE_KEY, HASH_MASK, _INSERT_ENTRIES, _UNCHECKED_ITEMS, _MIN_BUCKETS
 
+cdef extern from "zlib.h":
+    unsigned long zlib_crc32 "crc32" (unsigned long crc, const unsigned char* buf,
+                                      unsigned int length) nogil
+
+cdef inline Py_ssize_t key_crc(bytes raw_key) noexcept:
+    # zlib.crc32(raw_key) for keys under 2 GiB (key_tag refuses longer ones first)
+    return zlib_crc32(0, <const unsigned char*>raw_key, <unsigned int>len(raw_key))
+
 cdef Py_ssize_t _round_up(Py_ssize_t n) noexcept
 cdef Py_ssize_t key_tag(bytes raw_key) except -1
 
 cdef class _DictCore(_Proxy):
-    cdef readonly object key_codec, value_codec
+    cdef readonly _Codec key_codec, value_codec
     cdef readonly bint word_values
 
     cdef Py_ssize_t length(self, Words w) except -1

@@ -20,6 +20,7 @@ from segalloc.containers.elements import _codec_for, _spelled
 from segalloc.containers.proxy import (
     _UNCHECKED_BYTES,
     WORD,
+    _caller_error,
     _Proxy,
     _specialise,
 )
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
     from segalloc.core import SegmentCore
     from segalloc.kernel import AlgorithmKernel
 
-if not cython.compiled:  # compiled, the C form comes from intrinsics.pxd
+if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd and dict.pxd (zlib's)
     from segalloc.intrinsics import same_bytes
+    from zlib import crc32 as key_crc
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -112,7 +114,9 @@ def _round_up(n: cython.Py_ssize_t) -> cython.Py_ssize_t:
 
 def key_tag(raw_key: bytes) -> cython.Py_ssize_t:
     """What a node keeps of its key besides the bytes: the CRC-32 and the length."""
-    return crc32(raw_key) | len(raw_key) << 32
+    if len(raw_key) > HASH_MASK >> 1:
+        raise _caller_error(ValueError(f"a key of {len(raw_key)} bytes is too long"))
+    return key_crc(raw_key) | len(raw_key) << 32
 
 
 @cython.cclass
