@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from segalloc.kernel import AlgorithmKernel
 
 if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd and dict.pxd (zlib's)
-    from segalloc.intrinsics import same_bytes
     from zlib import crc32 as key_crc
+
+    from segalloc.intrinsics import same_bytes
 
 K = TypeVar("K")
 V = TypeVar("V")
