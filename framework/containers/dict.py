@@ -457,14 +457,14 @@ class _DictCore(_Proxy):
 
     def _release_all(self) -> None:
         w = self._words()
-        hw = self.segment_handle >> 3
         deallocate = self.segment.algorithm.deallocate
         nodes = self._nodes(w)
+        table, count = self._table(w)  # checked before anything is freed
         self.segment.reserve_journal(ENTRIES_PER_CALL * (len(nodes) + 1) + 8)
         for node in nodes:
             deallocate(node)
-        if w[hw + D_BUCKETS]:
-            deallocate(w[hw + D_BUCKETS])
+        if count:
+            deallocate(table)
         self._initialise()
 
     def _snapshot(self) -> dict[Any, Any]:
