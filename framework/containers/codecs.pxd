@@ -6,11 +6,11 @@ cdef class _Codec:
     cpdef object decode(self, object buf, Py_ssize_t offset, Py_ssize_t length)
 
 cdef class _StructCodec(_Codec):
-    cdef object _struct, _ctype
+    cdef readonly object _struct, _ctype
 
 cdef class _CtypesCodec(_Codec):
-    cdef object _ctype
-    cdef bint _simple
+    cdef readonly object _ctype
+    cdef readonly bint _simple
 
 cdef class _StrCodec(_Codec):
     pass
