@@ -16,7 +16,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 #: repository folder -> import package (as pyproject's package-dir maps them)
-PACKAGES = {"framework": "segalloc", "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
+PACKAGES = {"framework": "segalloc", "framework/containers": "segalloc.containers",
+            "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
 #: the modules compiled, by source path
 COMPILED = [
     "framework/words.py",
@@ -25,11 +26,16 @@ COMPILED = [
     "framework/journal.py",
     "framework/segment.py",
     "framework/manager.py",
+    "framework/containers/codecs.py",
+    "framework/containers/proxy.py",
+    "framework/containers/dict.py",
     "algorithms/best_fit.py",
     "algorithms/segregated_fit.py",
     "algorithms/sequential_fit.py",
     "bench/replay_loop.py",
 ]
+#: the C libraries a compiled module links (by source path)
+LIBRARIES = {"framework/containers/dict.py": ["z"]}
 
 
 class OptionalBuildExt(build_ext):
@@ -74,7 +80,7 @@ def extensions() -> list:  # type: ignore[type-arg]
     for source in COMPILED:
         folder, stem = source.rsplit("/", 1)
         name = f"{PACKAGES[folder]}.{stem.removesuffix('.py')}"
-        modules.append(Extension(name, [source]))
+        modules.append(Extension(name, [source], libraries=LIBRARIES.get(source, [])))
     return cythonize(
         modules,
         include_path=[str(include)],

@@ -1,10 +1,13 @@
 # Cython declarations augmenting words.py (pure-Python mode): the C layout of Words.
 cimport cython
+from segalloc.intrinsics cimport copy_bytes
 @cython.final
 cdef class Words:
     cdef readonly object raw
     cdef readonly const long long[::1] signed
     cdef long long[::1] out
+    cdef readonly const unsigned char[::1] octets
+    cdef unsigned char[::1] octets_out
     cdef readonly bint readonly
     cdef readonly bint logging
     cdef readonly bint plain
@@ -17,6 +20,7 @@ cdef class Words:
     cpdef int store(self, Py_ssize_t index, long long value) except -1
     cdef int store_logged(self, Py_ssize_t index, long long value) except -1
     cdef void _note_plain(self) noexcept
+    cpdef void store_bytes(self, Py_ssize_t at, bytes data) except *
     cpdef void record_undo(self) except *
     cpdef void finish_undo(self, bint rollback) except *
     cpdef void commit(self) except *

@@ -26,6 +26,9 @@ import cython
 
 from segalloc.header import DIRTY_AT
 
+if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd
+    from segalloc.intrinsics import copy_bytes
+
 __all__ = ["DIRTY_WORD", "ENTRY_WORDS", "Words", "word_view"]
 
 #: the transaction word: how many journal entries are valid (0: no transaction running)
@@ -53,9 +56,12 @@ class Words:
         self.raw = raw
         signed = raw.cast("B").cast("q")
         self.signed = signed
+        octets = raw.cast("B")
+        self.octets = octets
         self.readonly = raw.readonly
         if not self.readonly:
             self.out = signed
+            self.octets_out = octets
         self.logging = journal is not None
         self.logged = set[int]()
         self.first = 0
@@ -128,6 +134,26 @@ class Words:
         if self.observer is not None:
             self.observer(index)
         return 0
+
+    def store_bytes(self, at: cython.Py_ssize_t, data: bytes) -> None:
+        """Write element bytes ``data`` at byte ``at`` (a container's keys and values): the
+        words they cover are logged first and shown to the observer, as ``store`` does for one
+        word, so a rollback brings back whatever the allocator kept there."""
+        end: cython.Py_ssize_t = at + len(data)
+        if at < 0 or end > len(self.octets):
+            raise IndexError(f"bytes [{at}, {end}) are outside the segment")
+        if self.readonly:
+            raise TypeError("cannot modify read-only memory")
+        first: cython.Py_ssize_t = at >> 3
+        last: cython.Py_ssize_t = (end + 7) >> 3
+        index: cython.Py_ssize_t
+        if self.logging:
+            for index in range(first, last):
+                self.log(index)
+        copy_bytes(self.octets_out, at, data)
+        if self.observer is not None:
+            for index in range(first, last):
+                self.observer(index)
 
     def record_undo(self) -> None:
         """From now on keep each stored word's first old value in ``undo`` (a segment without

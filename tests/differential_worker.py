@@ -40,6 +40,7 @@ from segalloc import (
     ManagedHeapMemory,
     ManagedMappedFile,
     Mode,
+    SegmentDict,
     plugins,
 )
 
@@ -63,6 +64,11 @@ TYPES: dict[str, tuple[type, Callable[[int], tuple[Any, ...]]]] = {
     "bytes24": (ctypes.c_uint8 * 24, lambda value: tuple(range(value % 7))),
 }
 SENTINELS = {"<unique>": UNIQUE, "<anonymous>": ANONYMOUS}
+#: the dicts dict operations use, by name: str -> int takes the word path for its values,
+#: bytes -> str the codecs' for both
+DICTS: dict[str, type] = {"counts": SegmentDict[str, int], "blobs": SegmentDict[bytes, str]}
+#: the dict header's words a ``dict_damage`` operation may overwrite (framework/containers/dict.py)
+DICT_WORDS = {"next": 0, "prev": 1, "length": 2, "buckets": 3, "count": 4}
 
 
 class Abort(Exception):
@@ -226,6 +232,49 @@ class Run:
         cls, key = self._named(kind, name)
         assert self.segment is not None
         return bool(self.segment.destroy(cls, key))
+
+    # -- operations on SegmentDicts (made on first use) -------------------------------------
+    def _dict(self, name: str) -> Any:
+        assert self.segment is not None
+        return self.segment.find_or_construct(DICTS[name], name)
+
+    def _dict_key(self, name: str, key: str) -> Any:
+        return key.encode() if name == "blobs" else key
+
+    def _dict_value(self, name: str, value: int) -> Any:
+        return str(value) if name == "blobs" else value
+
+    def op_dict_set(self, name: str, key: str, value: int) -> None:
+        self._dict(name)[self._dict_key(name, key)] = self._dict_value(name, value)
+
+    def op_dict_update(self, name: str, pairs: list[tuple[str, int]]) -> None:
+        self._dict(name).update((self._dict_key(name, key), self._dict_value(name, value))
+                                for key, value in pairs)
+
+    def op_dict_get(self, name: str, key: str) -> Any:
+        return self._dict(name)[self._dict_key(name, key)]
+
+    def op_dict_contains(self, name: str, key: str) -> bool:
+        return self._dict_key(name, key) in self._dict(name)
+
+    def op_dict_pop(self, name: str, key: str) -> Any:
+        return self._dict(name).pop(self._dict_key(name, key))
+
+    def op_dict_popitem(self, name: str) -> tuple[Any, Any]:
+        return tuple(self._dict(name).popitem())
+
+    def op_dict_items(self, name: str) -> tuple[int, list[tuple[Any, Any]]]:
+        found = self._dict(name)
+        return len(found), list(found.items())
+
+    def op_dict_clear(self, name: str) -> None:
+        self._dict(name).clear()
+
+    def op_dict_damage(self, name: str, word: str, value: int) -> None:
+        """Overwrite one word of the dict's header with ``value`` (any 64 bits), bypassing the
+        journal: what a bit flip or a hostile file does."""
+        handle = self.handle_of(self._dict(name)) + 8 * DICT_WORDS[word]
+        self.segment.buffer[handle:handle + 8] = value.to_bytes(8, "little")  # type: ignore[union-attr]
 
     def op_transaction(self, operations: list[tuple[Any, ...]], fail: bool) -> list[Any]:
         """Several operations as one; ``fail`` raises at the end. In a segment with a journal

@@ -919,3 +919,39 @@ def test_a_third_party_segment_type_joins_the_deep_check() -> None:
     put(seg, b.segment_handle, word(seg, a.segment_handle))  # both claim a's block
     with pytest.raises(SegmentCorrupt, match="named object 'b'.*also claimed by named object 'a'"):
         seg.verify()
+
+
+#: every word of a dict's header and of its first node's (dict.py's layout), by name: word index
+_DICT_HEADER_WORDS = {"next": 0, "prev": 1, "length": 2, "buckets": 3, "count": 4}
+_DICT_NODE_WORDS = {"node next": 0, "node prev": 1, "chain": 2, "key tag": 3, "value length": 4}
+#: words no honest dict holds: past the segment, unaligned, negative as signed, all ones
+_HOSTILE = [1, 7, 2**20 + 8, 2**40, 2**62, 2**63, 2**64 - 8, 2**64 - 1]
+
+
+@pytest.mark.parametrize("value", _HOSTILE)
+@pytest.mark.parametrize("where", sorted(_DICT_HEADER_WORDS) + sorted(_DICT_NODE_WORDS))
+def test_a_dict_with_a_hostile_word_answers_or_refuses_it(where: str, value: int) -> None:
+    """A hostile word in the header or a node of a dict (its bucket table, count, length,
+    links, key tag, value length): every operation either answers or raises
+    ``SegmentCorrupt`` naming the dict; none crashes (in the compiled build, C reads those
+    words) nor lets another exception through. The deep check refuses the dict first."""
+    seg = heap(64 * 1024, "segregated_fit")
+    counts = seg.construct(SegmentDict[str, int], "counts", {f"k{i}": i for i in range(12)})
+    h = counts.segment_handle
+    at = h + 8 * _DICT_HEADER_WORDS[where] if where in _DICT_HEADER_WORDS else \
+        word(seg, h) + 8 * _DICT_NODE_WORDS[where]
+    put(seg, at, value)
+    with pytest.raises(SegmentCorrupt):
+        seg.verify()
+    operations: list[Callable[[Any], object]] = [
+        len, lambda d: d["k3"], lambda d: "k0" in d, lambda d: d.get("absent"), dict,
+        lambda d: d.__setitem__("k3", 30), lambda d: d.__setitem__("new", 1),
+        lambda d: d.update({f"n{i}": i for i in range(20)}), lambda d: d.pop("k0"),
+        lambda d: d.popitem(), lambda d: d.clear()]
+    for operation in operations:
+        try:
+            operation(counts)
+        except SegmentCorrupt as exc:
+            assert "SegmentDict" in str(exc)
+        except KeyError:
+            pass  # the damage hid the key: an answer

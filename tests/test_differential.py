@@ -204,6 +204,33 @@ OBJECT_OPERATIONS = [
 SEGMENT_STEP = st.one_of(ALGORITHM_OPERATIONS + OBJECT_OPERATIONS)
 TRANSACTION = _op("transaction", st.lists(SEGMENT_STEP, max_size=6), st.booleans())
 SEGMENT_OPERATIONS = st.lists(st.one_of(SEGMENT_STEP, TRANSACTION), min_size=10, max_size=60)
+DICT_NAMES = st.sampled_from(["counts", "blobs"])
+#: few keys, so that sets update and gets find; some long (a node of several words)
+DICT_KEYS = st.sampled_from(["", "a", "b", "key-0000001", "ü", "long" * 30]) | st.text(max_size=12)
+#: values of every range, ints past 64 bits (refused) included
+DICT_VALUES = st.integers(-2**63, 2**63 - 1) | st.integers(0, 99) | st.integers(2**63, 2**64)
+#: hostile header words: past the segment, unaligned, negative as signed, a power of two
+HOSTILE_WORDS = st.sampled_from([1, 7, 8, 2**20, 2**40, 2**62, 2**63, 2**64 - 8, 2**64 - 1])
+DICT_OPERATIONS = [
+    *[_op("dict_set", DICT_NAMES, DICT_KEYS, DICT_VALUES) for _ in range(5)],
+    _op("dict_update", DICT_NAMES, st.lists(st.tuples(DICT_KEYS, DICT_VALUES), max_size=12)),
+    *[_op("dict_get", DICT_NAMES, DICT_KEYS) for _ in range(2)],
+    _op("dict_contains", DICT_NAMES, DICT_KEYS),
+    _op("dict_pop", DICT_NAMES, DICT_KEYS),
+    _op("dict_popitem", DICT_NAMES),
+    _op("dict_items", DICT_NAMES),
+    _op("dict_clear", DICT_NAMES),
+    _op("allocate", SIZES),
+    _op("deallocate", CHOICE),
+    _op("observe"),
+]
+DICT_STEP = st.one_of(DICT_OPERATIONS)
+DICT_RUN = st.lists(st.one_of(DICT_STEP, _op("transaction", st.lists(DICT_STEP, max_size=6),
+                                             st.booleans())), min_size=10, max_size=80)
+#: a run that damages a dict's header midway, then goes on using it
+DAMAGED_DICT_RUN = st.tuples(DICT_RUN, _op("dict_damage", DICT_NAMES, st.sampled_from(
+    ["next", "prev", "length", "buckets", "count"]), HOSTILE_WORDS), DICT_RUN).map(
+    lambda parts: [*parts[0], parts[1], *parts[2]])
 
 
 def _build_id(*modules: str) -> str:
@@ -248,6 +275,23 @@ def test_a_bare_algorithm_writes_the_same_bytes_in_both_builds(
 def test_a_segment_with_named_objects_writes_the_same_bytes_in_both_builds(
         builds: tuple[Build, Build], algorithm: str, backend: str, size: int,
         operations: list[Operation]) -> None:
+    compare(builds, _setup("segment", algorithm, size, backend), operations)
+
+
+CONTAINERS = sorted(module for module in compiled_modules()
+                    if module.startswith("segalloc.containers."))
+
+
+@pytest.mark.parametrize("algorithm", [
+    pytest.param(name, id=f"{name}-{_build_id(*CONTAINERS)}") for name in ALGORITHMS])
+@given(backend=st.sampled_from(BACKENDS), size=SEGMENT_SIZES,
+       operations=DICT_RUN | DAMAGED_DICT_RUN)
+def test_segment_dicts_write_the_same_bytes_in_both_builds(
+        builds: tuple[Build, Build], algorithm: str, backend: str, size: int,
+        operations: list[Operation]) -> None:
+    """Sets, updates (resizes among them), gets, pops and clears of two dicts, inside
+    transactions that commit or roll back, between allocations; and the same after a hostile
+    word in a dict's header (both builds then refuse it alike, neither crashes)."""
     compare(builds, _setup("segment", algorithm, size, backend), operations)
 
 

@@ -4,10 +4,11 @@ header words and the helpers that reserve, free and check it, written once for b
 
 from __future__ import annotations
 
-from segalloc.containers.proxy import WORD, Words, _Proxy
+from segalloc.containers.proxy import WORD, _Proxy
 from segalloc.deep_check import Claim
 from segalloc.errors import BadAlloc
 from segalloc.interfaces import Command
+from segalloc.words import Words
 
 # ------------------------------------------------------------------------------------------
 # Growable buffers: SegmentVector and SegmentString keep their elements in one block

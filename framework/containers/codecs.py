@@ -1,14 +1,17 @@
 """Codecs: how one Python value of a container's element type is stored as bytes.
 
 Each container class holds the codecs of its element types; ``encode`` validates a value
-before anything is allocated, ``decode`` reads one back from the segment's bytes.
+before anything is allocated, ``decode`` reads one back from the segment's bytes. Compiled
+(``codecs.pxd``), the codecs are C classes, so a compiled container calls them in C.
 """
 
 from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import cython
 
 from segalloc import objects
 
@@ -18,33 +21,49 @@ _STRUCT_CODES = frozenset("bBhHiIlLqQfd?c")
 _POINTER_CODES = frozenset("zZPO")
 
 
+@cython.cclass
 class _Codec:
     """Turns values into the bytes a container stores and back.
 
     ``size`` is the fixed byte size, or None when values vary in length (``str``, ``bytes``).
     ``encode`` validates: it raises ``TypeError``/``OverflowError`` for a value it cannot store.
+    ``word``: the value is one signed 64-bit integer (``c_int64``), so a container that stores
+    it at a word-aligned offset may read and write it as that word.
     """
 
-    size: int | None
-    type_id: str
-    label: str
+    if TYPE_CHECKING:  # the C fields (codecs.pxd), as type checkers see them
+        size: int | None
+        type_id: str
+        label: str
+        word: bool
+
+    def __init__(self, size: int | None, type_id: str, label: str, word: bool = False) -> None:
+        self.size = size
+        self.type_id = type_id
+        self.label = label
+        self.word = word
 
     def encode(self, value: Any) -> bytes:
         raise NotImplementedError
 
-    def decode(self, buf: memoryview, offset: int, length: int) -> Any:
+    def decode(self, buf: Any, offset: cython.Py_ssize_t, length: cython.Py_ssize_t) -> Any:
         raise NotImplementedError
 
 
+@cython.cclass
 class _StructCodec(_Codec):
     """Scalars ``struct`` can pack: the fast path for ``c_int``, ``c_double``, ..."""
 
-    def __init__(self, ctype: type) -> None:
-        self._struct = struct.Struct("@" + str(ctype._type_))  # type: ignore[attr-defined]
-        self.size = self._struct.size
-        self.type_id = objects.type_id(ctype)
-        self.label = objects.type_name(ctype)
-        self._ctype: Any = ctype
+    if TYPE_CHECKING:
+        _struct: struct.Struct
+        _ctype: Any
+
+    def __init__(self, ctype: Any) -> None:
+        packer = struct.Struct("@" + str(ctype._type_))  # type: ignore[attr-defined]
+        _Codec.__init__(self, packer.size, objects.type_id(ctype), objects.type_name(ctype),
+                        packer.format[-1] in "lq" and packer.size == 8)
+        self._struct = packer
+        self._ctype = ctype
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, self._ctype):
@@ -64,21 +83,24 @@ class _StructCodec(_Codec):
             return isinstance(value, (int, float))
         return code != "c" and hasattr(value, "__index__")
 
-    def decode(self, buf: memoryview, offset: int, length: int) -> Any:
+    def decode(self, buf: Any, offset: cython.Py_ssize_t, length: cython.Py_ssize_t) -> Any:
         return self._struct.unpack_from(buf, offset)[0]
 
 
+@cython.cclass
 class _CtypesCodec(_Codec):
     """Any other ctypes type (``Structure``, arrays, ``c_wchar``): stored as its bytes.
 
     Simple types read back as their ``.value``; structures and arrays as a copy of the type.
     """
 
-    def __init__(self, ctype: type) -> None:
-        self._ctype: Any = ctype
-        self.size = ctypes.sizeof(ctype)
-        self.type_id = objects.type_id(ctype)
-        self.label = objects.type_name(ctype)
+    if TYPE_CHECKING:
+        _ctype: Any
+        _simple: bool
+
+    def __init__(self, ctype: Any) -> None:
+        _Codec.__init__(self, ctypes.sizeof(ctype), objects.type_id(ctype), objects.type_name(ctype))
+        self._ctype = ctype
         self._simple = issubclass(ctype, ctypes._SimpleCData)
 
     def encode(self, value: Any) -> bytes:
@@ -91,38 +113,38 @@ class _CtypesCodec(_Codec):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cannot store {value!r} as {self.label}: {exc}") from None
 
-    def decode(self, buf: memoryview, offset: int, length: int) -> Any:
+    def decode(self, buf: Any, offset: cython.Py_ssize_t, length: cython.Py_ssize_t) -> Any:
         obj = self._ctype.from_buffer_copy(buf, offset)
         return obj.value if self._simple else obj
 
 
+@cython.cclass
 class _StrCodec(_Codec):
     """``str`` stored as UTF-8 (``SegmentString`` keys and values of a dict)."""
 
-    size = None
-    type_id = "SegmentString"
-    label = "SegmentString"
+    def __init__(self) -> None:
+        _Codec.__init__(self, None, "SegmentString", "SegmentString")
 
     def encode(self, value: Any) -> bytes:
         if not isinstance(value, str):
             raise TypeError(f"cannot store a {type(value).__name__} as a SegmentString")
         return value.encode("utf-8", "surrogatepass")
 
-    def decode(self, buf: memoryview, offset: int, length: int) -> Any:
+    def decode(self, buf: Any, offset: cython.Py_ssize_t, length: cython.Py_ssize_t) -> Any:
         return bytes(buf[offset : offset + length]).decode("utf-8", "surrogatepass")
 
 
+@cython.cclass
 class _BytesCodec(_Codec):
     """``bytes`` stored as they are."""
 
-    size = None
-    type_id = "bytes"
-    label = "bytes"
+    def __init__(self) -> None:
+        _Codec.__init__(self, None, "bytes", "bytes")
 
     def encode(self, value: Any) -> bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"cannot store a {type(value).__name__} as bytes")
         return bytes(value)
 
-    def decode(self, buf: memoryview, offset: int, length: int) -> Any:
+    def decode(self, buf: Any, offset: cython.Py_ssize_t, length: cython.Py_ssize_t) -> Any:
         return bytes(buf[offset : offset + length])

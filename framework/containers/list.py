@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from segalloc.containers.proxy import WORD, Words
+from segalloc.containers.proxy import WORD
 from segalloc.containers.sequence import _Sequence
 from segalloc.deep_check import Claim, register_segment_type
 from segalloc.journal import ENTRIES_PER_CALL
+from segalloc.words import Words
 
 T = TypeVar("T")
 

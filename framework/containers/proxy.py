@@ -8,17 +8,18 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import cython
+
 from segalloc.containers.codecs import _Codec
 from segalloc.deep_check import Claim, register_segment_type
 from segalloc.errors import BadAlloc, InvalidPointer, SegallocError, SegmentCorrupt
 from segalloc.journal import ENTRIES_PER_CALL
 from segalloc.walks import LinkWalk
+from segalloc.words import Words
 
 if TYPE_CHECKING:
+    from segalloc.core import SegmentCore
     from segalloc.interfaces import SegmentAccess
-
-#: the segment's 64-bit word view: a memoryview, or the journal's logging ctypes array
-Words = Any
 
 #: a word is the unit of every link and counter
 WORD = 8
@@ -76,20 +77,29 @@ class _Operation:
 # ------------------------------------------------------------------------------------------
 
 
+@cython.cclass
 class _Proxy:
-    """A light handle on a container in a segment (the segment + the container's offset)."""
+    """A light handle on a container in a segment (the segment + the container's offset).
 
-    __slots__ = ("segment", "segment_handle", "_generation", "_read", "_change")
+    Compiled (``proxy.pxd``), the fields are C fields and the section helpers (``enter``,
+    ``leave``, ``failed``, ``current_words``) C methods, for the compiled containers' hot paths.
+    """
 
-    #: bytes of the container's fixed header (its constructed object's data)
-    _HEADER_SIZE: ClassVar[int]
+    if TYPE_CHECKING:  # the C fields (proxy.pxd) and class constants, as type checkers see them
+        #: bytes of the container's fixed header (its constructed object's data)
+        _HEADER_SIZE: ClassVar[int]
+        segment: SegmentAccess
+        segment_handle: int
+        _generation: int
+        _read: _Operation
+        _change: _Operation
+
     #: the type identity; None on an unspecialised generic (``SegmentList`` without ``[T]``)
-    _TYPE_ID: ClassVar[str | None] = None
-
-    segment: SegmentAccess
-    segment_handle: int
+    _TYPE_ID = None
 
     def __init__(self, segment: SegmentAccess, handle: int) -> None:
+        if not isinstance(handle, int) or handle < 0 or handle >= 1 << 62:
+            raise InvalidPointer(f"container handle {handle!r} is not an offset")
         if handle % WORD:
             raise InvalidPointer(f"container handle {handle} is not word-aligned")
         self.segment = segment
@@ -179,14 +189,45 @@ class _Proxy:
     def _words(self) -> Words:
         """The segment's word view, after checking the memory did not move since the proxy was
         made."""
-        segment = self.segment
-        if self._generation != segment.generation:
+        return self.current_words()
+
+    def current_words(self) -> Words:
+        """``_words`` for compiled callers (the typed view)."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        if self._generation != core.generation:  # type: ignore[attr-defined]
             raise InvalidPointer(
                 f"this {type(self).__name__} proxy was taken before the segment's memory moved "
                 f"(grow/shrink_to_fit); fetch it again with seg.get_object_from_handle("
                 f"{type(self).__name__}, {self.segment_handle})"
             )
-        return segment.words
+        return core._words
+
+    # -- the segment operation, for compiled hot paths (``_reading`` / ``_changing`` without
+    # the ``with``): ``lock = self.enter(write)``, then ``self.leave(lock)``, or on any
+    # exception ``raise self.failed(lock, exc)``
+    def enter(self, write: cython.bint) -> Any:
+        """Open the segment operation (``segment.transaction()`` when ``write``, else
+        ``segment.locked()``); the lock, for ``leave`` / ``failed``."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        return core.enter_section(write, write)
+
+    def leave(self, lock: Any) -> cython.int:
+        """Close the operation opened by ``enter``: commit it."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        core.leave_section(lock, False)
+        return 0
+
+    def failed(self, lock: Any, error: BaseException) -> BaseException:
+        """Close the operation opened by ``enter`` after ``error``: roll it back; the exception
+        to raise (damage a walk tripped over becomes ``SegmentCorrupt``, as in ``_Operation``)."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        if (isinstance(error, _DAMAGE) and not isinstance(error, SegallocError)
+                and not getattr(error, _CALLER_MARK, False)):
+            corrupt = self._corrupt(f"a damaged link or size ({type(error).__name__}: {error})")
+            corrupt.__cause__ = error
+            error = corrupt
+        core.leave_section(lock, True, error)
+        return error
 
     @property
     def _buf(self) -> memoryview:
@@ -203,9 +244,9 @@ class _Proxy:
         """A count read from the segment, refused unless ``count`` items of ``unit`` bytes fit
         in the bytes the allocator has handed out: nothing may size a walk or a Python object
         by a word that the segment's real contents do not back."""
-        if count * unit > _UNCHECKED_BYTES:
+        if count < 0 or count * unit > _UNCHECKED_BYTES:
             alg = self.segment.algorithm
-            if count * unit > alg.size - alg.free_memory:
+            if count < 0 or count * unit > alg.size - alg.free_memory:
                 raise self._corrupt(f"{what} {count} is more than the allocated blocks can hold")
         return count
 

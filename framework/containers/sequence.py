@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 
 from segalloc.containers.codecs import _Codec
 from segalloc.containers.elements import _codec_for, _spelled
-from segalloc.containers.proxy import Words, _caller_error, _Proxy, _specialise
+from segalloc.containers.proxy import _caller_error, _Proxy, _specialise
+from segalloc.words import Words
 
 
 class _Sequence(_Proxy):

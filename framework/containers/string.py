@@ -17,8 +17,9 @@ from segalloc.containers.buffers import (
     _verify_buffer,
 )
 from segalloc.containers.codecs import _StrCodec
-from segalloc.containers.proxy import WORD, Words, _caller_error, _Proxy
+from segalloc.containers.proxy import WORD, _caller_error, _Proxy
 from segalloc.deep_check import Claim, register_segment_type
+from segalloc.words import Words
 
 # ------------------------------------------------------------------------------------------
 # SegmentString: UTF-8 text in a growable buffer

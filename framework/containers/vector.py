@@ -17,9 +17,10 @@ from segalloc.containers.buffers import (
     _verify_buffer,
 )
 from segalloc.containers.codecs import _StructCodec
-from segalloc.containers.proxy import Words, _caller_error
+from segalloc.containers.proxy import _caller_error
 from segalloc.containers.sequence import _Sequence
 from segalloc.deep_check import Claim, register_segment_type
+from segalloc.words import Words
 
 T = TypeVar("T")
 

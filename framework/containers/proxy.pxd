@@ -1,0 +1,13 @@
+# The C layout of _Proxy (proxy.py, pure-Python mode) and its section helpers.
+from segalloc.core cimport SegmentCore
+from segalloc.words cimport Words
+
+cdef class _Proxy:
+    cdef readonly SegmentCore segment
+    cdef readonly Py_ssize_t segment_handle
+    cdef readonly object _generation, _read, _change
+
+    cpdef Words current_words(self)
+    cdef object enter(self, bint write)
+    cdef int leave(self, object lock) except -1
+    cdef BaseException failed(self, object lock, BaseException error)
