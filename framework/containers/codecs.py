@@ -59,7 +59,7 @@ class _StructCodec(_Codec):
         _ctype: Any
 
     def __init__(self, ctype: Any) -> None:
-        packer = struct.Struct("@" + str(ctype._type_))  # type: ignore[attr-defined]
+        packer = struct.Struct("@" + str(ctype._type_))
         _Codec.__init__(self, packer.size, objects.type_id(ctype), objects.type_name(ctype),
                         packer.format[-1] in "lq" and packer.size == 8)
         self._struct = packer

@@ -131,8 +131,8 @@ class _DictCore(_Proxy):
     """
 
     if TYPE_CHECKING:  # the C fields (dict.pxd), as type checkers see them
-        key_codec: _Codec | None
-        value_codec: _Codec | None
+        key_codec: Any  # a _Codec (None only on an unspecialised generic, never used)
+        value_codec: Any
         word_values: bool
 
     def __init__(self, segment: Any, handle: int) -> None:
@@ -267,7 +267,7 @@ class _DictCore(_Proxy):
         except UnicodeDecodeError as exc:
             raise self._corrupt(f"a stored text is not UTF-8: {exc}") from None
 
-    def raw_key(self, key: object) -> object:
+    def raw_key(self, key: object) -> Any:
         """The stored bytes of ``key``, or None for a key this dict cannot hold (so it is
         absent)."""
         try:
@@ -307,8 +307,8 @@ class _DictCore(_Proxy):
             self.segment.reserve_journal(entries)
         return 0
 
-    def store_value(self, w: Words, at: cython.Py_ssize_t, value: object,
-                    raw: object) -> cython.int:
+    def store_value(self, w: Words, at: cython.Py_ssize_t, value: Any,
+                    raw: Any) -> cython.int:
         """Write a value at byte ``at``: its ``raw`` bytes, or (``raw`` None) the int itself
         as the word it is stored as."""
         if raw is not None:
@@ -321,7 +321,7 @@ class _DictCore(_Proxy):
             w[at >> 3] = value & _WORD_BITS
         return 0
 
-    def encoded_value(self, value: object) -> object:
+    def encoded_value(self, value: object) -> Any:
         """The bytes to store for ``value``; None for an int the word path stores as it is
         (``TypeError`` / ``OverflowError`` for a value the dict cannot hold)."""
         if self.word_values and type(value) is int and _WORD_MIN <= value < _WORD_END:
@@ -366,7 +366,7 @@ class _DictCore(_Proxy):
             raise self._corrupt(f"bad link {node} in the insertion order")
         return 0
 
-    def set_item(self, w: Words, raw_key: bytes, value: object, raw: object) -> cython.int:
+    def set_item(self, w: Words, raw_key: bytes, value: object, raw: Any) -> cython.int:
         """Set one item (inside a changing operation); ``BadAlloc`` when there is no room."""
         klen: cython.Py_ssize_t = len(raw_key)
         vlen: cython.Py_ssize_t = _WORD if raw is None else len(raw)

@@ -95,7 +95,7 @@ class _Proxy:
         _change: _Operation
 
     #: the type identity; None on an unspecialised generic (``SegmentList`` without ``[T]``)
-    _TYPE_ID = None
+    _TYPE_ID: ClassVar[str | None] = None
 
     def __init__(self, segment: SegmentAccess, handle: int) -> None:
         if not isinstance(handle, int) or handle < 0 or handle >= 1 << 62:
