@@ -104,6 +104,9 @@ class CountingWords:
         self.writes += self._touch(index)
         self._inner.store(index, value)
 
+    #: the algorithms' name for ``store`` (``Words.put``, inline C when compiled)
+    put = store
+
     def reading(self) -> int:
         """The counters packed in one int (reads, writes, lines since the last reading
         summed), so a difference of two readings unpacks to the traffic between them."""
