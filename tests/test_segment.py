@@ -426,10 +426,14 @@ def test_an_empty_buffer_holds_no_segment(mode: Mode) -> None:
         ManagedExternalBuffer(mode, bytearray())
 
 
-@pytest.mark.parametrize("make", [lambda algorithm: ManagedHeapMemory(1 << 20, algorithm=algorithm),
-                                  lambda algorithm: ManagedExternalBuffer(
-                                      Mode.CREATE_ONLY, bytearray(1 << 20), algorithm=algorithm)],
-                         ids=["heap", "external"])
+#: a 1 MiB segment on each storage only this process reaches (no lock needed between processes)
+IN_PROCESS_SEGMENTS = pytest.mark.parametrize("make", [
+    lambda algorithm: ManagedHeapMemory(1 << 20, algorithm=algorithm),
+    lambda algorithm: ManagedExternalBuffer(Mode.CREATE_ONLY, bytearray(1 << 20), algorithm=algorithm),
+], ids=["heap", "external"])
+
+
+@IN_PROCESS_SEGMENTS
 def test_an_allocation_of_another_thread_waits_for_a_transaction_in_progress(
         make: Callable[[str], Segment], algorithm: str) -> None:
     """A heap or external segment's allocate / deallocate skips the lock when no thread is
@@ -463,10 +467,7 @@ def test_an_allocation_of_another_thread_waits_for_a_transaction_in_progress(
     assert seg.check_sanity()
 
 
-@pytest.mark.parametrize("make", [lambda algorithm: ManagedHeapMemory(1 << 20, algorithm=algorithm),
-                                  lambda algorithm: ManagedExternalBuffer(
-                                      Mode.CREATE_ONLY, bytearray(1 << 20), algorithm=algorithm)],
-                         ids=["heap", "external"])
+@IN_PROCESS_SEGMENTS
 def test_an_allocation_of_another_thread_waits_for_a_reader_holding_the_lock(
         make: Callable[[str], Segment], algorithm: str) -> None:
     """A reader under ``seg.locked()`` records nothing, yet sees one state throughout: another
