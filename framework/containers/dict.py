@@ -147,11 +147,11 @@ class _DictCore(_Proxy):
         w: Words = self.current_words()
         h: cython.Py_ssize_t = self.segment_handle
         hw: cython.Py_ssize_t = h >> 3
-        w.store(hw + D_NEXT, h)
-        w.store(hw + D_PREV, h)
-        w.store(hw + D_LENGTH, 0)
-        w.store(hw + D_BUCKETS, 0)
-        w.store(hw + D_COUNT, 0)
+        w.put(hw + D_NEXT, h)
+        w.put(hw + D_PREV, h)
+        w.put(hw + D_LENGTH, 0)
+        w.put(hw + D_BUCKETS, 0)
+        w.put(hw + D_COUNT, 0)
         if initial:
             self.update(initial[0])
 
@@ -316,7 +316,7 @@ class _DictCore(_Proxy):
             return 0
         word: cython.longlong = value
         if word >= 0:
-            w.store(at >> 3, word)
+            w.put(at >> 3, word)
         else:
             w[at >> 3] = value & _WORD_BITS
         return 0
@@ -340,9 +340,9 @@ class _DictCore(_Proxy):
         old: cython.Py_ssize_t = w.signed[hw + D_BUCKETS]
         bucket: cython.Py_ssize_t
         for bucket in range(table >> 3, (table >> 3) + count):
-            w.store(bucket, 0)
-        w.store(hw + D_BUCKETS, table)
-        w.store(hw + D_COUNT, count)
+            w.put(bucket, 0)
+        w.put(hw + D_BUCKETS, table)
+        w.put(hw + D_COUNT, count)
         r: cython.const[cython.longlong][::1] = w.signed
         h: cython.Py_ssize_t = self.segment_handle
         node: cython.Py_ssize_t = r[hw + D_NEXT]
@@ -350,8 +350,8 @@ class _DictCore(_Proxy):
         for _ in range(length):
             self.check_ring_node(w, node)
             head = (table >> 3) + (r[(node >> 3) + N_KEYTAG] & HASH_MASK & (count - 1))
-            w.store((node >> 3) + N_CHAIN, r[head])
-            w.store(head, node)
+            w.put((node >> 3) + N_CHAIN, r[head])
+            w.put(head, node)
             node = r[node >> 3]
         if node != h:
             raise self._corrupt(f"the chain does not close after {length} items")
@@ -381,8 +381,8 @@ class _DictCore(_Proxy):
         node: cython.Py_ssize_t = self.allocate(NODE_KEY + _round_up(klen) + vlen)
         if node == _NO_MEMORY:
             raise BadAlloc(f"no room for a {type(self).__name__} item")
-        w.store((node >> 3) + N_KEYTAG, tag)
-        w.store((node >> 3) + N_VLEN, vlen)
+        w.put((node >> 3) + N_KEYTAG, tag)
+        w.put((node >> 3) + N_VLEN, vlen)
         w.store_bytes(node + NODE_KEY, raw_key)
         self.store_value(w, node + NODE_KEY + _round_up(klen), value, raw)
         if old:
@@ -403,16 +403,16 @@ class _DictCore(_Proxy):
             self.rehash(w, count * 2)  # no room: the chains just get longer
         head: cython.Py_ssize_t = self.bucket_word(w, tag)
         r: cython.const[cython.longlong][::1] = w.signed
-        w.store(nw + N_CHAIN, r[head])
-        w.store(head, node)
+        w.put(nw + N_CHAIN, r[head])
+        w.put(head, node)
         last: cython.Py_ssize_t = r[hw + D_PREV]
         if last != h:
             self.check_ring_node(w, last)
-        w.store(nw + D_NEXT, h)
-        w.store(nw + D_PREV, last)
-        w.store((last >> 3) + D_NEXT, node)
-        w.store(hw + D_PREV, node)
-        w.store(hw + D_LENGTH, self.length(w) + 1)
+        w.put(nw + D_NEXT, h)
+        w.put(nw + D_PREV, last)
+        w.put((last >> 3) + D_NEXT, node)
+        w.put(hw + D_PREV, node)
+        w.put(hw + D_LENGTH, self.length(w) + 1)
         return 0
 
     def ring_neighbours(self, w: Words, node: cython.Py_ssize_t) -> tuple[cython.Py_ssize_t,
@@ -433,12 +433,12 @@ class _DictCore(_Proxy):
         after: cython.Py_ssize_t
         before: cython.Py_ssize_t
         after, before = self.ring_neighbours(w, old)
-        w.store(nw + D_NEXT, after)
-        w.store(nw + D_PREV, before)
-        w.store(nw + N_CHAIN, w.signed[ow + N_CHAIN])
-        w.store((before >> 3) + D_NEXT, new)
-        w.store((after >> 3) + D_PREV, new)
-        w.store(link, new)
+        w.put(nw + D_NEXT, after)
+        w.put(nw + D_PREV, before)
+        w.put(nw + N_CHAIN, w.signed[ow + N_CHAIN])
+        w.put((before >> 3) + D_NEXT, new)
+        w.put((after >> 3) + D_PREV, new)
+        w.put(link, new)
         self.deallocate(old)
         return 0
 
@@ -448,10 +448,10 @@ class _DictCore(_Proxy):
         after: cython.Py_ssize_t
         before: cython.Py_ssize_t
         after, before = self.ring_neighbours(w, node)
-        w.store(link, w.signed[nw + N_CHAIN])
-        w.store((before >> 3) + D_NEXT, after)
-        w.store((after >> 3) + D_PREV, before)
-        w.store((self.segment_handle >> 3) + D_LENGTH, self.length(w) - 1)
+        w.put(link, w.signed[nw + N_CHAIN])
+        w.put((before >> 3) + D_NEXT, after)
+        w.put((after >> 3) + D_PREV, before)
+        w.put((self.segment_handle >> 3) + D_LENGTH, self.length(w) - 1)
         self.deallocate(node)
         return 0
 
