@@ -14,7 +14,9 @@ cdef class Words:
     cdef public set logged
     cdef public Py_ssize_t first, limit, slots
     cdef public object journal
-    cdef readonly dict undo
+    cdef readonly bint recording
+    cdef readonly Py_ssize_t undo_count
+    cdef long long[::1] undo_entries
     cdef readonly object observer
 
     cpdef int store(self, Py_ssize_t index, long long value) except -1
@@ -23,6 +25,7 @@ cdef class Words:
     cpdef void store_bytes(self, Py_ssize_t at, bytes data) except *
     cpdef void record_undo(self) except *
     cpdef void finish_undo(self, bint rollback) except *
+    cdef void _keep_undo(self, Py_ssize_t index) except *
     cpdef void commit(self) except *
     cpdef void log(self, Py_ssize_t index) except *
 

@@ -12,13 +12,16 @@ instead of wrapping C arithmetic around. ``raw`` keeps the unsigned view for cal
 full 64-bit values (hashes) through ``words[i] = v``.
 
 A segment without a journal (heap, external buffers: no other process sees them, and a crash
-takes a heap with it) still undoes a failed operation or ``seg.transaction()``: while ``undo``
-is a dict (``record_undo``), each word's first old value goes there, in this process, and
-``finish_undo(rollback=True)`` writes them back.
+takes a heap with it) still undoes a failed operation or ``seg.transaction()``: while
+``recording`` (``record_undo``), each store first appends the word's index and old value to an
+undo log in this process (a C array of 64-bit pairs, not a dict of boxed ints: one append a
+store, no hashing), and ``finish_undo(rollback=True)`` writes them back newest first, which
+leaves every word with the value it had before its first store.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +40,15 @@ DIRTY_WORD = DIRTY_AT // 8
 ENTRY_WORDS = 2
 _DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
 _ENTRY = cython.declare(cython.Py_ssize_t, ENTRY_WORDS)
+#: the undo log's first capacity, in entries; it doubles when full and comes back to this size
+#: after an operation that outgrew it many times over
+_UNDO_START = cython.declare(cython.Py_ssize_t, 256)
+_UNDO_KEPT = cython.declare(cython.Py_ssize_t, 1 << 16)
+
+
+def _zeros(count: int) -> array[int]:
+    """A signed 64-bit array of ``count`` zeros."""
+    return array("q", bytes(8 * count))
 
 
 def word_view(buf: memoryview) -> memoryview:
@@ -68,7 +80,9 @@ class Words:
         self.limit = 0
         self.slots = 0
         self.journal = journal
-        self.undo: dict[int, int] | None = None
+        self.recording = False
+        self.undo_count = 0
+        self.undo_entries = _zeros(_ENTRY * _UNDO_START)
         self.observer: Callable[[int], object] | None = None
         self._note_plain()
 
@@ -156,22 +170,39 @@ class Words:
                 self.observer(index)
 
     def record_undo(self) -> None:
-        """From now on keep each stored word's first old value in ``undo`` (a segment without
-        a journal, for the operation or transaction starting)."""
-        self.undo = {}
+        """From now on log each stored word's old value (a segment without a journal, for the
+        operation or transaction starting)."""
+        self.recording = True
+        self.undo_count = 0
         self.logging = True
         self._note_plain()
 
     def finish_undo(self, rollback: cython.bint) -> None:
-        """Stop keeping old values; with ``rollback``, first write them all back."""
-        undo = self.undo
-        self.undo = None
+        """Stop logging old values; with ``rollback``, first write them all back, newest first."""
+        count: cython.Py_ssize_t = self.undo_count
+        at: cython.Py_ssize_t
+        self.recording = False
+        self.undo_count = 0
         self.logging = self.journal is not None
-        if rollback and undo is not None:
-            out: cython.longlong[::1] = self.out
-            for index, old in undo.items():
-                out[index] = old
+        if rollback:
+            for at in range(_ENTRY * (count - 1), -1, -_ENTRY):
+                self.out[self.undo_entries[at]] = self.undo_entries[at + 1]
+        if len(self.undo_entries) > _ENTRY * _UNDO_KEPT:
+            self.undo_entries = _zeros(_ENTRY * _UNDO_START)
         self._note_plain()
+
+    def _keep_undo(self, index: cython.Py_ssize_t) -> None:
+        """Append ``index`` and its value to the undo log (doubling it when full)."""
+        at: cython.Py_ssize_t = _ENTRY * self.undo_count
+        kept: cython.Py_ssize_t
+        if at + _ENTRY > len(self.undo_entries):
+            grown: cython.longlong[::1] = _zeros(2 * len(self.undo_entries))
+            for kept in range(at):
+                grown[kept] = self.undo_entries[kept]
+            self.undo_entries = grown
+        self.undo_entries[at] = index
+        self.undo_entries[at + 1] = self.signed[index]
+        self.undo_count += 1
 
     def commit(self) -> None:
         """End the transaction: its entries no longer count (one aligned store of the
@@ -180,27 +211,25 @@ class Words:
         self.logged.clear()
 
     def log(self, index: cython.Py_ssize_t) -> None:
-        """Keep ``index``'s old value once a transaction: in ``undo`` while recording one, else
-        appended to the journal (which moves on to its next extent when the current one is
+        """Keep ``index``'s old value: in the undo log while recording (at every store), else
+        once a transaction, appended to the journal (which moves on to its next extent when the current one is
         full)."""
-        signed: cython.const[cython.longlong][::1] = self.signed
-        if index < 0 or index >= signed.shape[0]:
+        if index < 0 or index >= self.signed.shape[0]:
             raise IndexError(f"word {index} is outside the segment")
-        if self.undo is not None:
-            self.undo.setdefault(index, signed[index])
+        if self.recording:
+            self._keep_undo(index)
             return
         logged: set[int] = self.logged
         known: cython.Py_ssize_t = len(logged)
         logged.add(index)  # one hash lookup: added, or logged already
         if len(logged) == known:
             return
-        count: cython.Py_ssize_t = signed[_DIRTY]
+        count: cython.Py_ssize_t = self.signed[_DIRTY]
         if count >= self.limit:
             logged.discard(index)  # not logged until the entry is written
             self.journal.advance(count)
             logged.add(index)
         at: cython.Py_ssize_t = self.slots + _ENTRY * (count - self.first)
-        out: cython.longlong[::1] = self.out
-        out[at] = index
-        out[at + 1] = signed[index]  # (the same 64 bits, whatever their sign)
-        out[_DIRTY] = count + 1
+        self.out[at] = index
+        self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
+        self.out[_DIRTY] = count + 1

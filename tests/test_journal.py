@@ -356,6 +356,24 @@ def test_an_aborted_transaction_without_a_journal_rolls_back(unjournaled: Any,
     assert bytes(unjournaled.buffer) == raw_before
 
 
+def test_an_undo_log_that_outgrew_its_kept_size_still_rolls_back(unjournaled: Any) -> None:
+    """The undo log doubles past its first capacity and is cut back after an operation that
+    outgrew it many times over: both the huge rollback (the same words stored over and over,
+    rolled back newest first) and the next small one are exact."""
+    _with_containers(unjournaled)
+    vector = unjournaled.find(SegmentVector[ctypes.c_int64], "v")[0]
+    vector.extend(range(100))
+    for size in (100_000, 10):
+        raw_before = bytes(unjournaled.buffer)
+        with pytest.raises(RuntimeError, match="abort"), unjournaled.transaction():
+            for i in range(size):
+                vector[i % 100] = -i
+            assert unjournaled.words.undo_count >= size
+            raise RuntimeError("abort")
+        assert bytes(unjournaled.buffer) == raw_before and list(vector) == list(range(100))
+    assert unjournaled.check_sanity()
+
+
 def test_an_exception_inside_an_operation_without_a_journal_rolls_it_back(unjournaled: Any) -> None:
     """A construct that fails after some of its writes (a store observer raising at the fifth)
     leaves the segment byte for byte as it was; the next one commits."""
@@ -369,7 +387,7 @@ def test_an_exception_inside_an_operation_without_a_journal_rolls_it_back(unjour
     assert census(unjournaled) == before and bytes(unjournaled.buffer) == raw_before
     unjournaled.construct(ctypes.c_int64 * 40, "late", 3)
     assert unjournaled.find(ctypes.c_int64 * 40, "late")[0][0] == 3
-    assert not unjournaled.words.logging and unjournaled.words.undo is None
+    assert not unjournaled.words.logging and not unjournaled.words.recording
 
 
 @pytest.mark.parametrize("operation", sorted(LARGE))
