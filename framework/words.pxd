@@ -11,6 +11,7 @@ cdef class Words:
     cdef readonly bint readonly
     cdef readonly bint logging
     cdef readonly bint plain
+    cdef readonly bint undoing
     cdef public set logged
     cdef public Py_ssize_t first, limit, slots
     cdef public object journal
@@ -25,13 +26,18 @@ cdef class Words:
     cpdef void store_bytes(self, Py_ssize_t at, bytes data) except *
     cpdef void record_undo(self) except *
     cpdef void finish_undo(self, bint rollback) except *
-    cdef void _keep_undo(self, Py_ssize_t index) except *
+    cdef int _keep_undo(self, Py_ssize_t index) except -1
+    cdef void _grow_undo(self) except *
     cpdef void commit(self) except *
     cpdef void log(self, Py_ssize_t index) except *
 
     cdef inline int put(self, Py_ssize_t index, long long value) except -1:
         """store() inlined into compiled callers (the same fast path as words.py's store)."""
         if self.plain and value >= 0:
+            self.out[index] = value
+            return 0
+        if self.undoing and value >= 0:
+            self._keep_undo(index)
             self.out[index] = value
             return 0
         return self.store_logged(index, value)

@@ -88,11 +88,13 @@ class Words:
 
     def _note_plain(self) -> None:
         """Keep ``plain`` true exactly while a store is the word's write alone (writable, not
-        logging, not observed): ``store``'s fast path. Interpreted, a method call a store
-        would double the algorithms' cost, so a plain view stores through the unsigned
+        logging, not observed), and ``undoing`` while it is that write and an undo-log append
+        (recording, otherwise plain): ``store``'s fast paths. Interpreted, a method call a
+        store would double the algorithms' cost, so a plain view stores through the unsigned
         memoryview itself (which refuses negative values and read-only memory as ``store``
         does)."""
         self.plain = not (self.readonly or self.logging or self.observer is not None)
+        self.undoing = self.recording and not (self.readonly or self.observer is not None)
         if not cython.compiled:
             for name in ("store", "put"):
                 if self.plain:
@@ -129,6 +131,10 @@ class Words:
         Its common case is a few instructions; the rest is ``store_logged``. Compiled callers
         call ``put``, the same store as an inline C method (``words.pxd``)."""
         if self.plain and value >= 0:
+            self.out[index] = value
+            return 0
+        if self.undoing and value >= 0:
+            self._keep_undo(index)
             self.out[index] = value
             return 0
         return self.store_logged(index, value)
@@ -191,18 +197,25 @@ class Words:
             self.undo_entries = _zeros(_ENTRY * _UNDO_START)
         self._note_plain()
 
-    def _keep_undo(self, index: cython.Py_ssize_t) -> None:
+    def _keep_undo(self, index: cython.Py_ssize_t) -> cython.int:
         """Append ``index`` and its value to the undo log (doubling it when full)."""
+        if index < 0 or index >= len(self.signed):
+            raise IndexError(f"word {index} is outside the segment")
         at: cython.Py_ssize_t = _ENTRY * self.undo_count
-        kept: cython.Py_ssize_t
         if at + _ENTRY > len(self.undo_entries):
-            grown: cython.longlong[::1] = _zeros(2 * len(self.undo_entries))
-            for kept in range(at):
-                grown[kept] = self.undo_entries[kept]
-            self.undo_entries = grown
+            self._grow_undo()
         self.undo_entries[at] = index
         self.undo_entries[at + 1] = self.signed[index]
         self.undo_count += 1
+        return 0
+
+    def _grow_undo(self) -> None:
+        """Double the undo log, keeping its entries."""
+        grown: cython.longlong[::1] = _zeros(2 * len(self.undo_entries))
+        kept: cython.Py_ssize_t
+        for kept in range(_ENTRY * self.undo_count):
+            grown[kept] = self.undo_entries[kept]
+        self.undo_entries = grown
 
     def commit(self) -> None:
         """End the transaction: its entries no longer count (one aligned store of the
@@ -212,13 +225,13 @@ class Words:
 
     def log(self, index: cython.Py_ssize_t) -> None:
         """Keep ``index``'s old value: in the undo log while recording (at every store), else
-        once a transaction, appended to the journal (which moves on to its next extent when the current one is
-        full)."""
-        if index < 0 or index >= self.signed.shape[0]:
-            raise IndexError(f"word {index} is outside the segment")
+        once a transaction, appended to the journal (which moves on to its next extent when
+        the current one is full)."""
         if self.recording:
             self._keep_undo(index)
             return
+        if index < 0 or index >= len(self.signed):
+            raise IndexError(f"word {index} is outside the segment")
         logged: set[int] = self.logged
         known: cython.Py_ssize_t = len(logged)
         logged.add(index)  # one hash lookup: added, or logged already
