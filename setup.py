@@ -21,6 +21,7 @@ PACKAGES = {"framework": "segalloc", "framework/containers": "segalloc.container
 #: the modules compiled, by source path
 COMPILED = [
     "framework/words.py",
+    "framework/thread_lock.py",
     "framework/kernel.py",
     "framework/core.py",
     "framework/journal.py",

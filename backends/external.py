@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import threading
 from typing import Any
 
 from segalloc.errors import InvalidSegment
 from segalloc.interfaces import Mode, Storage, hookimpl
+from segalloc.thread_lock import ThreadLock
 
 __all__ = ["ExternalStorage"]
 
@@ -67,7 +67,7 @@ class ExternalStorage(Storage):
             raise InvalidSegment("the buffer does not hold a segalloc segment (bad magic)")
         self._view = view
         self._mode = mode
-        self._lock = threading.RLock()
+        self._lock = ThreadLock()
 
     @classmethod
     def open(cls, mode: Mode, buffer: Any, size: int | None = None) -> ExternalStorage:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import threading
 from typing import Any
 
 from segalloc.interfaces import Storage, hookimpl
+from segalloc.thread_lock import ThreadLock
 
 __all__ = ["HeapStorage"]
 
@@ -43,7 +43,7 @@ class HeapStorage(Storage):
     def __init__(self, size: int) -> None:
         self._map = _anonymous(_check_size(size))
         self._view = memoryview(self._map)
-        self._lock = threading.RLock()
+        self._lock = ThreadLock()
 
     @classmethod
     def open(cls, size: int) -> HeapStorage:

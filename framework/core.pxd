@@ -1,13 +1,15 @@
 # The C layout of SegmentCore (core.py, pure-Python mode).
 from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
+from segalloc.thread_lock cimport ThreadLock
 
 cdef class SegmentCore:
     cdef public object _storage, _alg, _journal
     cdef public AlgorithmKernel _kernel
     cdef public Words _words
-    cdef public Py_ssize_t _size, _depth, _extent_link, _undo_depth
+    cdef public Py_ssize_t _size, _depth, _extent_link, _undo_depth, generation
     cdef public bint _closed, _read_only, _journaled, _bare
+    cdef public ThreadLock _thread_lock
     cdef object __weakref__
 
     cdef object enter_section(self, bint write, bint record)
@@ -15,6 +17,8 @@ cdef class SegmentCore:
     cdef bint plain_commit(self) except -1
     cdef int leave_section(self, object lock, bint failed, object error=*) except -1
     cdef bint bare(self) except -1
+    cdef object take_lock(self)
+    cdef int give_lock(self, object lock, object error) except -1
     cdef int check_usable(self, bint write) except -1
     cdef Py_ssize_t allocate_offset(self, object wanted) except? -2
     cdef int free_offset(self, object offset) except -1

@@ -26,6 +26,7 @@ import cython
 from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
 from segalloc.journal import EXTENSION_ENTRIES, HEADROOM, M_NEXT
 from segalloc.kernel import AlgorithmKernel, kernel_of, runs_in_c
+from segalloc.thread_lock import ThreadLock
 from segalloc.words import DIRTY_WORD
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class SegmentCore:
         _read_only: bool
         _journaled: bool
         _bare: bool
+        _thread_lock: ThreadLock | None
+        generation: int
 
     def _bind_core(self, storage: Any, algorithm: Any, journal: Any, size: int) -> None:
         """Take the bound parts (after every open, grow or move of the memory)."""
@@ -91,6 +94,10 @@ class SegmentCore:
         self._extent_link = (journal.offset >> 3) + M_NEXT if self._journaled else 0
         self._bare = cython.compiled and _GIL and bool(storage.in_process) and \
             self._kernel is not None and runs_in_c(self._kernel) and not self._journaled
+        lock = storage.lock() if storage.in_process else None
+        #: the storage's lock when it is a ``ThreadLock`` that ``lock()`` always returns: taken
+        #: and given back in C
+        self._thread_lock = lock if isinstance(lock, ThreadLock) else None
 
     def _recover(self) -> None:
         """Undo what a process that died holding the lock left half done (the segment's)."""
@@ -112,8 +119,7 @@ class SegmentCore:
         under it, so that leaving it failed writes them back (a lone algorithm call, which
         checks before it writes, needs none)."""
         self.check_usable(write)
-        lock = self._storage.lock()
-        lock.__enter__()
+        lock = self.take_lock()
         self._depth += 1  # before anything that may let another thread run (see ``bare``)
         try:
             if self._depth == 1:
@@ -124,7 +130,7 @@ class SegmentCore:
                 self._journal.ensure()  # a safe point: the algorithm's structures are whole
         except BaseException:
             self._depth -= 1
-            lock.__exit__(None, None, None)
+            self.give_lock(lock, None)
             raise
         if record and not self._journaled and not self._undo_depth:
             self._undo_depth = self._depth
@@ -146,10 +152,28 @@ class SegmentCore:
                 else:
                     self._words.commit()
         finally:
-            if failed:
-                lock.__exit__(type(error), error, None)
-            else:
-                lock.__exit__(None, None, None)
+            self.give_lock(lock, error if failed else None)
+        return 0
+
+    def take_lock(self) -> Any:
+        """Take the storage's lock (waiting as it says); the lock, for ``give_lock``."""
+        if self._thread_lock is not None:
+            thread_lock: ThreadLock = self._thread_lock
+            thread_lock.take(-1.0)
+            return thread_lock
+        lock = self._storage.lock()
+        lock.__enter__()
+        return lock
+
+    def give_lock(self, lock: Any, error: Any) -> cython.int:
+        """Give back the lock ``take_lock`` took (``error``: what the section failed with)."""
+        if lock is self._thread_lock:
+            thread_lock: ThreadLock = self._thread_lock
+            thread_lock.give()
+        elif error is None:
+            lock.__exit__(None, None, None)
+        else:
+            lock.__exit__(type(error), error, None)
         return 0
 
     def short_of_room(self) -> cython.bint:

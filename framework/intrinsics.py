@@ -1,4 +1,4 @@
-"""Bit and byte operations the hot paths use, in their interpreted form.
+"""Bit, byte and thread-lock operations the hot paths use, in their interpreted form.
 
 Compiled modules ``cimport`` these names from ``intrinsics.pxd`` instead, where they are inline
 C over the compiler's builtins (``__builtin_clzll`` / ``__builtin_ctzll``): one definition per
@@ -6,7 +6,10 @@ build, the same answers (the differential test holds them to it)."""
 
 from __future__ import annotations
 
-__all__ = ["bit_length", "copy_bytes", "lowest_bit", "same_bytes"]
+import _thread
+
+__all__ = ["bit_length", "copy_bytes", "free_lock", "give_lock", "lowest_bit", "new_lock",
+           "same_bytes", "take_lock_now", "thread_ident", "wait_for_lock"]
 
 #: ``x.bit_length()`` for ``x >= 0``: the position of the highest set bit plus one (0 for 0)
 bit_length = int.bit_length
@@ -29,3 +32,33 @@ def copy_bytes(out: memoryview, at: int, data: bytes) -> None:
     if at < 0 or at + len(data) > len(out):
         raise IndexError(f"bytes [{at}, {at + len(data)}) are outside the segment")
     out[at : at + len(data)] = data
+
+
+# -- a plain thread lock (``segalloc.thread_lock`` builds the re-entrant one on it) -------------
+#: the calling thread's id
+thread_ident = _thread.get_ident
+
+
+def new_lock() -> _thread.LockType:
+    """A free thread lock."""
+    return _thread.allocate_lock()
+
+
+def free_lock(lock: _thread.LockType) -> None:
+    """Give a lock no one uses back (interpreted, the garbage collector does)."""
+
+
+def take_lock_now(lock: _thread.LockType) -> bool:
+    """Take ``lock`` if it is free, without waiting."""
+    return lock.acquire(False)
+
+
+def wait_for_lock(lock: _thread.LockType, seconds: float) -> bool:
+    """Wait at most ``seconds`` (< 0: for ever) for ``lock``, the GIL released and signals
+    handled meanwhile; False when the time ran out."""
+    return lock.acquire(True, -1 if seconds < 0 else seconds)
+
+
+def give_lock(lock: _thread.LockType) -> None:
+    """Free ``lock``."""
+    lock.release()

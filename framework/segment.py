@@ -311,6 +311,8 @@ class RawSegment(SegmentCore):
             self._undo_depth = 0
             self._words.finish_undo(rollback=True)
         self._depth = 0
+        if self._thread_lock is not None:  # held, perhaps, by a thread the child does not have
+            self._thread_lock.reset()
         self._reading._held.clear()
         self._writing._held.clear()
         if not self._closed and self._journal.active:

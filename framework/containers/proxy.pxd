@@ -5,7 +5,8 @@ from segalloc.words cimport Words
 cdef class _Proxy:
     cdef readonly SegmentCore segment
     cdef readonly Py_ssize_t segment_handle
-    cdef readonly object _generation, _read, _change
+    cdef readonly Py_ssize_t _generation
+    cdef readonly object _read, _change
 
     cpdef Words current_words(self)
     cdef object enter(self, bint write)

@@ -194,7 +194,7 @@ class _Proxy:
     def current_words(self) -> Words:
         """``_words`` for compiled callers (the typed view)."""
         core: SegmentCore = self.segment  # type: ignore[assignment]
-        if self._generation != core.generation:  # type: ignore[attr-defined]
+        if self._generation != core.generation:
             raise InvalidPointer(
                 f"this {type(self).__name__} proxy was taken before the segment's memory moved "
                 f"(grow/shrink_to_fit); fetch it again with seg.get_object_from_handle("
