@@ -364,3 +364,71 @@ def test_kills_during_large_transactions_lose_nothing(segment_name: tuple[Any, A
 def test_200_kills_during_large_transactions_lose_nothing(segment_name: tuple[Any, Any],
                                                           algorithm: str) -> None:
     print("\n" + kill_campaign(*segment_name, algorithm, 200))
+
+
+#: items in the dict before the insert that doubles its bucket table (the table holds 64)
+RESIZED_AT = 64
+#: how many of that insert's stores a child is killed after, spread over all of them
+RESIZE_KILLS = 12
+
+
+def _stores_of(seg: Any, operation: Any) -> int:
+    """How many word stores ``operation`` makes, counted in a transaction rolled back after."""
+    stores = [0]
+
+    def count(index: int) -> None:
+        stores[0] += 1
+
+    seg.words.observe(count)
+    try:
+        with pytest.raises(RuntimeError, match="counted"), seg.transaction():
+            operation()
+            raise RuntimeError("counted")
+    finally:
+        seg.words.observe(None)
+    return stores[0]
+
+
+def _killed_after(stores: int) -> Any:
+    """A store observer that SIGKILLs this process right after store number ``stores``."""
+    made = [0]
+
+    def die_after(index: int) -> None:
+        made[0] += 1
+        if made[0] == stores:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_after
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_kill_anywhere_inside_a_dict_resize_rolls_the_insert_back(
+        segment_name: tuple[Any, Any], algorithm: str) -> None:
+    """The insert that doubles a dict's bucket table (a new table, every node relinked, the old
+    table freed), SIGKILLed after its first store, its last, and ten between: the next opener
+    rolls it back whole and the dict is the one before, every time."""
+    cls, name = segment_name
+    with cls(Mode.CREATE_ONLY, name, SEGMENT_SIZE, algorithm=algorithm) as seg:
+        d = seg.construct(D_TYPE, "D", {f"k{i}".encode(): i for i in range(RESIZED_AT)})
+        before = dict(d.items())
+        resizing = _stores_of(seg, lambda: d.__setitem__(b"resizing", -1))
+        plain = _stores_of(seg, lambda: d.__setitem__(b"k0", -1))
+    assert resizing > RESIZED_AT > plain, "the insert does not rehash the table"
+    kill_points = sorted({1 + (resizing - 1) * k // (RESIZE_KILLS - 1) for k in range(RESIZE_KILLS)})
+    for stores in kill_points:
+        pid = os.fork()
+        if pid == 0:  # the child: dies by SIGKILL after its store number ``stores``
+            try:
+                child = cls(Mode.OPEN_ONLY, name)
+                child.words.observe(_killed_after(stores))
+                child.find(D_TYPE, "D")[0][b"resizing"] = -1
+            finally:
+                os._exit(3)  # the insert ended without being killed
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+            f"the child was not killed at store {stores} of {resizing}"
+        with cls(Mode.OPEN_ONLY, name) as seg:
+            assert seg.recovered is not None, f"nothing rolled back after store {stores}"
+            seg.verify()
+            assert dict(seg.find(D_TYPE, "D")[0].items()) == before, \
+                f"a kill after store {stores} of {resizing} left part of the resize"
