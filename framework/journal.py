@@ -50,6 +50,7 @@ from typing import Any
 from segalloc.errors import BadAlloc, InvalidSegment, SegmentCorrupt
 from segalloc.header import HEADER_SIZE, INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
+from segalloc.word_set import WordSet
 from segalloc.words import DIRTY_WORD, ENTRY_WORDS, Words, word_view
 
 __all__ = ["BASE_ENTRIES", "ENTRIES_PER_CALL", "EXTENSION_ENTRIES", "HEADROOM", "M_NEXT", "Journal",
@@ -116,7 +117,7 @@ class _Chain:
         return self.headers[k] + HEADER_WORDS
 
 
-def _longest_run(words: Any, logged: set[int], first: int, end: int) -> tuple[int, int]:
+def _longest_run(words: Any, logged: WordSet, first: int, end: int) -> tuple[int, int]:
     """The longest run of word indexes in ``[first, end)`` whose word is zero in ``words`` or
     logged already, as ``(start, stop)``."""
     best, run = (0, 0), first
@@ -208,7 +209,7 @@ class Journal:
     def _reset(self) -> None:
         """Back to the base extent, nothing logged: after commit, rollback, fork."""
         view = self.words
-        view.logged = set()
+        view.logged.clear()
         view.first = 0
         view.limit = self.base_capacity
         view.slots = (self.offset >> 3) + HEADER_WORDS

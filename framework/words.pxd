@@ -1,6 +1,7 @@
 # Cython declarations augmenting words.py (pure-Python mode): the C layout of Words.
 cimport cython
 from segalloc.intrinsics cimport copy_bytes
+from segalloc.word_set cimport WordSet
 @cython.final
 cdef class Words:
     cdef readonly object raw
@@ -12,7 +13,7 @@ cdef class Words:
     cdef readonly bint logging
     cdef readonly bint plain
     cdef readonly bint undoing
-    cdef public set logged
+    cdef public WordSet logged
     cdef public Py_ssize_t first, limit, slots
     cdef public object journal
     cdef readonly bint recording

@@ -28,6 +28,7 @@ from typing import Any
 import cython
 
 from segalloc.header import DIRTY_AT
+from segalloc.word_set import WordSet
 
 if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd
     from segalloc.intrinsics import copy_bytes
@@ -75,7 +76,7 @@ class Words:
             self.out = signed
             self.octets_out = octets
         self.logging = journal is not None
-        self.logged = set[int]()
+        self.logged = WordSet()
         self.first = 0
         self.limit = 0
         self.slots = 0
@@ -232,16 +233,13 @@ class Words:
             return
         if index < 0 or index >= len(self.signed):
             raise IndexError(f"word {index} is outside the segment")
-        logged: set[int] = self.logged
-        known: cython.Py_ssize_t = len(logged)
-        logged.add(index)  # one hash lookup: added, or logged already
-        if len(logged) == known:
+        if not self.logged.add(index):  # one probe: added, or logged already
             return
         count: cython.Py_ssize_t = self.signed[_DIRTY]
         if count >= self.limit:
-            logged.discard(index)  # not logged until the entry is written
+            self.logged.discard(index)  # not logged until the entry is written
             self.journal.advance(count)
-            logged.add(index)
+            self.logged.add(index)
         at: cython.Py_ssize_t = self.slots + _ENTRY * (count - self.first)
         self.out[at] = index
         self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
