@@ -4,9 +4,15 @@ race-free creation, space reserved up front, the cross-process lock and the clas
 ``remove`` / ``resizing``.
 It is not a plugin itself; each backend module subclasses it and registers the subclass.
 
+The object is the segment's bytes followed by the lock's trailer (``segalloc.locking.TRAILER``
+bytes: the robust mutex every operation takes); ``size``, ``buffer`` and the mapping cover the
+segment's bytes only, and ``resizing``'s ``set_size`` moves the trailer to the new end. An
+object without a trailer (made before it existed) is all segment, locked with ``flock``.
+
 Creation is race-free without a temporary name: the creator makes the object with
-``O_CREAT | O_EXCL`` and takes the cross-process lock at once, and holds it until the segment
-manager has formatted the bytes (the first locked section after creation ends that hold).
+``O_CREAT | O_EXCL`` and takes the cross-process file lock (``flock``) at once, and holds it
+until the segment manager has formatted the bytes (the first locked section after creation ends
+that hold); openers probe under the file lock too, then operations take the mutex.
 An opener maps the object only under the lock and only once its first bytes are not all zero;
 it finds zeros only in the instant between the creator's ``open`` and its ``flock`` or when
 the creator died half way. Holding the lock over an unformatted object proves the creator is
@@ -24,6 +30,11 @@ operation, so a truncation by them is an ``InvalidSegment`` there, not a ``SIGBU
 a truncation during an operation, or an access through an object ``find`` returned (which
 takes no lock), can still meet ``SIGBUS``. Objects only their owner may write are not checked:
 only that user's (or root's) non-segalloc processes could truncate them.
+
+``OPEN_READ_ONLY`` and ``OPEN_COPY_ON_WRITE`` map the segment privately (below), but the lock
+maps the trailer shared through a read-write description when this user may write the object,
+so readers exclude writers as before (a reader writes lock state, never the segment's bytes);
+one that may not write it locks with ``flock``, which the mutex's holders do not wait for.
 
 A process with a segment open on the object holds a shared record lock on it
 (``segalloc.locking``), so ``resizing`` refuses with ``BufferError`` while any process has it
@@ -511,8 +522,8 @@ class MappedStorage(Storage):
 
 
 class _Section:
-    """``with storage.lock():`` with a ``lock_timeout``: the shared ``FileLock``, waited for at
-    most ``timeout`` seconds."""
+    """``with storage.lock():`` with a ``lock_timeout``: the shared ``FileLock`` (its mutex once
+    attached), waited for at most ``timeout`` seconds."""
 
     __slots__ = ("_lock", "timeout")
 
