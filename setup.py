@@ -20,6 +20,7 @@ PACKAGES = {"framework": "segalloc", "framework/containers": "segalloc.container
             "algorithms": "segalloc.algorithms", "bench": "segalloc.bench"}
 #: the modules compiled, by source path
 COMPILED = [
+    "framework/robust.py",
     "framework/word_set.py",
     "framework/words.py",
     "framework/thread_lock.py",

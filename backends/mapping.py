@@ -4,9 +4,15 @@ race-free creation, space reserved up front, the cross-process lock and the clas
 ``remove`` / ``resizing``.
 It is not a plugin itself; each backend module subclasses it and registers the subclass.
 
+The object is the segment's bytes followed by the lock's trailer (``segalloc.locking.TRAILER``
+bytes: the robust mutex every operation takes); ``size``, ``buffer`` and the mapping cover the
+segment's bytes only, and ``resizing``'s ``set_size`` moves the trailer to the new end. An
+object without a trailer (made before it existed) is all segment, locked with ``flock``.
+
 Creation is race-free without a temporary name: the creator makes the object with
-``O_CREAT | O_EXCL`` and takes the cross-process lock at once, and holds it until the segment
-manager has formatted the bytes (the first locked section after creation ends that hold).
+``O_CREAT | O_EXCL`` and takes the cross-process file lock (``flock``) at once, and holds it
+until the segment manager has formatted the bytes (the first locked section after creation ends
+that hold); openers probe under the file lock too, then operations take the mutex.
 An opener maps the object only under the lock and only once its first bytes are not all zero;
 it finds zeros only in the instant between the creator's ``open`` and its ``flock`` or when
 the creator died half way. Holding the lock over an unformatted object proves the creator is
@@ -24,6 +30,11 @@ operation, so a truncation by them is an ``InvalidSegment`` there, not a ``SIGBU
 a truncation during an operation, or an access through an object ``find`` returned (which
 takes no lock), can still meet ``SIGBUS``. Objects only their owner may write are not checked:
 only that user's (or root's) non-segalloc processes could truncate them.
+
+``OPEN_READ_ONLY`` and ``OPEN_COPY_ON_WRITE`` map the segment privately (below), but the lock
+maps the trailer shared through a read-write description when this user may write the object,
+so readers exclude writers as before (a reader writes lock state, never the segment's bytes);
+one that may not write it locks with ``flock``, which the mutex's holders do not wait for.
 
 A process with a segment open on the object holds a shared record lock on it
 (``segalloc.locking``), so ``resizing`` refuses with ``BufferError`` while any process has it
@@ -73,7 +84,7 @@ from typing import Any, ClassVar
 
 from segalloc.errors import InvalidSegment
 from segalloc.interfaces import Mode, Storage
-from segalloc.locking import FileLock, mapping_pids, others_map, process_locks
+from segalloc.locking import TRAILER, FileLock, mapping_pids, others_map, process_locks
 
 __all__ = ["MappedStorage"]
 
@@ -202,8 +213,10 @@ class MappedStorage(Storage):
         self._size = len(mapping)
         self._lock = lock
         self._section = _Section(lock, timeout)
-        if exposed:
-            lock.watch_size(self._size)
+        if exposed:  # the mapping and the trailer after it
+            lock.watch_size(self._size + (TRAILER if lock.mutex is not None else 0))
+        #: what a section without a timeout enters (the bare mutex when it can)
+        self._fast = lock.section_lock()
         self._identity = process_locks.key(os.fstat(lock.fd))
         self._created = created
         #: the creator holds the lock until the segment manager has formatted the bytes
@@ -262,18 +275,17 @@ class MappedStorage(Storage):
         try:
             os.fchmod(fd, permissions)
             lock = process_locks.share(fd, cls.lock_factory)
-            lock.enter(timeout)
+            lock.hold(timeout)
             held = True
             if os.fstat(fd).st_size:  # an opener took the creation over before our flock
                 raise FileExistsError(errno.EEXIST, "another process took its creation over", path)
-            os.posix_fallocate(fd, 0, size)
-            mapping = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
+            mapping = MappedStorage._reserve(fd, lock, size)
         except BaseException as exc:
             if not isinstance(exc, FileExistsError):  # a taken-over object is not ours to undo
                 os.unlink(path)  # before the lock goes, so no opener maps what is being undone
             if lock is not None:
                 if held:
-                    lock.release()
+                    lock.unhold()
                 process_locks.unshare(lock)
             raise
         finally:
@@ -319,10 +331,10 @@ class MappedStorage(Storage):
         deadline = time.monotonic() + FORMAT_WAIT
         pause = 0.0005
         while True:
-            with _Section(lock, timeout):
+            with lock.holding(timeout):
                 size = os.fstat(fd).st_size
                 if size and any(os.pread(fd, _PROBE_BYTES, 0)):
-                    return mmap.mmap(fd, size, access=access), False
+                    return mmap.mmap(fd, lock.attach(size), access=access), False
                 if creation is not None and _still_named(path, fd):
                     return MappedStorage._take_over(fd, lock, *creation), True
             if not _still_named(path, fd):
@@ -341,10 +353,17 @@ class MappedStorage(Storage):
         lock, which stays held (as a creator's) until the segment is formatted."""
         os.ftruncate(fd, 0)
         os.fchmod(fd, permissions)
-        os.posix_fallocate(fd, 0, size)
-        mapping = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
-        lock.enter(None)  # re-entrant: the hold outlives the caller's section
+        mapping = MappedStorage._reserve(fd, lock, size)
+        lock.hold(None)  # re-entrant: the hold outlives the caller's section
         return mapping
+
+    @staticmethod
+    def _reserve(fd: int, lock: FileLock, size: int) -> mmap.mmap:
+        """Give a new (empty) object ``size`` bytes and the lock's trailer after them, reserved;
+        their mapping. Called holding the file lock."""
+        os.posix_fallocate(fd, 0, size + TRAILER)
+        lock.attach(size + TRAILER, fresh=True)
+        return mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
 
     # -- the Storage interface -----------------------------------------------------------
     @property
@@ -390,7 +409,7 @@ class MappedStorage(Storage):
         if self._formatting:
             return self._formatting_section()
         if self._section.timeout is None:
-            return self._lock  # the plain shared lock: the cheapest section
+            return self._fast  # the plain shared lock (its mutex, when it can): the cheapest
         return self._section
 
     @contextlib.contextmanager
@@ -402,7 +421,7 @@ class MappedStorage(Storage):
             with self._section:
                 yield self._lock
         finally:
-            self._lock.release()
+            self._lock.unhold()
 
     def flush(self) -> None:
         """Write the changes through to the object (nothing to do for private mappings)."""
@@ -421,7 +440,7 @@ class MappedStorage(Storage):
         self._closed = True
         if self._formatting:
             self._formatting = False
-            self._lock.release()
+            self._lock.unhold()
         for view in (self._view, self._objects_view):
             with contextlib.suppress(BufferError):
                 view.release()
@@ -473,16 +492,13 @@ class MappedStorage(Storage):
                                   "on it before growing or shrinking it")
             lock = process_locks.share(fd, cls.lock_factory)
             try:
-                with _Section(lock, timeout):
+                with lock.holding(timeout):
                     cls._refuse_if_mapped(path, lock.fd)
 
                     def set_size(new_size: int) -> None:
                         _check_size(new_size, "new_size")
                         cls._refuse_if_mapped(path, lock.fd)
-                        if new_size > os.fstat(fd).st_size:
-                            os.posix_fallocate(fd, 0, new_size)
-                        else:
-                            os.ftruncate(fd, new_size)
+                        lock.resize(new_size)
                         lock.watch_size(0)  # the next mapping watches the new size
 
                     yield set_size
@@ -506,8 +522,8 @@ class MappedStorage(Storage):
 
 
 class _Section:
-    """``with storage.lock():`` with a ``lock_timeout``: the shared ``FileLock``, waited for at
-    most ``timeout`` seconds."""
+    """``with storage.lock():`` with a ``lock_timeout``: the shared ``FileLock`` (its mutex once
+    attached), waited for at most ``timeout`` seconds."""
 
     __slots__ = ("_lock", "timeout")
 

@@ -167,6 +167,10 @@ class RawSegment(SegmentCore):
                 else:
                     self._open(algorithm)
         except BaseException:
+            # not open: a forked child must not meet it among the open segments (its
+            # ``_forget_sections`` would fail there and leave the others' sections in the child)
+            self._closed = True
+            _OPEN_SEGMENTS.discard(self)
             if storage.created:
                 storage.discard()
             else:

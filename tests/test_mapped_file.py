@@ -26,6 +26,7 @@ from segalloc import (
 )
 from segalloc.backends.mapped_file import MappedFileStorage
 from segalloc.backends.shared_memory import SHM_DIR
+from segalloc.locking import TRAILER
 
 ALGORITHMS = sorted(plugins().algorithms)
 SIZE = 65536
@@ -302,7 +303,7 @@ def test_resize_refuses_an_object_this_process_maps(named: Named) -> None:
         for change in (lambda: named.cls.grow(name, 4096), lambda: named.cls.shrink_to_fit(name)):
             with pytest.raises(BufferError, match="still mapped"):
                 change()
-        assert os.stat(named.path(name)).st_size == SIZE
+        assert os.stat(named.path(name)).st_size == SIZE + TRAILER  # the lock's trailer after it
         assert bytes(seg.buffer) == before
     named.cls.grow(name, 4096)
     with named.cls(Mode.OPEN_ONLY, name) as seg:
@@ -318,7 +319,7 @@ def test_grow_and_shrink_on_every_algorithm(named: Named, algorithm: str) -> Non
         assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
         assert seg.check_sanity()
     new_size = named.cls.shrink_to_fit(name)
-    assert new_size < SIZE and os.stat(named.path(name)).st_size == new_size
+    assert new_size < SIZE and os.stat(named.path(name)).st_size == new_size + TRAILER
     with named.cls(Mode.OPEN_ONLY, name) as seg:
         assert seg.get_size() == new_size
         assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42
@@ -331,7 +332,7 @@ def test_a_path_object_names_a_file(tmp_path: Path) -> None:
     with ManagedMappedFile(Mode.CREATE_ONLY, path, SIZE) as seg:
         seg.construct(ctypes.c_int64, "MyInt", 1)
     ManagedMappedFile.grow(path, 4096)
-    assert path.stat().st_size == SIZE + 4096
+    assert path.stat().st_size == SIZE + 4096 + TRAILER
     with pytest.raises(TypeError, match="path"):
         MappedFileStorage.open(Mode.OPEN_ONLY, 17)
     with pytest.raises(ValueError, match="non-empty"):
@@ -455,21 +456,37 @@ def hold_flock(path: str) -> int:
 
 
 def test_a_held_lock_times_out_naming_its_holder(named: Named) -> None:
+    """Operations wait for the trailer's mutex (held here by another thread), opening and
+    resizing for the flock (held by another open file description: to the lock, another
+    process)."""
     name = named.new_name()
     make_with_int(named, name)
     with named.cls(Mode.OPEN_ONLY, name, timeout=0.05) as seg:
         assert seg.lock_timeout == 0.05
+        held, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with seg.locked():
+                held.set()
+                done.wait(10)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
         holder = hold_flock(named.path(name))
         try:
-            with pytest.raises(LockTimeout, match=rf"held by pid {os.getpid()}\b"):
+            assert held.wait(10)
+            with pytest.raises(LockTimeout, match=rf"held by pid {os.getpid()} \(thread "
+                                                  rf"{thread.native_id}\b"):
                 seg.allocate(16)
             seg.lock_timeout = 0
             with pytest.raises(TimeoutError, match="waited 0"):
                 seg.find(ctypes.c_int64, "MyInt")
-            with pytest.raises(LockTimeout):
+            with pytest.raises(LockTimeout, match=rf"held by pid {os.getpid()} \(from /proc"):
                 named.cls(Mode.OPEN_READ_ONLY, name, timeout=0.05)
         finally:
             os.close(holder)
+            done.set()
+            thread.join()
         assert seg.find(ctypes.c_int64, "MyInt")[0].value == 42  # free again: works
         seg.lock_timeout = None
         assert seg.check_sanity()

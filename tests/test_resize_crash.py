@@ -24,6 +24,7 @@ import pytest
 
 from segalloc import Mode, NamedSegment, plugins
 from segalloc.header import SegmentHeader
+from segalloc.locking import TRAILER
 from segalloc.managed import managed_class
 
 ALGORITHMS = sorted(plugins().algorithms)
@@ -46,8 +47,9 @@ def segment_name(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
 
 
 def backing_size(cls: Any, name: str) -> int:
+    """The object's bytes before the lock's trailer (``segalloc.locking``)."""
     _, path = cls.storage_class._path_of(name)
-    return os.stat(path).st_size
+    return os.stat(path).st_size - TRAILER
 
 
 def make(cls: Any, name: str, algorithm: str) -> None:

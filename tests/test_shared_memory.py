@@ -12,6 +12,7 @@ import pytest
 
 from segalloc import ManagedSharedMemory, Mode, plugins
 from segalloc.backends.shared_memory import SHM_DIR, SharedMemoryStorage
+from segalloc.locking import MAGIC, TRAILER
 
 ALGORITHMS = sorted(plugins().algorithms)
 
@@ -58,8 +59,8 @@ def test_the_segment_is_the_posix_object_of_that_name(shm_name: str) -> None:
         fd = _posixshmem.shm_open("/" + shm_name, os.O_RDONLY)
         try:
             with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as other:
-                assert other[:8] == b"SEGALLOC" and len(other) == 8192
-                assert other[:] == bytes(seg.buffer)
+                assert other[:8] == b"SEGALLOC" and len(other) == 8192 + TRAILER
+                assert other[:8192] == bytes(seg.buffer) and other[-len(MAGIC):] == MAGIC
         finally:
             os.close(fd)
         assert seg.storage.base_alignment == mmap.PAGESIZE
