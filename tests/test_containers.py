@@ -723,25 +723,21 @@ def test_another_process_finds_the_containers(tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_a_process_killed_mid_insert_is_rolled_back(algorithm: str, tmp_path: Any,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_process_killed_mid_insert_is_rolled_back(algorithm: str, tmp_path: Any) -> None:
     """In a journaled segment (a mapped file) the links and allocations of an insert whose
     process died before it returned are undone by the next process that locks the segment."""
     path = str(tmp_path / "segment.bin")
     with segalloc.ManagedMappedFile(Mode.CREATE_ONLY, path, 65536, algorithm=algorithm) as seg:
         seg.construct(SegmentList[c_int], "l", [1, 2, 3])
         free = seg.get_free_memory()
-    original = SegmentList._insert_raw
-
-    def link_then_die(self: Any, w: Any, index: int, raws: list[bytes]) -> None:
-        original(self, w, index, raws)
-        os._exit(0)  # dies holding the lock, the insert done but not committed
-
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
-        monkeypatch.setattr(SegmentList, "_insert_raw", link_then_die)
         child = segalloc.ManagedMappedFile(Mode.OPEN_ONLY, path)
-        child.find(SegmentList[c_int], "l")[0].insert(1, 99)
+        lst = child.find(SegmentList[c_int], "l")[0]
+        length_word = (lst.segment_handle >> 3) + 2  # the insert's last store (its length)
+        # dies holding the lock, the insert done but not committed
+        child.words.observe(lambda index: index == length_word and os._exit(0))
+        lst.insert(1, 99)
         os._exit(1)
     assert os.waitpid(pid, 0)[1] == 0
     with segalloc.ManagedMappedFile(Mode.OPEN_ONLY, path) as seg:
