@@ -256,8 +256,8 @@ class NameIndex:
 
     def find(self, kind: InstanceType, name: bytes) -> Entry | None:
         """The entry keyed (kind, name), if any: the chain of its bucket walked over the words,
-        bounded by the stored object count; only a candidate with the same hash, kind and
-        name length is decoded."""
+        bounded by the stored object count; only a candidate with the same hash and kind is
+        decoded."""
         count: cython.Py_ssize_t
         buckets: cython.Py_ssize_t
         named: cython.Py_ssize_t
@@ -282,9 +282,8 @@ class NameIndex:
             tag = w.signed[(offset >> 3) + 1]
             if tag & 0xFFFFFFFF != _MAGIC or not 1 <= (tag >> 32) & 0xFF <= 3:
                 raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
-            if w.signed[(offset >> 3) + 5] & 0xFFFFFFFF == hsh and (tag >> 32) & 0xFF == code \
-                    and w.signed[(offset >> 3) + 4] & 0xFFFFFFFF == len(name):
-                entry = self.read_entry(offset)
+            if w.signed[(offset >> 3) + 5] & 0xFFFFFFFF == hsh and (tag >> 32) & 0xFF == code:
+                entry = self.read_entry(offset)  # (its lengths checked: a lie is damage)
                 if entry.name == name:
                     return entry
             offset = w.signed[offset >> 3]

@@ -60,6 +60,7 @@ class SegmentString(_Proxy):
 
     def _release_all(self) -> None:
         w = self._words()
+        self._fields(w)  # checked before anything is freed
         _release_buffer(self, w)
         self._release_header(w)
 

@@ -123,7 +123,9 @@ class _VectorCore(_Sequence):
         return 0
 
     def _release_all(self) -> None:
-        _release_buffer(self, self.current_words())
+        w: Words = self.current_words()
+        self.span(w)  # checked before anything is freed
+        _release_buffer(self, w)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if not isinstance(index, slice):
