@@ -84,7 +84,6 @@ class _VectorCore(_Sequence):
         data, length = self.span(w)
         size: cython.Py_ssize_t = self.element_size
         buf = self._buf
-        i: cython.Py_ssize_t
         return [self.value(w, buf, data + i * size, size, decode) for i in range(length)]
 
     def write_from(self, w: Words, start: cython.Py_ssize_t, raw: bytes,
@@ -116,7 +115,6 @@ class _VectorCore(_Sequence):
         buf = self._buf
         doomed = set(positions)
         first: cython.Py_ssize_t = positions[0]
-        i: cython.Py_ssize_t
         kept = b"".join([buf[data + i * size : data + (i + 1) * size]
                          for i in range(first, length) if i not in doomed])
         self.write_from(w, data + first * size, kept, length - len(doomed))
