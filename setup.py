@@ -28,9 +28,15 @@ COMPILED = [
     "framework/core.py",
     "framework/journal.py",
     "framework/segment.py",
+    "framework/names.py",
     "framework/manager.py",
     "framework/containers/codecs.py",
     "framework/containers/proxy.py",
+    "framework/containers/buffers.py",
+    "framework/containers/string.py",
+    "framework/containers/sequence.py",
+    "framework/containers/list.py",
+    "framework/containers/vector.py",
     "framework/containers/dict.py",
     "algorithms/best_fit.py",
     "algorithms/segregated_fit.py",
@@ -38,7 +44,7 @@ COMPILED = [
     "bench/replay_loop.py",
 ]
 #: the C libraries a compiled module links (by source path)
-LIBRARIES = {"framework/containers/dict.py": ["z"]}
+LIBRARIES = {"framework/containers/dict.py": ["z"], "framework/names.py": ["z"]}
 
 
 class OptionalBuildExt(build_ext):

@@ -38,12 +38,18 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+import cython
 
 from segalloc.errors import InvalidPointer, SegmentCorrupt
 from segalloc.header import INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
 from segalloc.walks import LinkWalk
+from segalloc.words import Words
+
+if not cython.compiled:  # compiled, the C form comes from names.pxd (zlib's)
+    from zlib import crc32 as name_crc
 
 __all__ = ["ENTRY_SIZE", "Entry", "InstanceType", "NameIndex"]
 
@@ -66,7 +72,16 @@ _INITIAL_BUCKETS = 8
 #: longer one must fit in the entry's block first (a lying length must not cost a copy of
 #: the claimed segment)
 _UNCHECKED_NAME_BYTES = 1 << 16
+#: tunable: an index whose table and stored counts take at most this many bytes is used
+#: without asking the allocator (every lookup reads the root); its walks stay bounded by them
+_UNCHECKED_INDEX_BYTES = 1 << 20
+#: the longest name an entry can store (a u32 length)
+_NAME_LIMIT = 0xFFFFFFFF
 assert _ENTRY.size == ENTRY_SIZE
+# the constants as C values
+_ENTRY_BYTES = cython.declare(cython.Py_ssize_t, ENTRY_SIZE)
+_MAGIC = cython.declare(cython.Py_ssize_t, ENTRY_MAGIC)
+_UNCHECKED = cython.declare(cython.Py_ssize_t, _UNCHECKED_INDEX_BYTES)
 
 
 def key_hash(kind: InstanceType, name: bytes) -> int:
@@ -105,14 +120,24 @@ def entry_bytes(count: int, elem_size: int, name: bytes, type_id: bytes) -> int:
     return ENTRY_SIZE + data + len(name) + len(type_id)
 
 
+@cython.cclass
 class NameIndex:
     """Operations on the in-segment index; holds only the buffer views, algorithm and root offset.
 
     Words of existing structures (chain links, bucket heads, the root's fields) are written
     through ``words``, the segment's word view, so they are journaled where the segment is.
+    Compiled (``names.pxd``), the root check, the hash and the walk of a lookup and the links
+    of a new entry run in C over the typed word view; only the entry found is decoded.
     """
 
-    def __init__(self, buf: memoryview, algorithm: MemoryAlgorithm, root: int, words: Any) -> None:
+    if TYPE_CHECKING:  # the C fields (names.pxd), as type checkers see them
+        buf: memoryview
+        words: Words
+        algorithm: MemoryAlgorithm
+        root: int
+        safe_point: Callable[[int], None]
+
+    def __init__(self, buf: memoryview, algorithm: MemoryAlgorithm, root: int, words: Words) -> None:
         self.buf = buf
         self.words = words
         self.algorithm = algorithm
@@ -128,21 +153,36 @@ class NameIndex:
         _ROOT.pack_into(buf, INDEX_ROOT_AT, 0, 0, 0, 0)
         return INDEX_ROOT_AT
 
-    def _root(self) -> tuple[int, int, int, int]:
-        try:
-            count, buckets, named, unique = _ROOT.unpack_from(self.buf, self.root)
-        except struct.error:
-            raise SegmentCorrupt(f"named-object index at {self.root} lies outside the segment") from None
+    def root_fields(self) -> tuple[cython.Py_ssize_t, cython.Py_ssize_t, cython.Py_ssize_t,
+                                   cython.Py_ssize_t]:
+        """``(bucket_count, buckets, named, unique)``, checked: a power-of-two table inside the
+        segment, counts that fit in the allocated bytes (``SegmentCorrupt`` otherwise)."""
+        w: Words = self.words
+        at: cython.Py_ssize_t = self.root >> 3
+        if self.root & 7 or at < 0 or at > len(w.signed) - 4:
+            raise SegmentCorrupt(f"named-object index at {self.root} lies outside the segment")
+        count: cython.Py_ssize_t = w.signed[at]
+        buckets: cython.Py_ssize_t = w.signed[at + 1]
+        named: cython.Py_ssize_t = w.signed[at + 2]
+        unique: cython.Py_ssize_t = w.signed[at + 3]
         if count == 0:
             if buckets or named or unique:
                 raise SegmentCorrupt("named-object index has objects but no bucket table")
             return 0, 0, 0, 0
-        if count & (count - 1) or buckets % 8 or not 0 < buckets <= buckets + 8 * count <= len(self.buf):
+        if count < 0 or count & (count - 1) or buckets & 7 or buckets <= 0 \
+                or count > (len(w.octets) - buckets) // 8:
             raise SegmentCorrupt(f"named-object index at {self.root} has an impossible bucket table")
-        if 8 * count + (named + unique) * ENTRY_SIZE > self._allocated_bytes():
+        limit: cython.Py_ssize_t = len(w.octets) // _ENTRY_BYTES
+        if named < 0 or unique < 0 or named > limit or unique > limit or (
+                8 * count + (named + unique) * _ENTRY_BYTES > _UNCHECKED
+                and 8 * count + (named + unique) * _ENTRY_BYTES > self._allocated_bytes()):
             raise SegmentCorrupt(f"named-object index at {self.root} claims {count} buckets and "
-                                 f"{named + unique} objects, more than the allocated blocks hold")
+                                 f"{w[at + 2] + w[at + 3]} objects, more than the allocated "
+                                 "blocks hold")
         return count, buckets, named, unique
+
+    def _root(self) -> tuple[int, int, int, int]:
+        return self.root_fields()
 
     def _block_size(self, offset: int) -> int:
         """Usable bytes of the block at ``offset``; 0 when it is not a live block."""
@@ -215,34 +255,65 @@ class NameIndex:
         return buckets + 8 * (hsh & (bucket_count - 1))
 
     def find(self, kind: InstanceType, name: bytes) -> Entry | None:
-        """The entry keyed (kind, name), if any."""
-        count, buckets, named, unique = self._root()
-        if not count:
+        """The entry keyed (kind, name), if any: the chain of its bucket walked over the words,
+        bounded by the stored object count; only a candidate with the same hash and kind is
+        decoded."""
+        count: cython.Py_ssize_t
+        buckets: cython.Py_ssize_t
+        named: cython.Py_ssize_t
+        unique: cython.Py_ssize_t
+        count, buckets, named, unique = self.root_fields()
+        if not count or len(name) > _NAME_LIMIT:
             return None
-        hsh = key_hash(kind, name)
-        (head,) = struct.unpack_from("<Q", self.buf, self._bucket_at(buckets, count, hsh))
-        for entry in self._chain(head, self._walk(named, unique)):
-            if entry.hash == hsh and entry.kind is kind and entry.name == name:
-                return entry
+        w: Words = self.words
+        code: cython.Py_ssize_t = kind
+        hsh: cython.Py_ssize_t = name_crc(name, code)
+        budget: cython.Py_ssize_t = named + unique
+        last: cython.Py_ssize_t = len(w.octets) - _ENTRY_BYTES
+        offset: cython.Py_ssize_t = w.signed[(buckets >> 3) + (hsh & (count - 1))]
+        tag: cython.Py_ssize_t
+        while offset:
+            if offset & 7 or offset < 0 or offset > last:
+                raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
+            if budget == 0:
+                raise SegmentCorrupt(f"named-object chain is longer than the index counts "
+                                     f"({named + unique})")
+            budget -= 1
+            tag = w.signed[(offset >> 3) + 1]
+            if tag & 0xFFFFFFFF != _MAGIC or not 1 <= (tag >> 32) & 0xFF <= 3:
+                raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
+            if w.signed[(offset >> 3) + 5] & 0xFFFFFFFF == hsh and (tag >> 32) & 0xFF == code:
+                entry = self.read_entry(offset)  # (its lengths checked: a lie is damage)
+                if entry.name == name:
+                    return entry
+            offset = w.signed[offset >> 3]
         return None
 
     def ensure_table(self) -> bool:
         """Make sure a bucket table exists (before an object is built); False when no room."""
         return self._root()[0] > 0 or self.rehash(_INITIAL_BUCKETS)
 
-    def link(self, entry_offset: int, kind: InstanceType, name: bytes) -> None:
+    def link(self, entry_offset: cython.Py_ssize_t, kind: InstanceType, name: bytes) -> None:
         """Put a written entry into its bucket and count it (grows the table when it can).
 
         ``ensure_table`` must have succeeded first."""
-        count, buckets, named, unique = self._root()
+        count: cython.Py_ssize_t
+        buckets: cython.Py_ssize_t
+        named: cython.Py_ssize_t
+        unique: cython.Py_ssize_t
+        count, buckets, named, unique = self.root_fields()
         if named + unique + 1 > count:
             self.rehash(count * 2)
-            count, buckets, named, unique = self._root()
+            count, buckets, named, unique = self.root_fields()
         assert count, "link() before ensure_table()"
-        slot = self._bucket_at(buckets, count, key_hash(kind, name))
-        (head,) = struct.unpack_from("<Q", self.buf, slot)
-        self.words[entry_offset >> 3] = head
-        self.words[slot >> 3] = entry_offset
+        w: Words = self.words
+        code: cython.Py_ssize_t = kind
+        slot: cython.Py_ssize_t = (buckets >> 3) + (name_crc(name, code) & (count - 1))
+        head: cython.Py_ssize_t = w.signed[slot]
+        if head < 0:
+            raise SegmentCorrupt(f"named-object chain reaches {w[slot]}, not an object")
+        w.put(entry_offset >> 3, head)
+        w.put(slot, entry_offset)
         self._count(kind, +1)
 
     def unlink(self, entry: Entry) -> None:

@@ -41,6 +41,9 @@ from segalloc import (
     ManagedMappedFile,
     Mode,
     SegmentDict,
+    SegmentList,
+    SegmentString,
+    SegmentVector,
     plugins,
 )
 
@@ -69,6 +72,10 @@ SENTINELS = {"<unique>": UNIQUE, "<anonymous>": ANONYMOUS}
 DICTS: dict[str, type] = {"counts": SegmentDict[str, int], "blobs": SegmentDict[bytes, str]}
 #: the dict header's words a ``dict_damage`` operation may overwrite (framework/containers/dict.py)
 DICT_WORDS = {"next": 0, "prev": 1, "length": 2, "buckets": 3, "count": 4}
+#: the sequences sequence operations use, by name: ints take the word path for their elements,
+#: texts the codecs' (nodes of varying size), the vectors a growable buffer
+SEQUENCES: dict[str, type] = {"ints": SegmentList[int], "texts": SegmentList[str],
+                              "vec": SegmentVector[int], "reals": SegmentVector[float]}
 
 
 class Abort(Exception):
@@ -275,6 +282,73 @@ class Run:
         journal: what a bit flip or a hostile file does."""
         handle = self.handle_of(self._dict(name)) + 8 * DICT_WORDS[word]
         self.segment.buffer[handle:handle + 8] = value.to_bytes(8, "little")  # type: ignore[union-attr]
+
+    # -- operations on SegmentLists, SegmentVectors and a SegmentString (made on first use) ---
+    def _sequence(self, name: str) -> Any:
+        assert self.segment is not None
+        return self.segment.find_or_construct(SEQUENCES[name], name)
+
+    def _element(self, name: str, value: int) -> Any:
+        return str(value) * (value % 5) if name == "texts" else value / 4 if name == "reals" \
+            else value
+
+    def op_seq_append(self, name: str, value: int) -> None:
+        self._sequence(name).append(self._element(name, value))
+
+    def op_seq_extend(self, name: str, values: list[int]) -> None:
+        self._sequence(name).extend(self._element(name, value) for value in values)
+
+    def op_seq_insert(self, name: str, index: int, value: int) -> None:
+        self._sequence(name).insert(index, self._element(name, value))
+
+    def op_seq_get(self, name: str, index: int) -> Any:
+        return self._sequence(name)[index]
+
+    def op_seq_set(self, name: str, index: int, value: int) -> None:
+        self._sequence(name)[index] = self._element(name, value)
+
+    def op_seq_slice(self, name: str, start: int | None, stop: int | None) -> list[Any]:
+        return list(self._sequence(name)[start:stop])
+
+    def op_seq_iterate(self, name: str) -> tuple[int, list[Any]]:
+        found = self._sequence(name)
+        return len(found), list(found)
+
+    def op_seq_pop(self, name: str, index: int) -> Any:
+        return self._sequence(name).pop(index)
+
+    def op_seq_delete(self, name: str, index: int) -> None:
+        del self._sequence(name)[index]
+
+    def op_seq_count(self, name: str, value: int) -> int:
+        return self._sequence(name).count(self._element(name, value))
+
+    def op_seq_clear(self, name: str) -> None:
+        self._sequence(name).clear()
+
+    def op_seq_destroy(self, name: str) -> bool:
+        assert self.segment is not None
+        return bool(self.segment.destroy(SEQUENCES[name], name))
+
+    def op_seq_damage(self, name: str, word: int, value: int) -> None:
+        """Overwrite header word ``word`` of a sequence with ``value`` (any 64 bits), bypassing
+        the journal (as ``dict_damage``)."""
+        handle = self.handle_of(self._sequence(name)) + 8 * word
+        self.segment.buffer[handle:handle + 8] = value.to_bytes(8, "little")  # type: ignore[union-attr]
+
+    def _text(self) -> Any:
+        assert self.segment is not None
+        return self.segment.find_or_construct(SegmentString, "text")
+
+    def op_text_append(self, text: str) -> None:
+        self._text().append(text)
+
+    def op_text_assign(self, text: str) -> None:
+        self._text().assign(text)
+
+    def op_text_read(self) -> tuple[int, str]:
+        text = self._text()
+        return len(text), str(text)
 
     def op_transaction(self, operations: list[tuple[Any, ...]], fail: bool) -> list[Any]:
         """Several operations as one; ``fail`` raises at the end. In a segment with a journal

@@ -723,25 +723,21 @@ def test_another_process_finds_the_containers(tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_a_process_killed_mid_insert_is_rolled_back(algorithm: str, tmp_path: Any,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_process_killed_mid_insert_is_rolled_back(algorithm: str, tmp_path: Any) -> None:
     """In a journaled segment (a mapped file) the links and allocations of an insert whose
     process died before it returned are undone by the next process that locks the segment."""
     path = str(tmp_path / "segment.bin")
     with segalloc.ManagedMappedFile(Mode.CREATE_ONLY, path, 65536, algorithm=algorithm) as seg:
         seg.construct(SegmentList[c_int], "l", [1, 2, 3])
         free = seg.get_free_memory()
-    original = SegmentList._insert_raw
-
-    def link_then_die(self: Any, w: Any, index: int, raws: list[bytes]) -> None:
-        original(self, w, index, raws)
-        os._exit(0)  # dies holding the lock, the insert done but not committed
-
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
-        monkeypatch.setattr(SegmentList, "_insert_raw", link_then_die)
         child = segalloc.ManagedMappedFile(Mode.OPEN_ONLY, path)
-        child.find(SegmentList[c_int], "l")[0].insert(1, 99)
+        lst = child.find(SegmentList[c_int], "l")[0]
+        length_word = (lst.segment_handle >> 3) + 2  # the insert's last store (its length)
+        # dies holding the lock, the insert done but not committed
+        child.words.observe(lambda index: index == length_word and os._exit(0))
+        lst.insert(1, 99)
         os._exit(1)
     assert os.waitpid(pid, 0)[1] == 0
     with segalloc.ManagedMappedFile(Mode.OPEN_ONLY, path) as seg:
@@ -955,3 +951,53 @@ def test_a_dict_with_a_hostile_word_answers_or_refuses_it(where: str, value: int
             assert "SegmentDict" in str(exc)
         except KeyError:
             pass  # the damage hid the key: an answer
+
+
+#: words of a sequence to make hostile: the list's header and first node (a list of str, so
+#: its nodes keep a value length), the vector's header
+_SEQUENCE_WORDS = {"list next": 0, "list prev": 1, "list length": 2, "list node next": 0,
+                   "list node prev": 1, "list node value length": 2, "vector data": 0,
+                   "vector length": 1, "vector capacity": 2}
+#: (word, value) pairs that leave an honest-looking sequence (a shorter vector, a shorter
+#: text): the deep check cannot tell them from a real state, operations answer
+_PLAUSIBLE = {("vector length", 1), ("vector length", 7), ("vector length", 8),
+              ("list node value length", 1), ("list node value length", 7),
+              ("list node value length", 8)}
+
+
+@pytest.mark.parametrize("value", _HOSTILE)
+@pytest.mark.parametrize("where", sorted(_SEQUENCE_WORDS))
+def test_a_sequence_with_a_hostile_word_answers_or_refuses_it(where: str, value: int) -> None:
+    """A hostile word in the header or a node of a list, or in a vector's header (its links,
+    length, buffer, capacity): every operation either answers or raises ``SegmentCorrupt``
+    naming the container; none crashes (in the compiled build, C reads those words) nor lets
+    another exception through. The deep check refuses the container first, unless the word
+    leaves a state an honest one could be in."""
+    seg = heap(64 * 1024, "segregated_fit")
+    if where.startswith("list"):
+        sequence: Any = seg.construct(SegmentList[str], "seq", [f"item-{i}" for i in range(12)])
+        fresh: Any = "new"
+    else:
+        sequence = seg.construct(SegmentVector[int], "seq", range(12))
+        fresh = 99
+    h = sequence.segment_handle
+    at = word(seg, h) + 8 * _SEQUENCE_WORDS[where] if " node " in where else \
+        h + 8 * _SEQUENCE_WORDS[where]
+    put(seg, at, value)
+    if (where, value) not in _PLAUSIBLE:
+        with pytest.raises(SegmentCorrupt):
+            seg.verify()
+    operations: list[Callable[[Any], object]] = [
+        len, lambda s: s[3], lambda s: s[-1], list, lambda s: s[2:5], lambda s: fresh in s,
+        lambda s: s.count(fresh), lambda s: s.__setitem__(3, fresh), lambda s: s.append(fresh),
+        lambda s: s.extend([fresh] * 20), lambda s: s.insert(1, fresh), lambda s: s.pop(),
+        lambda s: s.pop(0), lambda s: s.__delitem__(2), lambda s: s.clear()]
+    for operation in operations:
+        try:
+            operation(sequence)
+        except SegmentCorrupt as exc:
+            assert type(sequence).__name__.split("[")[0] in str(exc)
+        except IndexError as exc:
+            assert "out of range" in str(exc) or "empty" in str(exc)  # a shorter sequence
+
+

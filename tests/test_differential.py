@@ -233,6 +233,43 @@ DAMAGED_DICT_RUN = st.tuples(DICT_RUN, _op("dict_damage", DICT_NAMES, st.sampled
     lambda parts: [*parts[0], parts[1], *parts[2]])
 
 
+SEQUENCE_NAMES = st.sampled_from(["ints", "texts", "vec", "reals"])
+#: element values of every range, ints past 64 bits (refused) included
+SEQUENCE_VALUES = st.integers(-2**63, 2**63 - 1) | st.integers(0, 99) | st.integers(2**63, 2**64)
+#: positions in and out of range, negative ones included
+POSITIONS = st.integers(-12, 12)
+SEQUENCE_OPERATIONS = [
+    *[_op("seq_append", SEQUENCE_NAMES, SEQUENCE_VALUES) for _ in range(4)],
+    _op("seq_extend", SEQUENCE_NAMES, st.lists(SEQUENCE_VALUES, max_size=20)),
+    _op("seq_insert", SEQUENCE_NAMES, POSITIONS, SEQUENCE_VALUES),
+    *[_op("seq_get", SEQUENCE_NAMES, POSITIONS) for _ in range(2)],
+    _op("seq_set", SEQUENCE_NAMES, POSITIONS, SEQUENCE_VALUES),
+    _op("seq_slice", SEQUENCE_NAMES, st.none() | POSITIONS, st.none() | POSITIONS),
+    _op("seq_iterate", SEQUENCE_NAMES),
+    _op("seq_pop", SEQUENCE_NAMES, POSITIONS),
+    _op("seq_delete", SEQUENCE_NAMES, POSITIONS),
+    _op("seq_count", SEQUENCE_NAMES, st.integers(0, 99)),
+    _op("seq_clear", SEQUENCE_NAMES),
+    _op("seq_destroy", SEQUENCE_NAMES),
+    _op("text_append", st.text(max_size=12)),
+    _op("text_assign", st.text(max_size=40)),
+    _op("text_read"),
+    _op("find", KINDS, NAMES),
+    _op("allocate", SIZES),
+    _op("deallocate", CHOICE),
+    _op("observe"),
+]
+SEQUENCE_STEP = st.one_of(SEQUENCE_OPERATIONS)
+SEQUENCE_RUN = st.lists(st.one_of(SEQUENCE_STEP, _op("transaction", st.lists(SEQUENCE_STEP,
+                                                                              max_size=6),
+                                                     st.booleans())), min_size=10, max_size=80)
+#: a run that damages a sequence's header midway (list: next, prev, length; vector: data,
+#: length, capacity), then goes on using it
+DAMAGED_SEQUENCE_RUN = st.tuples(SEQUENCE_RUN, _op("seq_damage", SEQUENCE_NAMES,
+                                                   st.integers(0, 2), HOSTILE_WORDS),
+                                 SEQUENCE_RUN).map(lambda parts: [*parts[0], parts[1], *parts[2]])
+
+
 def _build_id(*modules: str) -> str:
     """What the test compares, as its id says: ``compiled-vs-interpreted`` when any of the
     modules runs compiled in this install."""
@@ -292,6 +329,21 @@ def test_segment_dicts_write_the_same_bytes_in_both_builds(
     """Sets, updates (resizes among them), gets, pops and clears of two dicts, inside
     transactions that commit or roll back, between allocations; and the same after a hostile
     word in a dict's header (both builds then refuse it alike, neither crashes)."""
+    compare(builds, _setup("segment", algorithm, size, backend), operations)
+
+
+@pytest.mark.parametrize("algorithm", [
+    pytest.param(name, id=f"{name}-{_build_id(*CONTAINERS)}") for name in ALGORITHMS])
+@given(backend=st.sampled_from(BACKENDS), size=SEGMENT_SIZES,
+       operations=SEQUENCE_RUN | DAMAGED_SEQUENCE_RUN)
+def test_segment_sequences_write_the_same_bytes_in_both_builds(
+        builds: tuple[Build, Build], algorithm: str, backend: str, size: int,
+        operations: list[Operation]) -> None:
+    """Appends, extends (growing vectors by ``EXPAND_FWD`` or a move), inserts, gets, sets,
+    slices, iterations, pops, deletes and clears of two lists and two vectors, a string's
+    appends, and the named construct / find / destroy of all of them, inside transactions that
+    commit or roll back, between allocations; and the same after a hostile word in a
+    sequence's header (both builds then refuse it alike, neither crashes)."""
     compare(builds, _setup("segment", algorithm, size, backend), operations)
 
 

@@ -1,8 +1,12 @@
 """The growable buffer ``SegmentVector`` and ``SegmentString`` keep their elements in: its
 header words and the helpers that reserve, free and check it, written once for both.
+
+Compiled (``buffers.pxd``), the helpers are C functions the compiled containers call.
 """
 
 from __future__ import annotations
+
+import cython
 
 from segalloc.containers.proxy import WORD, _Proxy
 from segalloc.deep_check import Claim
@@ -34,20 +38,24 @@ BUFFER_HEADER_SIZE = 3 * WORD
 _MIN_CAPACITY = 4
 
 
-def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
-    """Make room for ``needed`` elements; the buffer's offset. Expands in place when the
-    algorithm can (``EXPAND_FWD``), else moves to a new block; ``BadAlloc`` changes nothing.
-    Like every container's, its allocator calls go to the segment's algorithm inside the
-    container's transaction, each after a journal safe point."""
-    seg = proxy.segment
-    hw = proxy.segment_handle >> 3
-    data, length, capacity = int(w[hw + B_DATA]), int(w[hw + B_LENGTH]), int(w[hw + B_CAPACITY])
+def _reserve(proxy: _Proxy, w: Words, elem_size: cython.Py_ssize_t,
+             needed: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    """Make room for ``needed`` elements (a buffer whose header its caller checked); the
+    buffer's offset. Expands in place when the algorithm can (``EXPAND_FWD``), else moves to a
+    new block; ``BadAlloc`` changes nothing. Like every container's, its allocator calls go to
+    the segment's algorithm inside the container's transaction, each after a journal safe
+    point."""
+    hw: cython.Py_ssize_t = proxy.segment_handle >> 3
+    data: cython.Py_ssize_t = w.signed[hw + B_DATA]
+    capacity: cython.Py_ssize_t = w.signed[hw + B_CAPACITY]
     if needed <= capacity:
         return data
-    wanted = max(needed, capacity + capacity // 2, _MIN_CAPACITY)
-    if needed * elem_size > len(seg.buffer):
+    seg = proxy.segment
+    length: cython.Py_ssize_t = w.signed[hw + B_LENGTH]
+    limit: cython.Py_ssize_t = len(w.octets) // elem_size
+    if needed > limit:
         raise BadAlloc(f"no room for {needed} elements of {type(proxy).__name__}")
-    wanted = min(wanted, len(seg.buffer) // elem_size)
+    wanted: cython.Py_ssize_t = min(max(needed, capacity + capacity // 2, _MIN_CAPACITY), limit)
     if data:
         seg.reserve_journal()
         offset, received = seg.algorithm.allocation_command(
@@ -55,9 +63,8 @@ def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
         )
         if offset is not None:
             assert offset == data, "a forward expansion keeps the block where it is"
-            w[hw + B_CAPACITY] = received // elem_size
+            w.put(hw + B_CAPACITY, received // elem_size)
             return data
-    if data:
         seg.refuse_if_viewed(data, f"growing this {type(proxy).__name__} past its capacity")
     seg.reserve_journal()
     offset, received = seg.algorithm.allocation_command(
@@ -65,21 +72,26 @@ def _reserve(proxy: _Proxy, w: Words, elem_size: int, needed: int) -> int:
     )
     if offset is None:
         raise BadAlloc(f"no room for {needed} elements of {type(proxy).__name__}")
-    used = length * elem_size
-    proxy.segment.write(offset, bytes(proxy._buf[data : data + used]))
+    used: cython.Py_ssize_t = length * elem_size
+    proxy.journal_room(w, used // WORD + 2)
+    w.store_bytes(offset, bytes(proxy._buf[data : data + used]))
     if data:
-        seg.algorithm.deallocate(data)
-    w[hw + B_DATA] = offset
-    w[hw + B_CAPACITY] = received // elem_size
+        proxy.deallocate(data)
+    w.put(hw + B_DATA, offset)
+    w.put(hw + B_CAPACITY, received // elem_size)
     return offset
 
 
 def _release_buffer(proxy: _Proxy, w: Words) -> None:
-    hw = proxy.segment_handle >> 3
-    if w[hw + B_DATA]:
-        proxy.segment.refuse_if_viewed(int(w[hw + B_DATA]), f"freeing this {type(proxy).__name__}'s buffer")
-        proxy.segment.algorithm.deallocate(w[hw + B_DATA])
-    w[hw + B_DATA] = w[hw + B_LENGTH] = w[hw + B_CAPACITY] = 0
+    """Free the buffer (refused while a view of it lives) and empty the header's fields."""
+    hw: cython.Py_ssize_t = proxy.segment_handle >> 3
+    data: cython.Py_ssize_t = w.signed[hw + B_DATA]
+    if data:
+        proxy.segment.refuse_if_viewed(data, f"freeing this {type(proxy).__name__}'s buffer")
+        proxy.deallocate(data)
+    w.put(hw + B_DATA, 0)
+    w.put(hw + B_LENGTH, 0)
+    w.put(hw + B_CAPACITY, 0)
 
 
 def _verify_buffer(proxy: _Proxy, claim: Claim, data: int, length: int, capacity: int,

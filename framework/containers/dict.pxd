@@ -2,9 +2,7 @@
 # layout of the dict's core, its layout helpers as C methods.
 from segalloc.containers.codecs cimport _Codec
 from segalloc.containers.proxy cimport _Proxy
-from segalloc.core cimport SegmentCore
 from segalloc.intrinsics cimport same_bytes
-from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 
 cdef Py_ssize_t D_NEXT, D_PREV, D_LENGTH, D_BUCKETS, D_COUNT, N_CHAIN, N_KEYTAG, N_VLEN
@@ -32,9 +30,6 @@ cdef class _DictCore(_Proxy):
     cdef Py_ssize_t value_offset(self, Words w, Py_ssize_t node) except -1
     cdef object value_at(self, Words w, Py_ssize_t node)
     cdef object raw_key(self, object key)
-    cdef Py_ssize_t allocate(self, Py_ssize_t size) except -2
-    cdef int deallocate(self, Py_ssize_t block) except -1
-    cdef int reserve(self, Words w, Py_ssize_t entries) except -1
     cdef int store_value(self, Words w, Py_ssize_t at, object value, object raw) except -1
     cdef object encoded_value(self, object value)
     cdef bint rehash(self, Words w, Py_ssize_t count) except -1

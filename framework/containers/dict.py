@@ -26,14 +26,10 @@ from segalloc.containers.proxy import (
 )
 from segalloc.deep_check import Claim, register_segment_type
 from segalloc.errors import BadAlloc
-from segalloc.journal import ENTRIES_PER_CALL, EXTENSION_ENTRIES, HEADROOM
+from segalloc.journal import ENTRIES_PER_CALL
 from segalloc.kernel import NO_MEMORY
 from segalloc.walks import LinkWalk
-from segalloc.words import DIRTY_WORD, Words
-
-if TYPE_CHECKING:
-    from segalloc.core import SegmentCore
-    from segalloc.kernel import AlgorithmKernel
+from segalloc.words import Words
 
 if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd and dict.pxd (zlib's)
     from zlib import crc32 as key_crc
@@ -94,12 +90,9 @@ _INSERT_ENTRIES = 16
 #: stored counts of up to this many items are used without asking the allocator
 _UNCHECKED_ITEMS = _UNCHECKED_BYTES // NODE_KEY
 # the imported constants as C values
-_DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
 _WORD = cython.declare(cython.Py_ssize_t, WORD)
 _UNCHECKED = cython.declare(cython.Py_ssize_t, _UNCHECKED_BYTES)
 _PER_CALL = cython.declare(cython.Py_ssize_t, ENTRIES_PER_CALL)
-_HEADROOM = cython.declare(cython.Py_ssize_t, HEADROOM)
-_EXTENSION = cython.declare(cython.Py_ssize_t, EXTENSION_ENTRIES)
 _NO_MEMORY = cython.declare(cython.Py_ssize_t, NO_MEMORY)
 #: the ints a word value holds, and its 64 bits
 _WORD_MIN = -(1 << 63)
@@ -275,38 +268,6 @@ class _DictCore(_Proxy):
         except (TypeError, OverflowError):
             return None
 
-    def allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
-        """A block from the segment's algorithm (its C entry point when it has one), after a
-        journal safe point; ``NO_MEMORY`` when there is no room."""
-        core: SegmentCore = self.segment  # type: ignore[assignment]
-        self.reserve(core._words, _PER_CALL)
-        if core._kernel is not None:
-            kernel: AlgorithmKernel = core._kernel
-            return kernel.kernel_allocate(size)
-        block = core._alg.allocate(size)
-        return _NO_MEMORY if block is None else block
-
-    def deallocate(self, block: cython.Py_ssize_t) -> cython.int:
-        core: SegmentCore = self.segment  # type: ignore[assignment]
-        self.reserve(core._words, _PER_CALL)
-        if core._kernel is not None:
-            kernel: AlgorithmKernel = core._kernel
-            kernel.kernel_deallocate(block)
-        else:
-            core._alg.deallocate(block)
-        return 0
-
-    def reserve(self, w: Words, entries: cython.Py_ssize_t) -> cython.int:
-        """A journal safe point for ``entries`` more logged writes (``reserve_journal``),
-        skipped when the current extent already holds what it would ask for."""
-        if w.journal is None:
-            return 0
-        dirty: cython.Py_ssize_t = w.signed[_DIRTY]
-        wanted: cython.Py_ssize_t = entries + _HEADROOM + (_EXTENSION if dirty else 0)
-        if w.limit - dirty < wanted:
-            self.segment.reserve_journal(entries)
-        return 0
-
     def store_value(self, w: Words, at: cython.Py_ssize_t, value: Any,
                     raw: Any) -> cython.int:
         """Write a value at byte ``at``: its ``raw`` bytes, or (``raw`` None) the int itself
@@ -371,7 +332,7 @@ class _DictCore(_Proxy):
         klen: cython.Py_ssize_t = len(raw_key)
         vlen: cython.Py_ssize_t = _WORD if raw is None else len(raw)
         tag: cython.Py_ssize_t = key_tag(raw_key)
-        self.reserve(w, 2 * _PER_CALL + _INSERT_ENTRIES + (klen + vlen) // _WORD)
+        self.journal_room(w, 2 * _PER_CALL + _INSERT_ENTRIES + (klen + vlen) // _WORD)
         link: cython.Py_ssize_t = self.find_link(w, raw_key, tag)
         r: cython.const[cython.longlong][::1] = w.signed
         old: cython.Py_ssize_t = r[link] if link >= 0 else 0

@@ -1,5 +1,6 @@
 # The C layout of _Proxy (proxy.py, pure-Python mode) and its section helpers.
 from segalloc.core cimport SegmentCore
+from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 
 cdef class _Proxy:
@@ -12,3 +13,6 @@ cdef class _Proxy:
     cdef object enter(self, bint write)
     cdef int leave(self, object lock) except -1
     cdef BaseException failed(self, object lock, BaseException error)
+    cdef Py_ssize_t allocate(self, Py_ssize_t size) except -2
+    cdef int deallocate(self, Py_ssize_t block) except -1
+    cdef int journal_room(self, Words w, Py_ssize_t entries) except -1

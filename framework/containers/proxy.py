@@ -13,13 +13,15 @@ import cython
 from segalloc.containers.codecs import _Codec
 from segalloc.deep_check import Claim, register_segment_type
 from segalloc.errors import BadAlloc, InvalidPointer, SegallocError, SegmentCorrupt
-from segalloc.journal import ENTRIES_PER_CALL
+from segalloc.journal import ENTRIES_PER_CALL, EXTENSION_ENTRIES, HEADROOM
+from segalloc.kernel import NO_MEMORY
 from segalloc.walks import LinkWalk
-from segalloc.words import Words
+from segalloc.words import DIRTY_WORD, Words
 
 if TYPE_CHECKING:
     from segalloc.core import SegmentCore
     from segalloc.interfaces import SegmentAccess
+    from segalloc.kernel import AlgorithmKernel
 
 #: a word is the unit of every link and counter
 WORD = 8
@@ -30,6 +32,12 @@ _DAMAGE = (IndexError, ValueError, OverflowError, struct.error)
 #: allocator (the hot paths read counts on every operation); a lie that small costs little and
 #: walks still detect cycles. Above it the count must fit in the allocator's used bytes.
 _UNCHECKED_BYTES = 1 << 20
+# the imported constants as C values
+_DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
+_PER_CALL = cython.declare(cython.Py_ssize_t, ENTRIES_PER_CALL)
+_HEADROOM = cython.declare(cython.Py_ssize_t, HEADROOM)
+_EXTENSION = cython.declare(cython.Py_ssize_t, EXTENSION_ENTRIES)
+_NO_MEMORY = cython.declare(cython.Py_ssize_t, NO_MEMORY)
 
 
 _ExceptionT = TypeVar("_ExceptionT", bound=BaseException)
@@ -228,6 +236,40 @@ class _Proxy:
             error = corrupt
         core.leave_section(lock, True, error)
         return error
+
+    # -- the one road to the allocator of the compiled containers (inside an operation) -------
+    def allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """A block from the segment's algorithm (its C entry point when it has one), after a
+        journal safe point; ``NO_MEMORY`` when there is no room."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        self.journal_room(core._words, _PER_CALL)
+        if core._kernel is not None:
+            kernel: AlgorithmKernel = core._kernel
+            return kernel.kernel_allocate(size)
+        block = core._alg.allocate(size)
+        return _NO_MEMORY if block is None else block
+
+    def deallocate(self, block: cython.Py_ssize_t) -> cython.int:
+        """Free a block of the segment's algorithm, after a journal safe point."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        self.journal_room(core._words, _PER_CALL)
+        if core._kernel is not None:
+            kernel: AlgorithmKernel = core._kernel
+            kernel.kernel_deallocate(block)
+        else:
+            core._alg.deallocate(block)
+        return 0
+
+    def journal_room(self, w: Words, entries: cython.Py_ssize_t) -> cython.int:
+        """A journal safe point for ``entries`` more logged writes (``reserve_journal``),
+        skipped when the current extent already holds what it would ask for."""
+        if w.journal is None:
+            return 0
+        dirty: cython.Py_ssize_t = w.signed[_DIRTY]
+        wanted: cython.Py_ssize_t = entries + _HEADROOM + (_EXTENSION if dirty else 0)
+        if w.limit - dirty < wanted:
+            self.segment.reserve_journal(entries)
+        return 0
 
     @property
     def _buf(self) -> memoryview:

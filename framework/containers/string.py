@@ -7,19 +7,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from segalloc.containers.buffers import (
-    B_CAPACITY,
-    B_DATA,
-    B_LENGTH,
-    BUFFER_HEADER_SIZE,
-    _release_buffer,
-    _reserve,
-    _verify_buffer,
-)
+import cython
+
+from segalloc.containers.buffers import BUFFER_HEADER_SIZE, _verify_buffer
 from segalloc.containers.codecs import _StrCodec
 from segalloc.containers.proxy import WORD, _caller_error, _Proxy
 from segalloc.deep_check import Claim, register_segment_type
 from segalloc.words import Words
+
+if not cython.compiled:  # compiled, the C forms come from buffers.pxd
+    from segalloc.containers.buffers import (
+        B_CAPACITY,
+        B_DATA,
+        B_LENGTH,
+        _release_buffer,
+        _reserve,
+    )
 
 # ------------------------------------------------------------------------------------------
 # SegmentString: UTF-8 text in a growable buffer
@@ -57,6 +60,7 @@ class SegmentString(_Proxy):
 
     def _release_all(self) -> None:
         w = self._words()
+        self._fields(w)  # checked before anything is freed
         _release_buffer(self, w)
         self._release_header(w)
 
