@@ -13,24 +13,19 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_multiprocess import open_segment
 
 import segalloc
 import segalloc.robust
-from segalloc import LockTimeout, Mode, NamedSegment, managed_class, plugins
+from segalloc import LockTimeout, Mode, managed_class, plugins
 from segalloc.locking import MAGIC, TRAILER
 from segalloc.robust import RobustMutex
 
 SIZE = 1 << 18
 #: the longest any wait here may take; only a hang reaches it
 PATIENCE = 60.0
-
-
-def open_segment(backend: str, name: str, mode: Mode = Mode.OPEN_ONLY, **kwargs: Any) -> Any:
-    cls: type[NamedSegment] = managed_class(plugins().backend(backend))  # type: ignore[assignment]
-    return cls(mode, name, **kwargs)
 
 
 @pytest.fixture(params=["shared_memory", "mapped_file"])

@@ -23,7 +23,6 @@ cdef class _DictCore(_Proxy):
     cdef readonly _Codec key_codec, value_codec
     cdef readonly bint word_values
 
-    cdef Py_ssize_t length(self, Words w) except -1
     cdef Py_ssize_t bucket_count(self, Words w) except -1
     cdef Py_ssize_t bucket_word(self, Words w, Py_ssize_t tag) except -2
     cdef Py_ssize_t find_link(self, Words w, bytes raw_key, Py_ssize_t tag) except -2

@@ -486,15 +486,6 @@ class _DictCore(_Proxy):
             raise self._corrupt(f"item {min(unfiled)} is in no bucket chain")
 
     # -- reading ---------------------------------------------------------------------------
-    def __len__(self) -> int:
-        lock = self.enter(False)
-        try:
-            length: cython.Py_ssize_t = self.length(self.current_words())
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904 (the cause is set when it is damage)
-        self.leave(lock)
-        return length
-
     def __getitem__(self, key: Any) -> Any:
         raw = self.raw_key(key)
         if raw is None:

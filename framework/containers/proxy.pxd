@@ -10,6 +10,7 @@ cdef class _Proxy:
     cdef readonly object _read, _change
 
     cpdef Words current_words(self)
+    cdef Py_ssize_t length(self, Words w) except -1
     cdef object enter(self, bint write)
     cdef int leave(self, object lock) except -1
     cdef BaseException failed(self, object lock, BaseException error)

@@ -210,6 +210,19 @@ class _Proxy:
             )
         return core._words
 
+    def length(self, w: Words) -> cython.Py_ssize_t:
+        """The container's element count, read from its header words."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        lock = self.enter(False)
+        try:
+            length: cython.Py_ssize_t = self.length(self.current_words())
+        except BaseException as exc:
+            raise self.failed(lock, exc)  # noqa: B904 (the cause is set when it is damage)
+        self.leave(lock)
+        return length
+
     # -- the segment operation, for compiled hot paths (``_reading`` / ``_changing`` without
     # the ``with``): ``lock = self.enter(write)``, then ``self.leave(lock)``, or on any
     # exception ``raise self.failed(lock, exc)``

@@ -11,7 +11,6 @@ cdef class _Sequence(_Proxy):
     cdef readonly Py_ssize_t element_size
     cdef readonly bint word_elements
 
-    cdef Py_ssize_t length(self, Words w) except -1
     cdef (Py_ssize_t, Py_ssize_t) element_span(self, Words w, Py_ssize_t position) except *
     cdef list collect(self, Words w, bint decode)
     cdef int insert_raws(self, Words w, Py_ssize_t index, list raws) except -1

@@ -57,9 +57,6 @@ class _Sequence(_Proxy):
         return _specialise(cls, (element,), {"element": codec})
 
     # -- primitives ----------------------------------------------------------------------
-    def length(self, w: Words) -> cython.Py_ssize_t:
-        raise NotImplementedError
-
     def element_span(self, w: Words, position: cython.Py_ssize_t) -> tuple[cython.Py_ssize_t,
                                                                              cython.Py_ssize_t]:
         raise NotImplementedError
@@ -142,15 +139,6 @@ class _Sequence(_Proxy):
             self.extend(initial[0])
 
     # -- reading -------------------------------------------------------------------------
-    def __len__(self) -> int:
-        lock = self.enter(False)
-        try:
-            length: cython.Py_ssize_t = self.length(self.current_words())
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904 (the cause is set when it is damage)
-        self.leave(lock)
-        return length
-
     def __getitem__(self, index: int | slice) -> Any:
         lock = self.enter(False)
         try:
