@@ -47,6 +47,8 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import cython
+
 from segalloc.errors import BadAlloc, InvalidSegment, SegmentCorrupt
 from segalloc.header import HEADER_SIZE, INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
@@ -117,18 +119,21 @@ class _Chain:
         return self.headers[k] + HEADER_WORDS
 
 
+# (Cython types the locals of a function its .pxd declares from this decorator only)
+@cython.locals(start=cython.Py_ssize_t, stop=cython.Py_ssize_t, run=cython.Py_ssize_t,
+               index=cython.Py_ssize_t)
 def _longest_run(words: Any, logged: WordSet, first: int, end: int) -> tuple[int, int]:
     """The longest run of word indexes in ``[first, end)`` whose word is zero in ``words`` or
-    logged already, as ``(start, stop)``."""
-    best, run = (0, 0), first
+    logged already, as ``(start, stop)`` (compiled, journal.pxd: a C loop over the block)."""
+    start, stop, run = 0, 0, first
     for index in range(first, end):
-        if words[index] and index not in logged:
-            if index - run > best[1] - best[0]:
-                best = (run, index)
+        if words[index] and not logged.holds(index):
+            if index - run > stop - start:
+                start, stop = run, index
             run = index + 1
-    if end - run > best[1] - best[0]:
-        best = (run, end)
-    return best
+    if end - run > stop - start:
+        start, stop = run, end
+    return start, stop
 
 
 def _undo(raw: Any, base: int) -> int:

@@ -12,4 +12,5 @@ cdef class WordSet:
     cpdef bint add(self, long long index) except -1
     cdef void _grow(self) except *
     cpdef void discard(self, long long index) except *
+    cpdef bint holds(self, long long index) except -1
     cpdef void clear(self) except *

@@ -6,7 +6,8 @@ a third of a compiled journaled store. ``WordSet`` holds the indexes (never nega
 open-addressing table of 64-bit words instead: Fibonacci hashing, linear probing, at most half
 full, doubling when it is; removal shifts the probe run back, so there are no tombstones. Both
 builds run this code; compiled (``word_set.pxd``) the table is a C array and a lookup a few
-instructions. A table a large transaction grew goes back to its first size on ``clear``.
+instructions. ``clear`` runs at every commit, so it costs what a small transaction's table
+holds: a table a larger transaction grew goes back to its first size there.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ _EMPTY = cython.declare(cython.longlong, -1)
 #: 2**64 / the golden ratio: Knuth's multiplicative hash
 _GOLDEN = cython.declare(cython.ulonglong, 0x9E3779B97F4A7C15)
 _WORD_MASK = cython.declare(cython.ulonglong, 0xFFFFFFFFFFFFFFFF)
-#: the first table size (a power of two) and the largest that ``clear`` keeps
+#: the first table size (a power of two), the one ``clear`` goes back to
 _FIRST_BITS = cython.declare(cython.Py_ssize_t, 6)
-_KEPT_BITS = cython.declare(cython.Py_ssize_t, 12)
 
 
 def _empty_table(bits: int) -> array[int]:
@@ -51,6 +51,7 @@ class WordSet:
         scrambled: cython.ulonglong = (cython.cast(cython.ulonglong, index) * _GOLDEN) & _WORD_MASK
         return cython.cast(cython.Py_ssize_t, scrambled >> (64 - self._bits))
 
+    @cython.boundscheck(False)  # every slot is masked by ``_mask``, the table's length - 1
     def _slot_of(self, index: cython.longlong) -> cython.Py_ssize_t:
         """The slot holding ``index``, or the empty one where it would go."""
         at: cython.Py_ssize_t = self._home(index)
@@ -58,6 +59,7 @@ class WordSet:
             at = (at + 1) & self._mask
         return at
 
+    @cython.boundscheck(False)  # the slot is ``_slot_of``'s
     def add(self, index: cython.longlong) -> cython.bint:
         """Add ``index``; True when it was not there (``ValueError`` if it is negative)."""
         if index < 0:
@@ -99,21 +101,25 @@ class WordSet:
         self._table[hole] = _EMPTY
         self._count -= 1
 
+    def holds(self, index: cython.longlong) -> cython.bint:
+        """True when ``index`` is in the set (``in`` for a C caller: no boxing)."""
+        return index >= 0 and self._table[self._slot_of(index)] == index
+
     def __contains__(self, index: object) -> bool:
         if not isinstance(index, int) or not 0 <= index < 1 << 63:
             return False
-        return bool(self._table[self._slot_of(index)] == index)
+        return bool(self.holds(index))
 
     def __len__(self) -> int:
         return self._count
 
     def clear(self) -> None:
-        """Remove every index (a table grown past the kept size goes back to the first)."""
-        if self._bits > _KEPT_BITS:
+        """Remove every index (a grown table goes back to the first size: emptying one that
+        a large transaction grew would cost every later commit its size)."""
+        if self._bits > _FIRST_BITS:
             self._resize(_FIRST_BITS)
-            return
-        at: cython.Py_ssize_t
-        if self._count:
+        elif self._count:
+            at: cython.Py_ssize_t
             for at in range(self._mask + 1):
                 self._table[at] = _EMPTY
             self._count = 0

@@ -30,7 +30,7 @@ cdef class Words:
     cdef int _keep_undo(self, Py_ssize_t index) except -1
     cdef void _grow_undo(self) except *
     cpdef void commit(self) except *
-    cpdef void log(self, Py_ssize_t index) except *
+    cpdef int log(self, Py_ssize_t index) except -1
 
     cdef inline int put(self, Py_ssize_t index, long long value) except -1:
         """store() inlined into compiled callers (the same fast path as words.py's store)."""

@@ -224,17 +224,16 @@ class Words:
         self.out[_DIRTY] = 0
         self.logged.clear()
 
-    def log(self, index: cython.Py_ssize_t) -> None:
+    def log(self, index: cython.Py_ssize_t) -> cython.int:
         """Keep ``index``'s old value: in the undo log while recording (at every store), else
         once a transaction, appended to the journal (which moves on to its next extent when
         the current one is full)."""
         if self.recording:
-            self._keep_undo(index)
-            return
+            return self._keep_undo(index)
         if index < 0 or index >= len(self.signed):
             raise IndexError(f"word {index} is outside the segment")
         if not self.logged.add(index):  # one probe: added, or logged already
-            return
+            return 0
         count: cython.Py_ssize_t = self.signed[_DIRTY]
         if count >= self.limit:
             self.logged.discard(index)  # not logged until the entry is written
@@ -244,3 +243,4 @@ class Words:
         self.out[at] = index
         self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
         self.out[_DIRTY] = count + 1
+        return 0
