@@ -10,8 +10,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from segalloc.robust import RobustMutex
 SIZE = 1 << 18
 #: the longest any wait here may take; only a hang reaches it
 PATIENCE = 60.0
+#: how long a holder lives on once others wait for it (they check they waited that long)
+HANDOVER_DELAY = 0.3
 
 
 @pytest.fixture(params=["shared_memory", "mapped_file"])
@@ -79,6 +82,66 @@ def test_a_holder_killed_inside_a_transaction_is_rolled_back_by_the_next_locker(
         seg.deallocate(seg.allocate(64))  # the next locker: recovers, then runs
         assert lock.abandoned == 1 and seg.recovered is not None
         assert seg.find(ctypes.c_int64, "lost")[0] is None
+        assert seg.find(ctypes.c_int64, "before")[0].value == 1
+        assert seg.check_sanity()
+
+
+def _forked(body: Callable[[], int]) -> tuple[int, int]:
+    """``(pid, read end)`` of a child running ``body`` (its exit code), which writes one byte
+    to the pipe just before."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read)
+            code = body(write)
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read
+
+
+def test_a_holder_killed_while_others_wait_hands_the_lock_over(
+        shared: tuple[str, str, str]) -> None:
+    """Kills inside a lock handover: a holder dies mid-transaction while two processes wait in
+    the kernel for the mutex and one of those waiters is killed too; the waiter left wakes
+    with the lock (``EOWNERDEAD``), rolls the holder's work back and does its own."""
+    backend, name, _ = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        seg.construct(ctypes.c_int64, "before", 1)
+
+        def hold(ready: int) -> int:
+            with seg.transaction():
+                seg.construct(ctypes.c_int64, "lost", 2)
+                os.write(ready, b"h")
+                signal.pause()  # killed here, holding the mutex
+            return 1
+
+        def wait(ready: int) -> int:
+            lock = seg.storage._lock.mutex
+            started = time.monotonic()
+            os.write(ready, b"w")
+            seg.construct(ctypes.c_int64, "after", 3)  # waits for the holder's death
+            waited = time.monotonic() - started
+            return 0 if lock.abandoned == 1 and waited >= HANDOVER_DELAY \
+                and seg.find(ctypes.c_int64, "lost")[0] is None else 2
+
+        holder, holding = _forked(hold)
+        assert os.read(holding, 1) == b"h"
+        victim, victim_ready = _forked(wait)
+        waiter, waiter_ready = _forked(wait)
+        assert os.read(victim_ready, 1) == os.read(waiter_ready, 1) == b"w"
+        time.sleep(HANDOVER_DELAY)  # both are in the kernel by now (the waiter checks it)
+        os.kill(victim, signal.SIGKILL)
+        assert os.waitstatus_to_exitcode(os.waitpid(victim, 0)[1]) == -signal.SIGKILL
+        os.kill(holder, signal.SIGKILL)
+        assert os.waitstatus_to_exitcode(os.waitpid(holder, 0)[1]) == -signal.SIGKILL
+        assert os.waitstatus_to_exitcode(os.waitpid(waiter, 0)[1]) == 0
+        for fd in (holding, victim_ready, waiter_ready):
+            os.close(fd)
+        assert seg.find(ctypes.c_int64, "lost")[0] is None
+        assert seg.find(ctypes.c_int64, "after")[0].value == 3
         assert seg.find(ctypes.c_int64, "before")[0].value == 1
         assert seg.check_sanity()
 
