@@ -47,8 +47,6 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import cython
-
 from segalloc.errors import BadAlloc, InvalidSegment, SegmentCorrupt
 from segalloc.header import HEADER_SIZE, INDEX_ROOT_AT
 from segalloc.interfaces import MemoryAlgorithm
@@ -119,9 +117,6 @@ class _Chain:
         return self.headers[k] + HEADER_WORDS
 
 
-# (Cython types the locals of a function its .pxd declares from this decorator only)
-@cython.locals(start=cython.Py_ssize_t, stop=cython.Py_ssize_t, run=cython.Py_ssize_t,
-               index=cython.Py_ssize_t)
 def _longest_run(words: Any, logged: WordSet, first: int, end: int) -> tuple[int, int]:
     """The longest run of word indexes in ``[first, end)`` whose word is zero in ``words`` or
     logged already, as ``(start, stop)`` (compiled, journal.pxd: a C loop over the block)."""

@@ -51,15 +51,14 @@ class WordSet:
         scrambled: cython.ulonglong = (cython.cast(cython.ulonglong, index) * _GOLDEN) & _WORD_MASK
         return cython.cast(cython.Py_ssize_t, scrambled >> (64 - self._bits))
 
-    @cython.boundscheck(False)  # every slot is masked by ``_mask``, the table's length - 1
     def _slot_of(self, index: cython.longlong) -> cython.Py_ssize_t:
         """The slot holding ``index``, or the empty one where it would go."""
         at: cython.Py_ssize_t = self._home(index)
-        while self._table[at] != index and self._table[at] != _EMPTY:
-            at = (at + 1) & self._mask
+        with cython.boundscheck(False):  # every slot is masked by ``_mask``, the length - 1
+            while self._table[at] != index and self._table[at] != _EMPTY:
+                at = (at + 1) & self._mask
         return at
 
-    @cython.boundscheck(False)  # the slot is ``_slot_of``'s
     def add(self, index: cython.longlong) -> cython.bint:
         """Add ``index``; True when it was not there (``ValueError`` if it is negative)."""
         if index < 0:

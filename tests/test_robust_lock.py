@@ -86,7 +86,7 @@ def test_a_holder_killed_inside_a_transaction_is_rolled_back_by_the_next_locker(
         assert seg.check_sanity()
 
 
-def _forked(body: Callable[[], int]) -> tuple[int, int]:
+def _forked(body: Callable[[int], int]) -> tuple[int, int]:
     """``(pid, read end)`` of a child running ``body`` (its exit code), which writes one byte
     to the pipe just before."""
     read, write = os.pipe()
