@@ -197,9 +197,9 @@ class ArraySpec:
                                  f"{area}-byte object")
         return spec
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int:
-        """Bytes of the elements."""
+        """Bytes of the elements (kept: the memos hand the same spec out again)."""
         return math.prod(self.shape) * int(self.dtype.itemsize)
 
     @property
