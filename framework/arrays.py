@@ -39,11 +39,17 @@ UNIQUE_KEY = b"numpy.ndarray"
 MAX_DIMS = 32
 #: fixed: bound on the nesting of a stored structured dtype (a damaged one cannot recurse deep)
 _MAX_DESCR_DEPTH = 32
+#: tunable: how many distinct identities the encoding and decoding memos keep (each is a pure
+#: function of its arguments: no segment state lives in them)
+_MEMO_SIZE = 256
 _INSTALL_HINT = "pip install 'segalloc[numpy]'"
 
 
 def numpy() -> Any:
     """The numpy module, or ``ImportError`` naming the extra that installs it."""
+    np = sys.modules.get("numpy")  # imported already: the common case, without the import
+    if np is not None:
+        return np
     try:
         import numpy as np
     except ImportError:
@@ -103,6 +109,65 @@ def _descr_from_json(value: object, depth: int = 0) -> Any:
     return fields
 
 
+def _descr(kind: Any) -> Any:
+    """The .npy-format descr of ``kind``: its ``str`` for numpy's own scalar dtypes (what
+    ``dtype_to_descr`` returns for them), the general conversion for the rest."""
+    return kind.str if kind.isbuiltin == 1 else numpy().lib.format.dtype_to_descr(kind)
+
+
+def _encode(descr: Any, offset: int, shape: tuple[int, ...]) -> str:
+    """The stored identity of an array (the module docstring shows it)."""
+    return TYPE_PREFIX + json.dumps({"descr": descr, "offset": offset, "shape": list(shape)},
+                                    sort_keys=True, separators=(",", ":"))
+
+
+_encode_simple = functools.lru_cache(maxsize=_MEMO_SIZE)(_encode)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _decode(type_id: str) -> ArraySpec:
+    """The spec a stored identity describes; ``SegmentCorrupt`` when it is damaged or not one
+    ``requested`` makes (a pure function of the string: a failure is not kept, so it raises
+    every time)."""
+    np = numpy()
+    try:
+        fields = json.loads(type_id[len(TYPE_PREFIX):])
+        descr, shape, offset = fields["descr"], fields["shape"], fields["offset"]
+        kind = np.lib.format.descr_to_dtype(_descr_from_json(descr))
+        if not isinstance(shape, list) or not isinstance(offset, int) or offset < 0:
+            raise ValueError("bad shape or offset")
+        dims = _shape_of(shape)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        raise SegmentCorrupt(f"array description {type_id!r:.120} is damaged: {exc}") from None
+    if kind.subdtype is not None or kind.hasobject or kind.itemsize == 0:
+        raise SegmentCorrupt(f"array description {type_id!r:.120} is not a segment array's")
+    return ArraySpec(kind, dims, offset)
+
+
+def _request(shape: object, dtype: object, alignment: int) -> tuple[ArraySpec, int]:
+    """``ArraySpec.requested``: the spec of a new array and its block alignment."""
+    np = numpy()
+    dims = _shape_of(shape)
+    try:
+        kind = np.dtype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{dtype!r} is not a numpy dtype: {exc}") from None
+    if kind.subdtype is not None:  # (float, 3) means three more floats per element
+        kind, inner = kind.subdtype
+        dims = _shape_of(dims + inner)
+    if kind.hasobject:
+        raise TypeError(f"dtype {kind} holds Python objects, which cannot live in a segment")
+    if kind.itemsize == 0:
+        raise TypeError(f"dtype {kind} has no fixed size; give one (e.g. 'S16', 'U8')")
+    if math.prod(dims) * kind.itemsize >= 2**62:
+        raise ValueError(f"an array of shape {dims} of {kind} is absurdly large")
+    block_alignment = max(alignment, kind.alignment)
+    return ArraySpec(kind, dims, -ENTRY_SIZE % block_alignment), block_alignment
+
+
+_request_simple = functools.lru_cache(maxsize=_MEMO_SIZE)(_request)
+
+
 @dataclass(frozen=True)
 class ArraySpec:
     """What an array object stores: dtype, shape, and where element 0 sits in its data area."""
@@ -115,48 +180,26 @@ class ArraySpec:
     def requested(cls, shape: object, dtype: object, alignment: int) -> tuple[ArraySpec, int]:
         """The spec of a new array and the block alignment it needs (``TypeError`` /
         ``ValueError`` for a dtype or shape a segment cannot hold)."""
+        exact = type(shape) is int or type(shape) is tuple and all(type(n) is int for n in shape)
         np = numpy()
-        dims = _shape_of(shape)
-        try:
-            kind = np.dtype(dtype)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{dtype!r} is not a numpy dtype: {exc}") from None
-        if kind.subdtype is not None:  # (float, 3) means three more floats per element
-            kind, inner = kind.subdtype
-            dims = _shape_of(dims + inner)
-        if kind.hasobject:
-            raise TypeError(f"dtype {kind} holds Python objects, which cannot live in a segment")
-        if kind.itemsize == 0:
-            raise TypeError(f"dtype {kind} has no fixed size; give one (e.g. 'S16', 'U8')")
-        if math.prod(dims) * kind.itemsize >= 2**62:
-            raise ValueError(f"an array of shape {dims} of {kind} is absurdly large")
-        block_alignment = max(alignment, kind.alignment)
-        return cls(kind, dims, -ENTRY_SIZE % block_alignment), block_alignment
+        if exact and (type(dtype) is str or isinstance(dtype, type) and issubclass(
+                dtype, np.generic) or isinstance(dtype, np.dtype) and dtype.isbuiltin == 1):
+            return _request_simple(shape, dtype, alignment)  # equal keys: equal requests
+        return _request(shape, dtype, alignment)
 
     @classmethod
     def stored(cls, type_id: str, area: int) -> ArraySpec:
         """The spec read back from an object's identity; ``SegmentCorrupt`` when it is damaged
         or claims more than the object's ``area`` data bytes."""
-        np = numpy()
-        try:
-            fields = json.loads(type_id[len(TYPE_PREFIX):])
-            descr, shape, offset = fields["descr"], fields["shape"], fields["offset"]
-            kind = np.lib.format.descr_to_dtype(_descr_from_json(descr))
-            if not isinstance(shape, list) or not isinstance(offset, int) or offset < 0:
-                raise ValueError("bad shape or offset")
-            dims = _shape_of(shape)
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
-            raise SegmentCorrupt(f"array description {type_id!r:.120} is damaged: {exc}") from None
-        spec = cls(kind, dims, offset)
-        written_by_us = kind.subdtype is None and not kind.hasobject and kind.itemsize > 0
-        if not written_by_us or offset + spec.nbytes > area:
+        spec = _decode(type_id)
+        if spec.area > area:
             raise SegmentCorrupt(f"array description {type_id!r:.120} does not fit its "
                                  f"{area}-byte object")
         return spec
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int:
-        """Bytes of the elements."""
+        """Bytes of the elements (kept: the memos hand the same spec out again)."""
         return math.prod(self.shape) * int(self.dtype.itemsize)
 
     @property
@@ -170,15 +213,13 @@ class ArraySpec:
 
     def type_id(self) -> str:
         """The identity stored in the object header (the module docstring shows it)."""
-        descr = numpy().lib.format.dtype_to_descr(self.dtype)
-        return TYPE_PREFIX + json.dumps({"descr": descr, "offset": self.offset,
-                                         "shape": list(self.shape)},
-                                        sort_keys=True, separators=(",", ":"))
+        descr = _descr(self.dtype)
+        encode = _encode_simple if isinstance(descr, str) else _encode
+        return encode(descr, self.offset, self.shape)
 
     def same_array(self, other: ArraySpec) -> bool:
         """Same dtype (as stored) and shape, wherever element 0 sits."""
-        np = numpy()
-        mine, theirs = (np.lib.format.dtype_to_descr(s.dtype) for s in (self, other))
+        mine, theirs = (_descr(s.dtype) for s in (self, other))
         return bool(mine == theirs and self.shape == other.shape)
 
     def view(self, data: memoryview) -> tuple[Any, Any]:
@@ -187,7 +228,7 @@ class ArraySpec:
         ``data`` gives a read-only array whose writes raise ``ReadOnlySegment``."""
         np = numpy()
         base = np.frombuffer(data, dtype=self.dtype)
-        array = base.reshape(self.shape)
+        array = base if len(self.shape) == 1 else base.reshape(self.shape)
         if data.readonly:
             array = array.view(_read_only_array_class())
         return array, base

@@ -403,27 +403,56 @@ class NameIndex:
                                  f"not {count} buckets")
 
     def rehash(self, bucket_count: int) -> bool:
-        """Move every entry to a table of ``bucket_count`` buckets; False when there is no room."""
-        old_count, old_buckets, _, _ = self._root()
+        """Move every entry to a table of ``bucket_count`` buckets; False when there is no room.
+
+        Old chains are walked over the words as ``find`` walks one (each link checked, all of
+        them bounded by the stored object count), every entry put at the head of its new
+        bucket in table order; each store goes through ``words`` (journaled)."""
+        old_count: cython.Py_ssize_t
+        old_buckets: cython.Py_ssize_t
+        named: cython.Py_ssize_t
+        unique: cython.Py_ssize_t
+        old_count, old_buckets, named, unique = self.root_fields()
         if bucket_count <= old_count:
             return True
-        _, _, named, unique = self._root()
         self.safe_point(bucket_count + named + unique + 2)  # and the table's allocation
         new_buckets = self.algorithm.allocate(8 * bucket_count)
         if new_buckets is None:
             return False
-        entries = list(self.entries())
-        table = [0] * bucket_count
-        for entry in entries:
-            slot = entry.hash & (bucket_count - 1)
-            self.words[entry.offset >> 3] = table[slot]
-            table[slot] = entry.offset
-        first = new_buckets >> 3
-        for slot, head in enumerate(table):  # word by word: journaled like every other write
-            self.words[first + slot] = head
-        root = self.root >> 3
-        self.words[root] = bucket_count
-        self.words[root + 1] = new_buckets
+        if old_count:
+            self._check_table(old_buckets, old_count)
+        w: Words = self.words
+        count: cython.Py_ssize_t = bucket_count
+        first: cython.Py_ssize_t = new_buckets >> 3
+        budget: cython.Py_ssize_t = named + unique
+        last: cython.Py_ssize_t = len(w.octets) - _ENTRY_BYTES
+        slot: cython.Py_ssize_t
+        offset: cython.Py_ssize_t
+        following: cython.Py_ssize_t
+        tag: cython.Py_ssize_t
+        bucket: cython.Py_ssize_t
+        for slot in range(first, first + count):
+            w.put(slot, 0)
+        for bucket in range(old_count):
+            offset = w.signed[(old_buckets >> 3) + bucket]
+            while offset:
+                if offset & 7 or offset < 0 or offset > last:
+                    raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
+                if budget == 0:
+                    raise SegmentCorrupt(f"named-object chain is longer than the index counts "
+                                         f"({named + unique})")
+                budget -= 1
+                tag = w.signed[(offset >> 3) + 1]
+                if tag & 0xFFFFFFFF != _MAGIC or not 1 <= (tag >> 32) & 0xFF <= 3:
+                    raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
+                following = w.signed[offset >> 3]
+                slot = first + (w.signed[(offset >> 3) + 5] & 0xFFFFFFFF & (count - 1))
+                w.put(offset >> 3, w.signed[slot])
+                w.put(slot, offset)
+                offset = following
+        root: cython.Py_ssize_t = self.root >> 3
+        w.put(root, count)
+        w.put(root + 1, new_buckets)
         if old_buckets:
             self.algorithm.deallocate(old_buckets)
         return True

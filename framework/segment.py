@@ -563,8 +563,8 @@ class RawSegment(SegmentCore):
 
     def _store(self, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` inside an operation, journaling the words it covers."""
-        self._journal.preserve(offset, offset + len(data))  # a safe point too
-        self._buf[offset : offset + len(data)] = data
+        self._journal.ensure((len(data) + 15) >> 3)  # a safe point: room for every word
+        self._words.store_bytes(offset, bytes(data))
 
     # -- whole-segment operations -------------------------------------------------------
     def grow(self, extra: int) -> None:
