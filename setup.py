@@ -45,6 +45,13 @@ COMPILED = [
 ]
 #: the C libraries a compiled module links (by source path)
 LIBRARIES = {"framework/containers/dict.py": ["z"], "framework/names.py": ["z"]}
+#: the modules whose hot paths chain many small ``cdef inline`` helpers (tlsf.c's shape): GCC's
+#: default budget stops inlining them once their cold error paths (which build messages) count
+#: in, so these get a larger one. A compiler that refuses the flags builds them without.
+INLINE_HEAVY = ["algorithms/sequential_fit.py", "bench/replay_loop.py"]
+INLINE_FLAGS = ["-O3", "--param", "max-inline-insns-single=20000",
+                "--param", "max-inline-insns-auto=400", "--param", "inline-unit-growth=1000",
+                "--param", "large-function-growth=10000"]
 
 
 class OptionalBuildExt(build_ext):
@@ -59,7 +66,15 @@ class OptionalBuildExt(build_ext):
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
-            super().build_extension(ext)
+            try:
+                super().build_extension(ext)
+            except Exception as exc:  # noqa: BLE001 - a compiler refusing the inline flags
+                if not ext.extra_compile_args:
+                    raise
+                print(f"warning: {ext.name} failed with {ext.extra_compile_args} ({exc}); "
+                      "building it without them", file=sys.stderr)
+                ext.extra_compile_args = []
+                super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
             print(f"warning: {ext.name} was not compiled ({exc}); it runs interpreted",
                   file=sys.stderr)
@@ -89,7 +104,8 @@ def extensions() -> list:  # type: ignore[type-arg]
     for source in COMPILED:
         folder, stem = source.rsplit("/", 1)
         name = f"{PACKAGES[folder]}.{stem.removesuffix('.py')}"
-        modules.append(Extension(name, [source], libraries=LIBRARIES.get(source, [])))
+        modules.append(Extension(name, [source], libraries=LIBRARIES.get(source, []),
+                                 extra_compile_args=INLINE_FLAGS if source in INLINE_HEAVY else []))
     return cythonize(
         modules,
         include_path=[str(include)],

@@ -10,40 +10,40 @@ cdef Py_ssize_t HEADER_SIZE, BLK_SIZE, BLK_NEXT, LAYOUT_VERSION, MAGIC, MAX_REQU
 cdef Py_ssize_t ALLOCATE_NEW, EXPAND_FWD, EXPAND_BWD, SHRINK_IN_PLACE, SHRINKS, ZERO_MEMORY
 
 cdef Py_ssize_t block_for(Py_ssize_t size) noexcept
-cdef Py_ssize_t requested(object size) except? -1
+cdef Py_ssize_t requested(object size) except -1
 
 cdef class _Core(AlgorithmKernel):
     cdef readonly object _buf
     cdef readonly Py_ssize_t _start, control, first, buffer_size
 
     @cython.final
-    cdef inline void set_block(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t next_free) except *
+    cdef inline int set_block(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t next_free) except -1
     @cython.final
     cdef inline Py_ssize_t link_after(self, Py_ssize_t prev) noexcept
     @cython.final
-    cdef inline Py_ssize_t region_end(self) except? -1
+    cdef inline Py_ssize_t region_end(self) except -1
     @cython.final
     cdef inline Py_ssize_t blocks_end(self, Py_ssize_t end) noexcept
     @cython.final
-    cdef inline Py_ssize_t free_before(self, Py_ssize_t blk) except? -1
+    cdef inline Py_ssize_t free_before(self, Py_ssize_t blk) except -1
     @cython.final
-    cdef inline Py_ssize_t first_fit(self, Py_ssize_t need) except? -2
+    cdef inline Py_ssize_t first_fit(self, Py_ssize_t need, Py_ssize_t end) except -2
     @cython.final
-    cdef inline Py_ssize_t check_free(self, Py_ssize_t blk) except? -1
+    cdef inline Py_ssize_t check_free(self, Py_ssize_t blk, Py_ssize_t end) except -1
     @cython.final
-    cdef inline Py_ssize_t offset_of(self, object offset) except? -1
+    cdef inline Py_ssize_t offset_of(self, object offset) except -1
     @cython.final
-    cdef inline Py_ssize_t block_of(self, Py_ssize_t offset) except? -1
+    cdef inline Py_ssize_t block_of(self, Py_ssize_t offset, Py_ssize_t end) except -1
     @cython.final
-    cdef inline Py_ssize_t live_prev(self, Py_ssize_t blk) except? -1
+    cdef inline Py_ssize_t live_prev(self, Py_ssize_t blk, Py_ssize_t end) except -1
     @cython.final
-    cdef inline void add_allocated(self, Py_ssize_t delta) except *
+    cdef inline int add_allocated(self, Py_ssize_t delta) except -1
     @cython.final
-    cdef inline Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need) except? -1
+    cdef inline Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need) except -1
     @cython.final
-    cdef inline Py_ssize_t take(self, Py_ssize_t prev, Py_ssize_t need) except? -1
+    cdef inline Py_ssize_t take(self, Py_ssize_t prev, Py_ssize_t need) except -1
     @cython.final
-    cdef inline void release(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t prev) except *
+    cdef inline int release(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t prev, Py_ssize_t end) except -1
     @cython.final
     cdef inline object expand_fwd(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t flags)
     @cython.final

@@ -183,11 +183,12 @@ class _Core(AlgorithmKernel):
 
     # -- blocks (a block's words: ``r[(blk >> 3) + BLK_SIZE]``, ``r[(blk >> 3) + BLK_NEXT]``) --
     def set_block(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
-                  next_free: cython.Py_ssize_t) -> cython.void:
+                  next_free: cython.Py_ssize_t) -> cython.int:
         """Write free block ``blk``'s header."""
         w: Words = self.words
         w.put((blk >> 3) + BLK_SIZE, size)
         w.put((blk >> 3) + BLK_NEXT, next_free)
+        return 0
 
     def split(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
               need: cython.Py_ssize_t) -> cython.Py_ssize_t:
@@ -198,7 +199,7 @@ class _Core(AlgorithmKernel):
         self.words.put((blk >> 3) + BLK_SIZE, need)
         return rest
 
-    def add_allocated(self, delta: cython.Py_ssize_t) -> cython.void:
+    def add_allocated(self, delta: cython.Py_ssize_t) -> cython.int:
         """Add ``delta`` to the allocated byte count, which must stay within the buffer."""
         word: cython.Py_ssize_t = self.control + HDR_ALLOCATED
         count: cython.Py_ssize_t = self.words.signed[word]
@@ -208,6 +209,7 @@ class _Core(AlgorithmKernel):
             raise SegmentCorrupt(f"sequential_fit: the allocated byte count "
                                  f"{self.words.signed[word]} is damaged")
         self.words.put(word, count)
+        return 0
 
     # -- the region ------------------------------------------------------------------------
     def region_end(self) -> cython.Py_ssize_t:
@@ -245,15 +247,15 @@ class _Core(AlgorithmKernel):
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
         return prev
 
-    def first_fit(self, need: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    def first_fit(self, need: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The free block before the first one of at least ``need`` bytes (0: the head
-        fits); -1 when none fits."""
+        fits) in the region ending at ``end``; -1 when none fits."""
         w: Words = self.words
         prev: cython.Py_ssize_t = 0
         blk: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
         while prev < blk:
             if w.signed[(blk >> 3) + BLK_SIZE] >= need:
-                self.check_free(blk)
+                self.check_free(blk, end)
                 return prev
             prev = blk
             blk = w.signed[(blk >> 3) + BLK_NEXT]
@@ -261,11 +263,12 @@ class _Core(AlgorithmKernel):
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
         return -1
 
-    def check_free(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    def check_free(self, blk: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The size of free block ``blk``, reached through the list; ``SegmentCorrupt`` unless
-        it is a whole block inside the region."""
+        it is a whole block inside the region ending at ``end`` (``region_end``, read once by
+        the operation)."""
         size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
-        if (blk < self.first or size < UNIT or size > self.region_end() - blk
+        if (blk < self.first or size < UNIT or size > end - blk
                 or (blk | size) & (UNIT - 1)):
             raise SegmentCorrupt(f"sequential_fit: free block {blk} (size {size}) is damaged")
         return size
@@ -278,16 +281,17 @@ class _Core(AlgorithmKernel):
             raise InvalidPointer(f"sequential_fit: {offset} is not a block offset of the region")
         return offset
 
-    def block_of(self, offset: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    def block_of(self, offset: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The block of allocation ``offset`` if it can be one (live or not: ``live_prev``
-        tells); ``InvalidPointer`` otherwise."""
-        end: cython.Py_ssize_t = self.region_end()  # first: a damaged size reads as such
+        tells) in the region ending at ``end`` (read first: a damaged size reads as such);
+        ``InvalidPointer`` otherwise."""
         if offset < self.first + BLOCK_HEADER or offset > end or (offset - self.first) & (UNIT - 1):
             raise InvalidPointer(f"sequential_fit: {offset} is not a block offset of the region")
         return offset - BLOCK_HEADER
 
-    def live_prev(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
-        """Check ``blk`` is a live block; the free block before it (0 if none).
+    def live_prev(self, blk: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Check ``blk`` is a live block of the region ending at ``end``; the free block before
+        it (0 if none).
 
         The header must carry this block's mark (see the layout comment), and the free-list
         walk must place the block between two free blocks without touching either. All checks
@@ -303,7 +307,7 @@ class _Core(AlgorithmKernel):
         if w.signed[(blk >> 3) + BLK_NEXT] != w.signed[self.control + HDR_MARK] ^ blk:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is not the start of a live block")
         size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
-        limit: cython.Py_ssize_t = nxt if nxt != END_OF_LIST else self.region_end()
+        limit: cython.Py_ssize_t = nxt if nxt != END_OF_LIST else end
         if size < UNIT or size & (UNIT - 1) or size > limit - blk:
             raise SegmentCorrupt(f"sequential_fit: live block {blk} has a bad size {size}")
         return prev
@@ -329,14 +333,15 @@ class _Core(AlgorithmKernel):
         return blk + BLOCK_HEADER
 
     def release(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
-                prev: cython.Py_ssize_t) -> cython.void:
+                prev: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.int:
         """Put block ``blk`` of ``size`` bytes on the free list after ``prev``, merging it
-        with its free neighbours when they touch (merge_next, then merge_prev)."""
+        with its free neighbours when they touch (merge_next, then merge_prev); the region
+        ends at ``end``."""
         w: Words = self.words
         link: cython.Py_ssize_t = self.link_after(prev)
         nxt: cython.Py_ssize_t = w.signed[link]
         if nxt and blk + size == nxt:
-            size += self.check_free(nxt)
+            size += self.check_free(nxt, end)
             nxt = w.signed[(nxt >> 3) + BLK_NEXT]
         if prev and w.signed[(prev >> 3) + BLK_SIZE] == blk - prev:
             self.set_block(prev, blk - prev + size, nxt)
@@ -344,6 +349,7 @@ class _Core(AlgorithmKernel):
         else:
             self.set_block(blk, size, nxt)
             w.put(link, blk)
+        return 0
 
     # -- the allocation interface ----------------------------------------------------------
     # The kernel_* methods are the C entry points (segalloc.kernel) of the hot paths; the
@@ -351,10 +357,11 @@ class _Core(AlgorithmKernel):
     def kernel_allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """First fit: the lowest free block with room for ``size`` bytes and a header."""
         try:
-            prev: cython.Py_ssize_t = self.first_fit(block_for(size))
+            need: cython.Py_ssize_t = block_for(size)
+            prev: cython.Py_ssize_t = self.first_fit(need, self.region_end())
             if prev < 0:
                 return NO_MEMORY
-            return self.take(prev, block_for(size))
+            return self.take(prev, need)
         except SegallocError:
             raise
         except DAMAGE as exc:
@@ -363,11 +370,12 @@ class _Core(AlgorithmKernel):
     def kernel_deallocate(self, offset: cython.Py_ssize_t) -> cython.int:
         """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
         try:
-            blk: cython.Py_ssize_t = self.block_of(offset)
-            prev: cython.Py_ssize_t = self.live_prev(blk)
+            end: cython.Py_ssize_t = self.region_end()
+            blk: cython.Py_ssize_t = self.block_of(offset, end)
+            prev: cython.Py_ssize_t = self.live_prev(blk, end)
             size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
             self.add_allocated(-size)
-            self.release(blk, size, prev)
+            self.release(blk, size, prev, end)
             return 0
         except SegallocError:
             raise
@@ -418,18 +426,21 @@ class _Core(AlgorithmKernel):
         preferred: cython.Py_ssize_t = requested(preferred_size)
         try:
             if flags & SHRINKS:
-                received = self.shrink(self.block_of(self.offset_of(reuse)), limit, preferred)
+                received = self.shrink(self.block_of(self.offset_of(reuse), self.region_end()),
+                                       limit, preferred)
                 if received is not None:
                     return reuse, received
                 if flags & SHRINK_IN_PLACE:
                     return None, 0
                 return reuse, self.usable_size(reuse)  # type: ignore[arg-type]
             if reuse is not None and flags & EXPAND_FWD:
-                received = self.expand_fwd(self.block_of(self.offset_of(reuse)), limit, preferred, flags)
+                received = self.expand_fwd(
+                    self.block_of(self.offset_of(reuse), self.region_end()), limit, preferred, flags)
                 if received is not None:
                     return reuse, received
             elif reuse is not None and flags & EXPAND_BWD:
-                self.live_prev(self.block_of(self.offset_of(reuse)))
+                end: cython.Py_ssize_t = self.region_end()
+                self.live_prev(self.block_of(self.offset_of(reuse), end), end)
             if not flags & ALLOCATE_NEW:
                 return None, 0
             offset = self.allocate_between(limit, preferred)
@@ -466,7 +477,8 @@ class _Core(AlgorithmKernel):
         cannot. As Boost's ``priv_expand``: a block already holding ``limit_size`` is left
         as it is."""
         w: Words = self.words
-        prev: cython.Py_ssize_t = self.live_prev(blk)
+        end: cython.Py_ssize_t = self.region_end()
+        prev: cython.Py_ssize_t = self.live_prev(blk, end)
         size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
         least: cython.Py_ssize_t = block_for(limit_size) - BLOCK_HEADER
         if size - BLOCK_HEADER >= least:
@@ -475,7 +487,7 @@ class _Core(AlgorithmKernel):
         nxt: cython.Py_ssize_t = w.signed[link]
         if nxt != blk + size:
             return None
-        merged: cython.Py_ssize_t = size + self.check_free(nxt)
+        merged: cython.Py_ssize_t = size + self.check_free(nxt, end)
         if merged - BLOCK_HEADER < least:
             return None
         # the merged block takes the successor's place on the free list, then is allocated
@@ -494,7 +506,8 @@ class _Core(AlgorithmKernel):
                preferred_size: cython.Py_ssize_t) -> int | None:
         """Shrink live block ``blk`` to ``preferred_size`` (rounded up) if that is within
         ``limit_size``; the usable size, or None if it cannot (Boost's ``shrink``)."""
-        prev: cython.Py_ssize_t = self.live_prev(blk)
+        end: cython.Py_ssize_t = self.region_end()
+        prev: cython.Py_ssize_t = self.live_prev(blk, end)
         size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
         max_units: cython.Py_ssize_t = limit_size // UNIT
         keep_units: cython.Py_ssize_t = (preferred_size + UNIT - 1) // UNIT
@@ -505,14 +518,16 @@ class _Core(AlgorithmKernel):
             kept: cython.Py_ssize_t = BLOCK_HEADER + keep_units * UNIT
             self.add_allocated(kept - size)
             self.words.put((blk >> 3) + BLK_SIZE, kept)
-            self.release(blk + kept, size - kept, prev)
+            self.release(blk + kept, size - kept, prev, end)
         return keep_units * UNIT
 
     @damage_is_corruption
     def usable_size(self, offset: int) -> int:
         """Payload bytes of live block ``offset``: its size less the header."""
-        blk: cython.Py_ssize_t = self.block_of(self.offset_of(offset))
-        self.live_prev(blk)
+        checked: cython.Py_ssize_t = self.offset_of(offset)
+        end: cython.Py_ssize_t = self.region_end()
+        blk: cython.Py_ssize_t = self.block_of(checked, end)
+        self.live_prev(blk, end)
         usable: int = self.words.signed[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
         return usable
 
@@ -524,7 +539,7 @@ class _Core(AlgorithmKernel):
         old_end: cython.Py_ssize_t = self.blocks_end(end)
         new_end: cython.Py_ssize_t = self.blocks_end(end + extra)
         if new_end > old_end:
-            self.release(old_end, new_end - old_end, self.free_before(old_end))
+            self.release(old_end, new_end - old_end, self.free_before(old_end), end)
         self.words.put(self.control + HDR_SIZE, end + extra - self._start)
 
     @damage_is_corruption

@@ -141,7 +141,11 @@ class ReplayLoop:
             spans: array[int] | None = None) -> None:
         """Replay operations ``first`` to ``stop`` (trace indexes). With ``spans`` (an int64
         array as long as the trace), ``spans[i]`` gets the nanoseconds operation i's algorithm
-        calls took, clock cost included (``UNTIMED``: it made none)."""
+        calls took, clock cost included (``UNTIMED``: it made none).
+
+        The loop's indexes are in bounds by the checks before it (compiled, it runs without
+        bounds checks): ``index`` within every column and ``spans``, each ID of the span within
+        the offset and size tables."""
         codes: cython.const[cython.longlong][::1] = self.codes
         idents: cython.const[cython.longlong][::1] = self.idents
         sizes: cython.const[cython.longlong][::1] = self.sizes
@@ -154,35 +158,42 @@ class ReplayLoop:
         raised_at: cython.Py_ssize_t = self.raised_at
         before: cython.longlong = 0
         index: cython.Py_ssize_t
+        if not 0 <= first <= stop <= min(len(codes), len(idents), len(sizes), len(aligns), len(timed)):
+            raise IndexError(f"operations {first} to {stop} are not all in the trace and spans")
+        ids: cython.Py_ssize_t = min(len(offsets), len(held))
         for index in range(first, stop):
-            code: cython.Py_ssize_t = codes[index]
-            ident: cython.Py_ssize_t = idents[index]
-            size: cython.Py_ssize_t = sizes[index]
-            off: cython.Py_ssize_t = offsets[ident]
-            if code != ALLOC_OP and off < 0:
+            if not 0 <= idents[index] < ids:
+                raise ValueError(f"operation {index}: ID {idents[index]} is not below {ids}")
+        with cython.boundscheck(False):  # every index checked just above
+            for index in range(first, stop):
+                code: cython.Py_ssize_t = codes[index]
+                ident: cython.Py_ssize_t = idents[index]
+                size: cython.Py_ssize_t = sizes[index]
+                off: cython.Py_ssize_t = offsets[ident]
+                if code != ALLOC_OP and off < 0:
+                    if timing:
+                        timed[index] = UNTIMED
+                    continue
                 if timing:
-                    timed[index] = UNTIMED
-                continue
-            if timing:
-                before = now_ns()
-            if code == ALLOC_OP:
-                off = self.allocate(size, aligns[index])
-            elif code == FREE_OP:
-                self.deallocate(off)
-                off = UNBOUND
-            else:
-                off = self.reallocate(off, held[ident], size)
-            if timing:
-                timed[index] = now_ns() - before
-            if code == FREE_OP:
-                offsets[ident] = UNBOUND
-                continue
-            if off < 0:  # a failed allocation, or a reallocation that could not grow
-                self.failed.append(index)
-                continue
-            if code == ALLOC_OP or size > held[ident]:
-                if off + size > high_water:
-                    high_water, raised_at = off + size, index
-            offsets[ident] = off
-            held[ident] = size
+                    before = now_ns()
+                if code == ALLOC_OP:
+                    off = self.allocate(size, aligns[index])
+                elif code == FREE_OP:
+                    self.deallocate(off)
+                    off = UNBOUND
+                else:
+                    off = self.reallocate(off, held[ident], size)
+                if timing:
+                    timed[index] = now_ns() - before
+                if code == FREE_OP:
+                    offsets[ident] = UNBOUND
+                    continue
+                if off < 0:  # a failed allocation, or a reallocation that could not grow
+                    self.failed.append(index)
+                    continue
+                if code == ALLOC_OP or size > held[ident]:
+                    if off + size > high_water:
+                        high_water, raised_at = off + size, index
+                offsets[ident] = off
+                held[ident] = size
         self.high_water, self.raised_at = high_water, raised_at
