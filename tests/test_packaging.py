@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -24,10 +25,13 @@ def test_the_wheel_holds_only_the_segalloc_package(tmp_path: Path) -> None:
     (tree / "bench-out").mkdir()
     (tree / "bench-out" / "__init__.py").write_text("")
     (tree / "bench-out" / "report.json").write_text("{}")
+    # the layout without compiling (setup.py builds no extension then; tests/test_build.py checks
+    # the compiled modules): a compile of every module would be most of this test's time
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
          "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist"), str(tree)],
         check=True, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SEGALLOC_PURE_PYTHON": "1"},
     )
     (wheel,) = (tmp_path / "dist").glob("segalloc-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
