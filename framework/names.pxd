@@ -18,3 +18,5 @@ cdef class NameIndex:
     cdef public Py_ssize_t root
 
     cdef (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) root_fields(self) except *
+    cdef Py_ssize_t linked_tag(self, Py_ssize_t offset, Py_ssize_t budget,
+                               Py_ssize_t counted) except? -1

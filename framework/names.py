@@ -254,6 +254,21 @@ class NameIndex:
     def _bucket_at(self, buckets: int, bucket_count: int, hsh: int) -> int:
         return buckets + 8 * (hsh & (bucket_count - 1))
 
+    def linked_tag(self, offset: cython.Py_ssize_t, budget: cython.Py_ssize_t,
+                   counted: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The tag word of the entry a chain link reaches, with ``budget`` more links allowed
+        (of the ``counted`` objects the index holds): the checks every chain walk makes, so a
+        link that is not an entry, or a chain longer than the count, is ``SegmentCorrupt``."""
+        w: Words = self.words
+        if offset & 7 or offset < 0 or offset > len(w.octets) - _ENTRY_BYTES:
+            raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
+        if budget == 0:
+            raise SegmentCorrupt(f"named-object chain is longer than the index counts ({counted})")
+        tag: cython.Py_ssize_t = w.signed[(offset >> 3) + 1]
+        if tag & 0xFFFFFFFF != _MAGIC or not 1 <= (tag >> 32) & 0xFF <= 3:
+            raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
+        return tag
+
     def find(self, kind: InstanceType, name: bytes) -> Entry | None:
         """The entry keyed (kind, name), if any: the chain of its bucket walked over the words,
         bounded by the stored object count; only a candidate with the same hash and kind is
@@ -269,19 +284,11 @@ class NameIndex:
         code: cython.Py_ssize_t = kind
         hsh: cython.Py_ssize_t = name_crc(name, code)
         budget: cython.Py_ssize_t = named + unique
-        last: cython.Py_ssize_t = len(w.octets) - _ENTRY_BYTES
         offset: cython.Py_ssize_t = w.signed[(buckets >> 3) + (hsh & (count - 1))]
         tag: cython.Py_ssize_t
         while offset:
-            if offset & 7 or offset < 0 or offset > last:
-                raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
-            if budget == 0:
-                raise SegmentCorrupt(f"named-object chain is longer than the index counts "
-                                     f"({named + unique})")
+            tag = self.linked_tag(offset, budget, named + unique)
             budget -= 1
-            tag = w.signed[(offset >> 3) + 1]
-            if tag & 0xFFFFFFFF != _MAGIC or not 1 <= (tag >> 32) & 0xFF <= 3:
-                raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
             if w.signed[(offset >> 3) + 5] & 0xFFFFFFFF == hsh and (tag >> 32) & 0xFF == code:
                 entry = self.read_entry(offset)  # (its lengths checked: a lie is damage)
                 if entry.name == name:
@@ -425,26 +432,17 @@ class NameIndex:
         count: cython.Py_ssize_t = bucket_count
         first: cython.Py_ssize_t = new_buckets >> 3
         budget: cython.Py_ssize_t = named + unique
-        last: cython.Py_ssize_t = len(w.octets) - _ENTRY_BYTES
         slot: cython.Py_ssize_t
         offset: cython.Py_ssize_t
         following: cython.Py_ssize_t
-        tag: cython.Py_ssize_t
         bucket: cython.Py_ssize_t
         for slot in range(first, first + count):
             w.put(slot, 0)
         for bucket in range(old_count):
             offset = w.signed[(old_buckets >> 3) + bucket]
             while offset:
-                if offset & 7 or offset < 0 or offset > last:
-                    raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
-                if budget == 0:
-                    raise SegmentCorrupt(f"named-object chain is longer than the index counts "
-                                         f"({named + unique})")
+                self.linked_tag(offset, budget, named + unique)
                 budget -= 1
-                tag = w.signed[(offset >> 3) + 1]
-                if tag & 0xFFFFFFFF != _MAGIC or not 1 <= (tag >> 32) & 0xFF <= 3:
-                    raise SegmentCorrupt(f"named-object chain reaches {offset}, not an object")
                 following = w.signed[offset >> 3]
                 slot = first + (w.signed[(offset >> 3) + 5] & 0xFFFFFFFF & (count - 1))
                 w.put(offset >> 3, w.signed[slot])
