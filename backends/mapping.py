@@ -392,6 +392,11 @@ class MappedStorage(Storage):
         return self._mode is Mode.OPEN_READ_ONLY
 
     @property
+    def version_word(self) -> int:
+        # a copy-on-write opener's writes stay its own: it must not tell others' readers of them
+        return 0 if self._mode in _PRIVATE_ACCESS else self._lock.version_word
+
+    @property
     def mode(self) -> Mode:
         """How the object was opened (``CREATE_ONLY`` when this storage made it)."""
         return self._mode

@@ -14,6 +14,12 @@ holding the GIL, when no thread is inside a section of the segment and no store 
 Python (no journal, no undo being recorded, no observer): no other thread can run meanwhile, so
 it skips the lock (``bare``). A thread inside a section counts in ``_depth`` from the moment its
 lock is taken, before it touches a word, so such an operation never lands in the middle of one.
+
+On storage whose lock has a version word (``Storage.version_word``: a shared-memory or file
+segment's mutex, ``segalloc.robust``), every section that may write (``write``, a repair, a
+word left odd by a writer that died) makes it odd before its first store and even after its
+last, so readers may read without the lock: ``read_version`` before, ``read_holds`` after,
+and the locked read when a writer came between (``segalloc.containers.proxy._Proxy.read``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from segalloc.journal import EXTENSION_ENTRIES, HEADROOM, M_NEXT
 from segalloc.kernel import AlgorithmKernel, kernel_of, runs_in_c
 from segalloc.thread_lock import ThreadLock
 from segalloc.words import DIRTY_WORD
+
+if not cython.compiled:  # compiled, the C forms come from robust.pxd
+    from segalloc.robust import version_close, version_holds, version_open, version_read
 
 if TYPE_CHECKING:
     from segalloc.interfaces import MemoryAlgorithm, Storage
@@ -79,6 +88,8 @@ class SegmentCore:
         _journaled: bool
         _bare: bool
         _thread_lock: ThreadLock | None
+        _version_at: int
+        _version_open: bool
         generation: int
 
     def _bind_core(self, storage: Any, algorithm: Any, journal: Any, size: int) -> None:
@@ -98,6 +109,10 @@ class SegmentCore:
         #: the storage's lock when it is a ``ThreadLock`` that ``lock()`` always returns: taken
         #: and given back in C
         self._thread_lock = lock if isinstance(lock, ThreadLock) else None
+        #: the address of the lock's version word (0: none; readers lock), and whether this
+        #: process's open section has made it odd
+        self._version_at = storage.version_word
+        self._version_open = False
 
     def _recover(self) -> None:
         """Undo what a process that died holding the lock left half done (the segment's)."""
@@ -124,12 +139,19 @@ class SegmentCore:
         try:
             if self._depth == 1:
                 signed: cython.const[cython.longlong][::1] = self._words.signed
+                if self._version_at and version_read(self._version_at) & 1:
+                    self.open_version()  # a writer died inside: closed when this one ends
                 if signed[_DIRTY] or (self._journaled and signed[self._extent_link]):
+                    self.open_version()
                     self._recover()
-            if write and self._journaled and self.short_of_room():
-                self._journal.ensure()  # a safe point: the algorithm's structures are whole
+            if write:
+                self.open_version()
+                if self._journaled and self.short_of_room():
+                    self._journal.ensure()  # a safe point: the algorithm's structures are whole
         except BaseException:
             self._depth -= 1
+            if not self._depth:
+                self.close_version()
             self.give_lock(lock, None)
             raise
         if record and not self._journaled and not self._undo_depth:
@@ -152,8 +174,40 @@ class SegmentCore:
                 else:
                     self._words.commit()
         finally:
+            if depth == 1:
+                self.close_version()
             self.give_lock(lock, error if failed else None)
         return 0
+
+    def open_version(self) -> cython.int:
+        """Before this section's first store: the version word odd (once a section)."""
+        if self._version_at and not self._version_open:
+            version_open(self._version_at)
+            self._version_open = True
+        return 0
+
+    def close_version(self) -> cython.int:
+        """After the outermost section's last store, holding the lock: the version word even."""
+        if self._version_open:
+            self._version_open = False
+            version_close(self._version_at)
+        return 0
+
+    def read_version(self) -> cython.longlong:
+        """The version word's value to read against without the lock, or -1 when a reader must
+        lock: no version word, a writer inside (odd), a transaction to repair, or a section
+        of this process open (its own thread's, or one another thread holds the lock for)."""
+        if not self._version_at or self._depth or self._closed:
+            return -1
+        seen: cython.longlong = version_read(self._version_at)
+        if seen & 1 or self._words.signed[_DIRTY]:
+            return -1
+        return seen
+
+    def read_holds(self, seen: cython.longlong) -> cython.bint:
+        """True when no writer came since ``read_version`` gave ``seen``: what was read between
+        is what a locked read would have read."""
+        return version_holds(self._version_at, seen)
 
     def take_lock(self) -> Any:
         """Take the storage's lock (waiting as it says); the lock, for ``give_lock``."""

@@ -126,6 +126,13 @@ class Storage(abc.ABC):
     def lock(self) -> AbstractContextManager[object]:
         """A re-entrant lock excluding other threads and other processes of this segment."""
 
+    @property
+    def version_word(self) -> int:
+        """The address of the lock's version word (``segalloc.robust``), outside the segment's
+        bytes, which lets readers of other processes read without the lock; 0 (the default):
+        readers lock."""
+        return 0
+
     @abc.abstractmethod
     def flush(self) -> None:
         """Write changes through to the backing object (no-op for memory-only storage)."""

@@ -3,15 +3,16 @@
 Two locks make it. The per-operation lock (``enter`` / ``release``, ``with lock:``) is a robust,
 process-shared pthread mutex (``segalloc.robust``: tens of nanoseconds uncontended, the kernel
 only to wait or when a holder died) in a trailer of the object, ``TRAILER`` bytes after the
-segment's: the segment bytes (which may be copied byte for byte) carry no lock state, and the
-segment's layout does not change. The trailer ends with ``MAGIC``; an object without it (made
-before the trailer existed) locks every operation with ``flock`` as below. The rare paths (the
-creation protocol, opening, ``resizing``) take the file lock (``hold`` / ``unhold``): a
-``threading.RLock`` joined with ``fcntl.flock`` on a descriptor of the object, re-entrant by
-a depth counter. ``flock``, not ``lockf``/``fcntl`` record locks: a record lock vanishes when
-*any* descriptor of the file is closed in the process, while an flock belongs to one open file
-description and the kernel drops it only when that description goes, the holder's death
-included.
+segment's, followed by its version word (``version_word``: readers of other processes read
+without the lock against it, ``segalloc.core``): the segment bytes (which may be copied byte for
+byte) carry no lock state, and the segment's layout does not change. The trailer ends with
+``MAGIC``; an object without it (made before the trailer existed) locks every operation with
+``flock`` as below. The rare paths (the creation protocol, opening, ``resizing``) take the file
+lock (``hold`` / ``unhold``): a ``threading.RLock`` joined with ``fcntl.flock`` on a descriptor
+of the object, re-entrant by a depth counter. ``flock``, not ``lockf``/``fcntl`` record locks: a
+record lock vanishes when *any* descriptor of the file is closed in the process, while an flock
+belongs to one open file description and the kernel drops it only when that description goes,
+the holder's death included.
 
 The mutex is attached (``attach``, under the file lock, at open) from a small shared mapping of
 the trailer that the lock owns. A mutex may say "locked by a thread that is gone" without the
@@ -66,12 +67,13 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from segalloc.errors import InvalidSegment, LockTimeout
-from segalloc.robust import RobustMutex, initialise
+from segalloc.robust import MUTEX_BYTES, RobustMutex, initialise
 
 __all__ = ["MAGIC", "TRAILER", "FileLock", "LockTable", "mapping_pids", "others_map",
            "process_locks", "share_mapping"]
 
-#: bytes after the segment's that hold its mutex: up to 7 to align it, the mutex (40), MAGIC last
+#: bytes after the segment's that hold its mutex: up to 7 to align it, the mutex (40), its
+#: version word (8), MAGIC last
 TRAILER = 64
 #: the trailer's last bytes: this object has a mutex in its trailer
 MAGIC = b"SEGLOCK1"
@@ -192,6 +194,14 @@ class FileLock:
     def mutex(self) -> RobustMutex | None:
         """The trailer's mutex, when attached."""
         return self._mutex
+
+    @property
+    def version_word(self) -> int:
+        """The address of the mutex's version word while sections take the bare mutex (see
+        ``section_lock``), else 0: a reader that must check the object's size first locks."""
+        if self._trailer is None or self._watched_size:
+            return 0
+        return ctypes.addressof(self._trailer[1]) + MUTEX_BYTES
 
     def watch_size(self, size: int) -> None:
         """Check at each outermost entry that the object still has ``size`` bytes (0: stop)."""

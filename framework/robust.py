@@ -2,17 +2,27 @@
 whose bytes live in a named object (``segalloc.locking`` places it in the object's trailer).
 
 Uncontended, taking it is one ``pthread_mutex_trylock`` (an atomic compare-and-swap, no system
-call) and the outermost release one ``pthread_mutex_unlock``: the kernel (a futex) is entered
-only to wait, and a wait runs with the GIL released, in slices that let signals through, until
-the deadline (then ``LockTimeout`` names the holding process and thread from the mutex's owner
-field). The mutex belongs to a thread, so it excludes this process's other threads as well; a
-depth counter makes it re-entrant within a thread. Robust: when its holder dies (``SIGKILL``
-included) the kernel marks it, the next locker gets ``EOWNERDEAD``, makes it consistent and goes
-on; the segment's outermost section then rolls back what the dead holder left (its journal),
-as it does after ``flock``'s release by the kernel.
+call) and the outermost release one ``pthread_mutex_unlock``; refused, a locker first watches
+the lock word for a few microseconds (a section is about that long), the GIL released: the
+kernel (a futex) is entered only to wait longer, and a wait runs with the GIL released, in
+slices that let signals through, until the deadline (then ``LockTimeout`` names the holding
+process and thread from the mutex's owner field). The mutex belongs to a thread, so it
+excludes this process's other threads as well; a depth counter makes it re-entrant within a
+thread. Robust: when its holder dies (``SIGKILL`` included) the kernel marks it, the next locker
+gets ``EOWNERDEAD``, makes it consistent and goes on; the segment's outermost section then
+rolls back what the dead holder left (its journal), as it does after ``flock``'s release by the
+kernel.
 
-Compiled, the calls are inline C (``robust.pxd``); interpreted, the same libc functions run
-through ``ctypes`` on the same address, so compiled and interpreted processes share one mutex.
+The mutex is followed by its *version word*, which lets readers read without it (a seqlock):
+a writer holding the mutex makes the word odd before its first store (``version_open``) and
+even, past every value it had, after its last (``version_close``); a reader notes an even
+value (``version_read``), reads, and keeps what it read only when the word still holds that
+value (``version_holds``). A writer that died inside leaves it odd, so readers lock (and the
+next locker repairs, then closes it).
+
+Compiled, the calls are inline C (``robust.pxd``, the version word's loads and stores C11
+atomics); interpreted, the same libc functions run through ``ctypes`` on the same address, so
+compiled and interpreted processes share one mutex and one version word.
 """
 
 from __future__ import annotations
@@ -26,11 +36,18 @@ import cython
 
 from segalloc.errors import InvalidSegment, LockTimeout
 
-__all__ = ["RobustMutex", "initialise"]
+__all__ = ["MUTEX_BYTES", "RobustMutex", "initialise"]
 
 _EBUSY = cython.declare(cython.int, errno.EBUSY)
 _ETIMEDOUT = cython.declare(cython.int, errno.ETIMEDOUT)
 _EOWNERDEAD = cython.declare(cython.int, errno.EOWNERDEAD)
+#: ``sizeof(pthread_mutex_t)`` (glibc, 64-bit Linux; robust.pxd asserts it): the version word
+#: follows the mutex
+MUTEX_BYTES = 40
+#: rounds of 4 pauses a refused locker watches the lock word before it waits in the kernel
+#: (about as long as a section of a lone operation runs: the wait's system calls and wake-up
+#: would cost more)
+_SPIN_ROUNDS = cython.declare(cython.int, 800)
 #: seconds of one wait in the kernel before signals are looked at
 _SLICE = cython.declare(cython.double, 0.05)
 
@@ -72,6 +89,25 @@ if not cython.compiled:  # compiled, the C forms come from robust.pxd
         _attr_destroy(attr)
         return int(rc)
 
+    def version_read(at: int) -> int:
+        """The version word at ``at``."""
+        return ctypes.c_longlong.from_address(at).value
+
+    def version_holds(at: int, seen: int) -> bool:
+        """True when the version word at ``at`` still holds ``seen``."""
+        return ctypes.c_longlong.from_address(at).value == seen
+
+    def version_open(at: int) -> None:
+        """A writer begins (holding the mutex): the word odd, unless a dead writer left it so."""
+        word = ctypes.c_longlong.from_address(at)
+        if not word.value & 1:
+            word.value += 1
+
+    def version_close(at: int) -> None:
+        """A writer ends (still holding the mutex): the word even, past every value it had."""
+        word = ctypes.c_longlong.from_address(at)
+        word.value = (word.value | 1) + 1
+
     def mutex_wait(at: int, deadline: float) -> int:
         """Wait for the mutex until ``CLOCK_MONOTONIC`` reaches ``deadline`` (< 0: for ever);
         ctypes releases the GIL meanwhile."""
@@ -80,6 +116,10 @@ if not cython.compiled:  # compiled, the C forms come from robust.pxd
         seconds = int(deadline)
         when = _Timespec(seconds, int((deadline - seconds) * 1e9))
         return int(_clocklock(at, time.CLOCK_MONOTONIC, ctypes.byref(when)))
+
+    def mutex_spin(at: int, rounds: int) -> int:
+        """One more trylock (the compiled form watches the lock word a while first)."""
+        return int(mutex_trylock(at))
 
     def mutex_owner(at: int) -> int:
         """The owner thread id glibc keeps in the mutex (``__data.__owner``)."""
@@ -92,7 +132,8 @@ if not cython.compiled:  # compiled, the C forms come from robust.pxd
 
 def initialise(address: int) -> None:
     """Make the ``MUTEX_BYTES`` at ``address`` (shared memory) a fresh, unlocked robust mutex;
-    only while no other process may use it."""
+    only while no other process may use it. The version word after it keeps its value (an
+    odd one, left by a writer gone unmarked, is closed by the next locker)."""
     rc = mutex_init(address)
     if rc:
         raise OSError(rc, f"pthread_mutex_init: {os.strerror(rc)}")
@@ -188,6 +229,10 @@ class RobustMutex:
             return 0
         self._check_open()
         rc: cython.int = mutex_trylock(self._address)
+        if rc == _EBUSY:
+            address: cython.Py_ssize_t = self._address
+            with cython.nogil:
+                rc = mutex_spin(address, _SPIN_ROUNDS)
         if rc == _EBUSY:
             rc = self._wait(timeout)
         self._taken(rc, me)

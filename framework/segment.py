@@ -315,6 +315,7 @@ class RawSegment(SegmentCore):
             self._undo_depth = 0
             self._words.finish_undo(rollback=True)
         self._depth = 0
+        self._version_open = False  # the parent's section closes it
         if self._thread_lock is not None:  # held, perhaps, by a thread the child does not have
             self._thread_lock.reset()
         self._reading._held.clear()

@@ -28,6 +28,7 @@ cdef class _DictCore(_Proxy):
     cdef Py_ssize_t find_link(self, Words w, bytes raw_key, Py_ssize_t tag) except -2
     cdef Py_ssize_t value_offset(self, Words w, Py_ssize_t node) except -1
     cdef object value_at(self, Words w, Py_ssize_t node)
+    cdef object answer(self, int question, Words w, object raw, Py_ssize_t tag)
     cdef object raw_key(self, object key)
     cdef int store_value(self, Words w, Py_ssize_t at, object value, object raw) except -1
     cdef object encoded_value(self, object value)

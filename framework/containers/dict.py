@@ -36,6 +36,12 @@ if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd and di
 
     from segalloc.intrinsics import same_bytes
 
+#: the dict's read-only questions (``_Proxy.read``), and a missing key's answer
+_GET = cython.declare(cython.int, 1)
+_CONTAINS = cython.declare(cython.int, 2)
+_COPY = cython.declare(cython.int, 3)
+_MISSING = object()
+
 K = TypeVar("K")
 V = TypeVar("V")
 #: tunable: first bucket count of a dict (a power of two); the table doubles at load factor 1
@@ -485,21 +491,26 @@ class _DictCore(_Proxy):
         if unfiled:
             raise self._corrupt(f"item {min(unfiled)} is in no bucket chain")
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading (``_Proxy.read``: without the lock while no writer comes between) ----------
+    def answer(self, question: cython.int, w: Words, raw: Any, tag: cython.Py_ssize_t) -> Any:
+        """``_GET``: the value of the key ``raw`` (its ``tag``), or ``_MISSING``;
+        ``_CONTAINS``: whether it is there; ``_COPY``: every item."""
+        if question == _COPY:
+            return self._snapshot()
+        if question != _GET and question != _CONTAINS:
+            return _Proxy.answer(self, question, w, raw, tag)
+        link: cython.Py_ssize_t = self.find_link(w, raw, tag)
+        if question == _CONTAINS:
+            return link >= 0
+        return _MISSING if link < 0 else self.value_at(w, w.signed[link])
+
     def __getitem__(self, key: Any) -> Any:
         raw = self.raw_key(key)
         if raw is None:
             raise KeyError(key)
-        lock = self.enter(False)
-        try:
-            w: Words = self.current_words()
-            link: cython.Py_ssize_t = self.find_link(w, raw, key_tag(raw))
-            if link < 0:
-                raise KeyError(key)
-            value = self.value_at(w, w.signed[link])
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904
-        self.leave(lock)
+        value = self.read(_GET, raw, key_tag(raw))
+        if value is _MISSING:
+            raise KeyError(key)
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -513,24 +524,11 @@ class _DictCore(_Proxy):
         raw = self.raw_key(key)
         if raw is None:
             return False
-        lock = self.enter(False)
-        try:
-            link: cython.Py_ssize_t = self.find_link(self.current_words(), raw,
-                                                     key_tag(raw))
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904
-        self.leave(lock)
-        return link >= 0
+        return self.read(_CONTAINS, raw, key_tag(raw))
 
     def copy(self) -> dict[Any, Any]:
         """A Python dict with the same items, in insertion order."""
-        lock = self.enter(False)
-        try:
-            items = self._snapshot()
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904
-        self.leave(lock)
-        return items
+        return self.read(_COPY, None, 0)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.copy())

@@ -11,6 +11,8 @@ cdef class _Proxy:
 
     cpdef Words current_words(self)
     cdef Py_ssize_t length(self, Words w) except -1
+    cdef object read(self, int question, object raw, Py_ssize_t tag)
+    cdef object answer(self, int question, Words w, object raw, Py_ssize_t tag)
     cdef object enter(self, bint write)
     cdef int leave(self, object lock) except -1
     cdef BaseException failed(self, object lock, BaseException error)

@@ -40,6 +40,11 @@ _EXTENSION = cython.declare(cython.Py_ssize_t, EXTENSION_ENTRIES)
 _NO_MEMORY = cython.declare(cython.Py_ssize_t, NO_MEMORY)
 
 
+#: the read-only question every container answers (``_Proxy.read``): its element count
+_LENGTH = cython.declare(cython.int, 0)
+#: what an unlocked read that failed gives ``_Proxy.read`` (then it reads locked)
+_TORN = object()
+
 _ExceptionT = TypeVar("_ExceptionT", bound=BaseException)
 
 
@@ -215,13 +220,37 @@ class _Proxy:
         raise NotImplementedError
 
     def __len__(self) -> int:
+        return self.read(_LENGTH, None, 0)
+
+    # -- reads: first without the lock, against the version word -----------------------------
+    def read(self, question: cython.int, raw: Any, tag: cython.Py_ssize_t) -> Any:
+        """The ``answer`` to a read-only ``question``: first without the lock, kept when the
+        segment's version word says no writer came meanwhile (``SegmentCore.read_version``);
+        otherwise, or when that read failed (a writer's half-done state may look like damage),
+        as one locked operation, which gives the answer or the error a locked read gives."""
+        core: SegmentCore = self.segment  # type: ignore[assignment]
+        seen: cython.longlong = core.read_version()
+        if seen >= 0:
+            try:
+                answer = self.answer(question, self.current_words(), raw, tag)
+            except Exception:
+                answer = _TORN
+            if answer is not _TORN and core.read_holds(seen):
+                return answer
         lock = self.enter(False)
         try:
-            length: cython.Py_ssize_t = self.length(self.current_words())
+            answer = self.answer(question, self.current_words(), raw, tag)
         except BaseException as exc:
             raise self.failed(lock, exc)  # noqa: B904 (the cause is set when it is damage)
         self.leave(lock)
-        return length
+        return answer
+
+    def answer(self, question: cython.int, w: Words, raw: Any, tag: cython.Py_ssize_t) -> Any:
+        """What ``read`` asks, computed from the words alone (no stores): ``_LENGTH`` here; a
+        container adds its own questions (``raw`` and ``tag``: their argument)."""
+        if question == _LENGTH:
+            return self.length(w)
+        raise ValueError(f"{type(self).__name__} has no read-only question {question}")
 
     # -- the segment operation, for compiled hot paths (``_reading`` / ``_changing`` without
     # the ``with``): ``lock = self.enter(write)``, then ``self.leave(lock)``, or on any

@@ -1,0 +1,164 @@
+"""Reads without the lock (``SegmentCore.read_version`` / ``read_holds``, the mutex's version
+word in ``framework/robust.py``): a writer makes the word odd while it writes, a reader keeps
+what it read only when the word did not move, and otherwise reads under the lock; a writer
+that died inside leaves the word odd until the next locker repairs the segment."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from typing import Any
+
+import test_multiprocess
+from test_multiprocess import open_segment
+from test_robust_lock import PATIENCE, _forked
+
+from segalloc import Mode, SegmentDict
+
+#: the fixture: ``(backend, name)`` of a shared-memory or file segment nobody uses yet
+shared = test_multiprocess.shared
+
+SIZE = 1 << 20
+#: how long a writer keeps its transaction open while the reader asks
+HOLD = 0.3
+#: how long the writer of the stress test writes
+WRITING = 1.5
+#: keys present from the start to the end of the stress test
+FIXED = 64
+
+
+def _version(seg: Any) -> int:
+    """The value of the segment's version word."""
+    at = seg.storage.version_word
+    assert at, "a shared segment's lock has a version word"
+    return ctypes.c_longlong.from_address(at).value
+
+
+def test_writes_make_the_version_word_odd_inside_and_reads_leave_it(
+        shared: tuple[str, str]) -> None:
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE) as seg:
+        mapping = seg.construct(SegmentDict[str, int], "d")
+        mapping["k"] = 1
+        before = _version(seg)
+        assert before % 2 == 0
+        with seg.transaction():
+            mapping["k"] = 2
+            assert _version(seg) % 2 == 1
+        after = _version(seg)
+        assert after % 2 == 0 and after > before
+        assert (mapping["k"], "k" in mapping, "x" in mapping, len(mapping), mapping.copy()) == \
+            (2, True, False, 1, {"k": 2})
+        assert mapping.get("x") is None
+        assert _version(seg) == after
+        with open_segment(backend, name) as other:  # another opener sees the same word
+            assert _version(other) == after
+
+
+def test_a_reader_meeting_a_writer_inside_waits_for_its_end(shared: tuple[str, str]) -> None:
+    """The writer (a child) changed the value in place and then rolls back: a read without the
+    lock would see its change; the reader, finding the word odd, waits for the lock instead and
+    reads the value the rollback restored."""
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        mapping = seg.construct(SegmentDict[str, int], "d")
+        mapping["k"] = 1
+
+        def write_then_fail(ready: int) -> int:
+            try:
+                with seg.transaction():
+                    mapping["k"] = 2
+                    os.write(ready, b"w")
+                    time.sleep(HOLD)
+                    raise RuntimeError("rolled back")
+            except RuntimeError:
+                return 0
+
+        writer, ready = _forked(write_then_fail)
+        assert os.read(ready, 1) == b"w"
+        started = time.monotonic()
+        assert mapping["k"] == 1
+        assert time.monotonic() - started >= HOLD / 2
+        assert os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]) == 0
+        os.close(ready)
+        assert _version(seg) % 2 == 0
+
+
+def test_a_writer_killed_inside_leaves_the_word_odd_until_a_reader_repairs(
+        shared: tuple[str, str]) -> None:
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        mapping = seg.construct(SegmentDict[str, int], "d")
+        mapping["k"] = 1
+
+        def write_then_die(ready: int) -> int:
+            with seg.transaction():
+                for key in range(100):  # a resize or two of the bucket table, half done
+                    mapping[f"lost{key}"] = key
+                mapping["k"] = 2
+                os.write(ready, b"w")
+                os.kill(os.getpid(), signal.SIGKILL)
+            return 1
+
+        writer, ready = _forked(write_then_die)
+        assert os.read(ready, 1) == b"w"
+        assert os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]) == -signal.SIGKILL
+        os.close(ready)
+        assert _version(seg) % 2 == 1
+        assert mapping["k"] == 1 and len(mapping) == 1  # the read locked and rolled back
+        repaired = _version(seg)
+        assert repaired % 2 == 0
+        assert mapping.copy() == {"k": 1} and "lost0" not in mapping
+        assert _version(seg) == repaired and seg.check_sanity()
+
+
+def test_reads_without_the_lock_never_see_a_write_half_done(shared: tuple[str, str]) -> None:
+    """A writer process updates fixed keys with rising values and inserts and deletes others
+    (the bucket table grows and nodes move) while this process reads: every fixed key is always
+    there, its value never goes back, and a copy holds every fixed key."""
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        mapping = seg.construct(SegmentDict[str, int], "d")
+        fixed = [f"fixed{i}" for i in range(FIXED)]
+        for key in fixed:
+            mapping[key] = 0
+
+        def write(ready: int) -> int:
+            os.write(ready, b"w")
+            deadline = time.monotonic() + WRITING
+            round_ = 0
+            while time.monotonic() < deadline:
+                round_ += 1
+                for key in fixed:
+                    mapping[key] = round_
+                for extra in range(16):
+                    mapping[f"extra{round_}-{extra}"] = extra
+                if round_ % 8 == 0:
+                    for old in range(round_ - 7, round_ + 1):
+                        for extra in range(16):
+                            del mapping[f"extra{old}-{extra}"]
+            return 0
+
+        writer, ready = _forked(write)
+        assert os.read(ready, 1) == b"w"
+        seen = dict.fromkeys(fixed, 0)
+        reads = 0
+        while True:
+            done, status = os.waitpid(writer, os.WNOHANG)
+            if done:
+                break
+            for key in fixed:
+                value = mapping[key]
+                assert value >= seen[key], f"{key} went back from {seen[key]} to {value}"
+                seen[key] = value
+                assert key in mapping
+                reads += 1
+            assert len(mapping) >= FIXED
+            snapshot = mapping.copy()
+            assert all(key in snapshot for key in fixed)
+        os.close(ready)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert reads > FIXED  # the reads overlapped the writes
+        assert mapping.copy().keys() >= set(fixed) and seg.check_sanity()
