@@ -11,11 +11,12 @@ import signal
 import time
 from typing import Any
 
+import pytest
 import test_multiprocess
 from test_multiprocess import open_segment
 from test_robust_lock import PATIENCE, _forked
 
-from segalloc import Mode, SegmentDict
+from segalloc import Mode, SegmentDict, SegmentList, SegmentVector
 
 #: the fixture: ``(backend, name)`` of a shared-memory or file segment nobody uses yet
 shared = test_multiprocess.shared
@@ -55,6 +56,39 @@ def test_writes_make_the_version_word_odd_inside_and_reads_leave_it(
         assert _version(seg) == after
         with open_segment(backend, name) as other:  # another opener sees the same word
             assert _version(other) == after
+
+
+@pytest.mark.parametrize("sequence", [SegmentList, SegmentVector])
+def test_sequence_reads_leave_the_word_and_wait_for_a_writer_inside(
+        shared: tuple[str, str], sequence: Any) -> None:
+    """A list's or vector's index, slice, copy, iteration, ``in`` and ``len`` read without the
+    lock; meeting a writer inside (a child that changes an element, then rolls back), the
+    reader waits and reads the element the rollback restored."""
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        items = seg.construct(sequence[ctypes.c_int64], "s", [1, 2, 3])
+        before = _version(seg)
+        assert (items[0], items[-1], items[1:], items.copy(), list(items), 2 in items,
+                len(items)) == (1, 3, [2, 3], [1, 2, 3], [1, 2, 3], True, 3)
+        assert _version(seg) == before
+
+        def write_then_fail(ready: int) -> int:
+            try:
+                with seg.transaction():
+                    items[0] = 10
+                    os.write(ready, b"w")
+                    time.sleep(HOLD)
+                    raise RuntimeError("rolled back")
+            except RuntimeError:
+                return 0
+
+        writer, ready = _forked(write_then_fail)
+        assert os.read(ready, 1) == b"w"
+        started = time.monotonic()
+        assert items[0] == 1
+        assert time.monotonic() - started >= HOLD / 2
+        assert os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]) == 0
+        os.close(ready)
 
 
 def test_a_reader_meeting_a_writer_inside_waits_for_its_end(shared: tuple[str, str]) -> None:

@@ -20,3 +20,4 @@ cdef class _Sequence(_Proxy):
     cdef object value(self, Words w, object buf, Py_ssize_t start, Py_ssize_t length, bint decode)
     cdef object value_at(self, Words w, Py_ssize_t position, bint decode)
     cdef Py_ssize_t position(self, Words w, object index) except -1
+    cdef object answer(self, int question, Words w, object raw, Py_ssize_t tag)

@@ -21,6 +21,9 @@ from segalloc.containers.proxy import WORD, _caller_error, _Proxy, _specialise
 from segalloc.words import Words
 
 _WORD = cython.declare(cython.Py_ssize_t, WORD)
+#: the sequence's read-only questions (``_Proxy.read``)
+_ITEM = cython.declare(cython.int, 1)
+_ELEMENTS = cython.declare(cython.int, 2)
 
 
 @cython.cclass
@@ -138,29 +141,24 @@ class _Sequence(_Proxy):
         if initial:
             self.extend(initial[0])
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading (``_Proxy.read``: without the lock while no writer comes between) ----------
+    def answer(self, question: cython.int, w: Words, raw: Any, tag: cython.Py_ssize_t) -> Any:
+        """``_ITEM``: the element or slice at the index ``raw``; ``_ELEMENTS``: every element,
+        decoded when ``tag`` is 1, else their stored bytes."""
+        if question == _ITEM:
+            if isinstance(raw, slice):
+                return self.collect(w, True)[raw]
+            return self.value_at(w, self.position(w, raw), True)
+        if question == _ELEMENTS:
+            return self.collect(w, tag == 1)
+        return _Proxy.answer(self, question, w, raw, tag)
+
     def __getitem__(self, index: int | slice) -> Any:
-        lock = self.enter(False)
-        try:
-            w: Words = self.current_words()
-            if isinstance(index, slice):
-                found: Any = self.collect(w, True)[index]
-            else:
-                found = self.value_at(w, self.position(w, index), True)
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904
-        self.leave(lock)
-        return found
+        return self.read(_ITEM, index, 0)
 
     def copy(self) -> list[Any]:
         """A Python list of the elements, in order."""
-        lock = self.enter(False)
-        try:
-            found = self.collect(self.current_words(), True)
-        except BaseException as exc:
-            raise self.failed(lock, exc)  # noqa: B904
-        self.leave(lock)
-        return found
+        return self.read(_ELEMENTS, None, 1)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.copy())
@@ -169,8 +167,7 @@ class _Sequence(_Proxy):
         return reversed(self.copy())
 
     def _raw_snapshot(self) -> list[bytes]:
-        with self._reading():
-            return self.collect(self.current_words(), False)
+        return self.read(_ELEMENTS, None, 0)
 
     def __contains__(self, value: object) -> bool:
         try:
