@@ -71,6 +71,6 @@ cdef class _BestFit(AlgorithmKernel):
     @cython.final
     cdef inline bint split_off(self, Py_ssize_t b, Py_ssize_t keep) except -1
     @cython.final
-    cdef inline object shrink(self, Py_ssize_t b, Py_ssize_t limit, Py_ssize_t preferred, bint try_only)
+    cdef inline Py_ssize_t shrink(self, Py_ssize_t b, Py_ssize_t limit, Py_ssize_t preferred, bint try_only) except -1
     @cython.final
-    cdef inline object expand(self, Py_ssize_t b, Py_ssize_t cmd, Py_ssize_t limit, Py_ssize_t preferred)
+    cdef inline Py_ssize_t expand(self, Py_ssize_t b, Py_ssize_t cmd, Py_ssize_t limit, Py_ssize_t preferred) except -1

@@ -787,51 +787,66 @@ class _BestFit(AlgorithmKernel):
     def allocation_command(
         self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
     ) -> tuple[int | None, int]:
-        """Boost's ``allocation_command``; ``received_size`` is always the block's usable size.
-
-        Shrinking keeps ``[preferred, limit]``; expansion tries forward, then backward (into a
-        free predecessor, with the forward neighbour too when both are asked), before
-        ``ALLOCATE_NEW``, which takes ``preferred`` if some block has it, else the largest
-        block when that holds ``limit``.
-        """
+        """Boost's ``allocation_command``; ``received_size`` is always the block's usable size
+        (``kernel_command`` does the work)."""
         cmd: cython.Py_ssize_t = int(command)
         if not command_can_succeed(cmd, limit_size, preferred_size, reuse):
             return None, 0
+        offset: cython.Py_ssize_t = self.kernel_command(
+            cmd, min(limit_size, MAX_REQUEST + 1), min(preferred_size, MAX_REQUEST),
+            -1 if reuse is None or not cmd & (SHRINKS | EXPAND) else self.offset_of(reuse))
+        if offset < 0:
+            return None, 0
+        return offset, (self.words.signed[(offset >> 3) - 2 + B_SIZE] & SIZE_MASK) - PAYLOAD
+
+    def kernel_command(self, flags: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
+                       preferred_size: cython.Py_ssize_t,
+                       reuse: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Boost's command, its arguments checked by the caller (``command_can_succeed``):
+        shrinking keeps ``[preferred, limit]``; expansion tries forward, then backward (into a
+        free predecessor, with the forward neighbour too when both are asked), before
+        ``ALLOCATE_NEW``, which takes ``preferred`` if some block has it, else the largest
+        block when that holds ``limit``. The block's offset, or ``NO_MEMORY``."""
         try:
-            if cmd & SHRINKS:  # limit is an upper bound: no usable size is above MAX_REQUEST
-                return self.shrink(self.live_block(self.offset_of(reuse)), min(limit_size, MAX_REQUEST),
-                                   min(preferred_size, MAX_REQUEST),
-                                   cmd & TRY_SHRINK_IN_PLACE != 0)
-            # limit is a lower bound: beyond MAX_REQUEST no block can hold it
-            servable = limit_size <= MAX_REQUEST
+            b: cython.Py_ssize_t = 0
+            if flags & SHRINKS:  # limit is an upper bound: no usable size is above MAX_REQUEST
+                b = self.shrink(self.live_block(reuse), min(limit_size, MAX_REQUEST),
+                                min(preferred_size, MAX_REQUEST),
+                                flags & TRY_SHRINK_IN_PLACE != 0)
+                return (b + 2) << 3 if b else NO_MEMORY
+            if reuse >= 0 and flags & EXPAND:
+                b = self.live_block(reuse)
+            if limit_size > MAX_REQUEST:  # a lower bound here: no block can hold it
+                return NO_MEMORY
             preferred_size = min(preferred_size, MAX_REQUEST)
-            if reuse is not None and cmd & EXPAND:
-                b: cython.Py_ssize_t = self.live_block(self.offset_of(reuse))
-                old = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
-                got = self.expand(b, cmd, limit_size, preferred_size) if servable else None
-                if got is not None:
-                    if cmd & ZERO_MEMORY:
-                        self._zero_new(got, reuse, old)
-                    return got
-            if cmd & ALLOCATE_NEW and servable:
+            if b:
+                old: cython.Py_ssize_t = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+                grown: cython.Py_ssize_t = self.expand(b, flags, limit_size, preferred_size)
+                if grown:
+                    if flags & ZERO_MEMORY:
+                        self._zero_new(grown, reuse, old)
+                    return (grown + 2) << 3
+            if flags & ALLOCATE_NEW:
                 b = self.take(block_bytes(preferred_size))
                 if not b:
                     b = self._take_largest(limit_size)
                 if b:
-                    offset = (b + 2) << 3
-                    received = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
-                    if cmd & ZERO_MEMORY:
+                    offset: cython.Py_ssize_t = (b + 2) << 3
+                    if flags & ZERO_MEMORY:
+                        received = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
                         self._buf[offset: offset + received] = bytes(received)
-                    return offset, received
-            return None, 0
+                    return offset
+            return NO_MEMORY
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("best_fit", "allocation_command", exc) from exc
 
-    def _zero_new(self, got: tuple[int, int], old_offset: int, old_usable: int) -> None:
-        """Zero what an expansion added: the front taken backwards and the new tail."""
-        offset, received = got
+    def _zero_new(self, b: int, old_offset: int, old_usable: int) -> None:
+        """Zero what an expansion to block ``b`` added: the front taken backwards and the new
+        tail."""
+        offset = (b + 2) << 3
+        received = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
         buf = self._buf
         buf[offset: old_offset] = bytes(old_offset - offset)
         old_end, new_end = old_offset + old_usable, offset + received
@@ -839,28 +854,27 @@ class _BestFit(AlgorithmKernel):
             buf[old_end: new_end] = bytes(new_end - old_end)
 
     def shrink(self, b: cython.Py_ssize_t, limit: cython.Py_ssize_t,
-               preferred: cython.Py_ssize_t, try_only: cython.bint) -> tuple[int | None, int]:
+               preferred: cython.Py_ssize_t, try_only: cython.bint) -> cython.Py_ssize_t:
         """Boost's ``shrink``: cut the block to ``preferred`` (a minimum block at least) and
-        free the tail; a block already within ``[preferred, limit]`` is left as it is."""
-        offset: cython.Py_ssize_t = (b + 2) << 3
+        free the tail; a block already within ``[preferred, limit]`` is left as it is. ``b``,
+        or 0 when the command fails."""
         usable: cython.Py_ssize_t = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
         keep: cython.Py_ssize_t = block_bytes(preferred)
         if usable >= preferred and keep - PAYLOAD <= limit:
-            if self.split_off(b, keep):
-                return offset, keep - PAYLOAD
-            if usable <= limit:
-                return offset, usable
-        return (offset, usable) if try_only else (None, 0)
+            if self.split_off(b, keep) or usable <= limit:
+                return b
+        return b if try_only else 0
 
     def expand(self, b: cython.Py_ssize_t, cmd: cython.Py_ssize_t, limit: cython.Py_ssize_t,
-               preferred: cython.Py_ssize_t) -> tuple[int, int] | None:
+               preferred: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Grow live block ``b`` in place to hold ``limit`` (``preferred`` if there is room),
-        taking first from a free successor, then from the end of a free predecessor."""
+        taking first from a free successor, then from the end of a free predecessor; the grown
+        block's word index, or 0 when there is no room."""
         w: Words = self.words
         flags: cython.Py_ssize_t = w.signed[b + B_SIZE]
         size: cython.Py_ssize_t = flags & SIZE_MASK
         if size - PAYLOAD >= limit:
-            return (b + 2) << 3, size - PAYLOAD
+            return b
         n: cython.Py_ssize_t = b + (size >> 3)
         next_flags: cython.Py_ssize_t = w.signed[n + B_SIZE]
         fwd: cython.Py_ssize_t = 0
@@ -870,7 +884,7 @@ class _BestFit(AlgorithmKernel):
         if cmd & EXPAND_BWD and not flags & PREV_ALLOCATED:
             bwd = w.signed[b + B_PREV_SIZE]
         if size + fwd + bwd - PAYLOAD < limit:
-            return None
+            return 0
         # what to add (> 0: the block is below limit); forward first, where data need not move
         wanted: cython.Py_ssize_t = block_bytes(preferred) - size
         take_fwd: cython.Py_ssize_t = wanted if wanted < fwd else fwd
@@ -902,7 +916,7 @@ class _BestFit(AlgorithmKernel):
                 prev_flag = PREV_ALLOCATED
         size += take_fwd + take_bwd
         w.put(b + B_SIZE, size | ALLOCATED | prev_flag)
-        return (b + 2) << 3, size - PAYLOAD
+        return b
 
     # -- region size -----------------------------------------------------------------------
     @damage_is_corruption
