@@ -9,6 +9,7 @@ import ctypes
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -58,6 +59,31 @@ def test_writes_make_the_version_word_odd_inside_and_reads_leave_it(
             assert _version(other) == after
 
 
+def _read_beside_a_failing_writer(seg: Any, write: Callable[[], object],
+                                  read: Callable[[], Any]) -> Any:
+    """What ``read`` gives while a child is inside a transaction that did ``write`` and then
+    rolls back; checks that the read waited for the child's end."""
+
+    def write_then_fail(ready: int) -> int:
+        try:
+            with seg.transaction():
+                write()
+                os.write(ready, b"w")
+                time.sleep(HOLD)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            return 0
+
+    writer, ready = _forked(write_then_fail)
+    assert os.read(ready, 1) == b"w"
+    started = time.monotonic()
+    answer = read()
+    assert time.monotonic() - started >= HOLD / 2
+    assert os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]) == 0
+    os.close(ready)
+    return answer
+
+
 @pytest.mark.parametrize("sequence", [SegmentList, SegmentVector])
 def test_sequence_reads_leave_the_word_and_wait_for_a_writer_inside(
         shared: tuple[str, str], sequence: Any) -> None:
@@ -71,24 +97,8 @@ def test_sequence_reads_leave_the_word_and_wait_for_a_writer_inside(
         assert (items[0], items[-1], items[1:], items.copy(), list(items), 2 in items,
                 len(items)) == (1, 3, [2, 3], [1, 2, 3], [1, 2, 3], True, 3)
         assert _version(seg) == before
-
-        def write_then_fail(ready: int) -> int:
-            try:
-                with seg.transaction():
-                    items[0] = 10
-                    os.write(ready, b"w")
-                    time.sleep(HOLD)
-                    raise RuntimeError("rolled back")
-            except RuntimeError:
-                return 0
-
-        writer, ready = _forked(write_then_fail)
-        assert os.read(ready, 1) == b"w"
-        started = time.monotonic()
-        assert items[0] == 1
-        assert time.monotonic() - started >= HOLD / 2
-        assert os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]) == 0
-        os.close(ready)
+        assert _read_beside_a_failing_writer(seg, lambda: items.__setitem__(0, 10),
+                                             lambda: items[0]) == 1
 
 
 def test_a_reader_meeting_a_writer_inside_waits_for_its_end(shared: tuple[str, str]) -> None:
@@ -99,24 +109,8 @@ def test_a_reader_meeting_a_writer_inside_waits_for_its_end(shared: tuple[str, s
     with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
         mapping = seg.construct(SegmentDict[str, int], "d")
         mapping["k"] = 1
-
-        def write_then_fail(ready: int) -> int:
-            try:
-                with seg.transaction():
-                    mapping["k"] = 2
-                    os.write(ready, b"w")
-                    time.sleep(HOLD)
-                    raise RuntimeError("rolled back")
-            except RuntimeError:
-                return 0
-
-        writer, ready = _forked(write_then_fail)
-        assert os.read(ready, 1) == b"w"
-        started = time.monotonic()
-        assert mapping["k"] == 1
-        assert time.monotonic() - started >= HOLD / 2
-        assert os.waitstatus_to_exitcode(os.waitpid(writer, 0)[1]) == 0
-        os.close(ready)
+        assert _read_beside_a_failing_writer(seg, lambda: mapping.__setitem__("k", 2),
+                                             lambda: mapping["k"]) == 1
         assert _version(seg) % 2 == 0
 
 
