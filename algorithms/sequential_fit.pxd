@@ -7,7 +7,7 @@ from segalloc.words cimport Words
 cdef Py_ssize_t UNIT, BLOCK_HEADER, SPLIT_MIN_REST, FIRST_MARK, END_OF_LIST
 cdef Py_ssize_t HDR_MAGIC, HDR_SIZE, HDR_FREE_HEAD, HDR_ALLOCATED, HDR_MARK, HDR_RESERVED
 cdef Py_ssize_t HEADER_SIZE, BLK_SIZE, BLK_NEXT, LAYOUT_VERSION, MAGIC, MAX_REQUEST
-cdef Py_ssize_t ALLOCATE_NEW, EXPAND_FWD, EXPAND_BWD, SHRINK_IN_PLACE, SHRINKS, ZERO_MEMORY
+cdef Py_ssize_t ALLOCATE_NEW, EXPAND_FWD, EXPAND, SHRINK_IN_PLACE, SHRINKS, ZERO_MEMORY
 
 cdef Py_ssize_t block_for(Py_ssize_t size) noexcept
 cdef Py_ssize_t requested(object size) except -1
@@ -29,6 +29,8 @@ cdef class _Core(AlgorithmKernel):
     @cython.final
     cdef inline Py_ssize_t first_fit(self, Py_ssize_t need, Py_ssize_t end) except -2
     @cython.final
+    cdef inline Py_ssize_t largest_free(self, Py_ssize_t end) except -2
+    @cython.final
     cdef inline Py_ssize_t check_free(self, Py_ssize_t blk, Py_ssize_t end) except -1
     @cython.final
     cdef inline Py_ssize_t offset_of(self, object offset) except -1
@@ -45,8 +47,8 @@ cdef class _Core(AlgorithmKernel):
     @cython.final
     cdef inline int release(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t prev, Py_ssize_t end) except -1
     @cython.final
-    cdef inline object expand_fwd(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t flags)
+    cdef inline bint expand_fwd(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t flags, Py_ssize_t end) except -1
     @cython.final
-    cdef inline object shrink(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size)
+    cdef inline bint shrink(self, Py_ssize_t blk, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t end) except -1
     @cython.final
-    cdef inline object allocate_between(self, Py_ssize_t limit_size, Py_ssize_t preferred_size)
+    cdef inline Py_ssize_t allocate_between(self, Py_ssize_t limit_size, Py_ssize_t preferred_size, Py_ssize_t end) except -2

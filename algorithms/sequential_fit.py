@@ -28,7 +28,7 @@ import cython
 from segalloc.algorithm_common import (
     ALLOCATE_NEW,
     DAMAGE,
-    EXPAND_BWD,
+    EXPAND,
     EXPAND_FWD,
     SHRINK_IN_PLACE,
     SHRINKS,
@@ -263,6 +263,26 @@ class _Core(AlgorithmKernel):
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
         return -1
 
+    def largest_free(self, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The free block before the largest one (0: the head; the lowest of equals) in the
+        region ending at ``end``; -1 when the list is empty."""
+        w: Words = self.words
+        prev: cython.Py_ssize_t = 0
+        best: cython.Py_ssize_t = -1
+        best_size: cython.Py_ssize_t = 0
+        blk: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
+        while prev < blk:
+            size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
+            if size > best_size:
+                best, best_size = prev, size
+            prev = blk
+            blk = w.signed[(blk >> 3) + BLK_NEXT]
+        if blk != END_OF_LIST:
+            raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
+        if best >= 0:
+            self.check_free(w.signed[self.link_after(best)], end)
+        return best
+
     def check_free(self, blk: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The size of free block ``blk``, reached through the list; ``SegmentCorrupt`` unless
         it is a whole block inside the region ending at ``end`` (``region_end``, read once by
@@ -417,109 +437,116 @@ class _Core(AlgorithmKernel):
     def allocation_command(
         self, command: Command, limit_size: int, preferred_size: int, reuse: int | None
     ) -> tuple[int | None, int]:
-        """Boost's command. Backward expansion is not offered: EXPAND_BWD alone gives
-        ``(None, 0)``, and with ALLOCATE_NEW a new block is allocated."""
+        """Boost's command; ``received_size`` is always the block's usable size
+        (``kernel_command`` does the work)."""
         flags: cython.Py_ssize_t = int(command)  # IntFlag operators cost a microsecond each
         if not command_can_succeed(flags, limit_size, preferred_size, reuse):
             return None, 0
         limit: cython.Py_ssize_t = requested(limit_size)
         preferred: cython.Py_ssize_t = requested(preferred_size)
+        offset: cython.Py_ssize_t = self.kernel_command(
+            flags, limit, preferred,
+            -1 if reuse is None or not flags & (SHRINKS | EXPAND) else self.offset_of(reuse))
+        if offset < 0:
+            return None, 0
+        return offset, self.words.signed[((offset - BLOCK_HEADER) >> 3) + BLK_SIZE] - BLOCK_HEADER
+
+    def kernel_command(self, flags: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
+                       preferred_size: cython.Py_ssize_t,
+                       reuse: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Boost's command, its arguments checked by the caller (``command_can_succeed``;
+        sizes at most MAX_REQUEST + 1): a shrink keeps ``[preferred, limit]``, an expansion
+        grows forward only (backward expansion is not offered: EXPAND_BWD alone fails, once
+        ``reuse`` is checked live), then ``ALLOCATE_NEW`` takes ``preferred`` from the first
+        block that has it, else the largest block when that holds ``limit``. The block's
+        offset, or ``NO_MEMORY``."""
         try:
+            end: cython.Py_ssize_t = self.region_end()
+            blk: cython.Py_ssize_t = -1 if reuse < 0 else self.block_of(reuse, end)
             if flags & SHRINKS:
-                received = self.shrink(self.block_of(self.offset_of(reuse), self.region_end()),
-                                       limit, preferred)
-                if received is not None:
-                    return reuse, received
-                if flags & SHRINK_IN_PLACE:
-                    return None, 0
-                return reuse, self.usable_size(reuse)  # type: ignore[arg-type]
-            if reuse is not None and flags & EXPAND_FWD:
-                received = self.expand_fwd(
-                    self.block_of(self.offset_of(reuse), self.region_end()), limit, preferred, flags)
-                if received is not None:
-                    return reuse, received
-            elif reuse is not None and flags & EXPAND_BWD:
-                end: cython.Py_ssize_t = self.region_end()
-                self.live_prev(self.block_of(self.offset_of(reuse), end), end)
+                if self.shrink(blk, limit_size, preferred_size, end) or not flags & SHRINK_IN_PLACE:
+                    return reuse
+                return NO_MEMORY
+            if blk >= 0:
+                if not flags & EXPAND_FWD:
+                    self.live_prev(blk, end)
+                elif self.expand_fwd(blk, limit_size, preferred_size, flags, end):
+                    return reuse
             if not flags & ALLOCATE_NEW:
-                return None, 0
-            offset = self.allocate_between(limit, preferred)
-            if offset is None:
-                return None, 0
-            received = self.usable_size(offset)
-            if flags & ZERO_MEMORY:
+                return NO_MEMORY
+            offset: cython.Py_ssize_t = self.allocate_between(limit_size, preferred_size, end)
+            if offset >= 0 and flags & ZERO_MEMORY:
+                received: cython.Py_ssize_t = (
+                    self.words.signed[((offset - BLOCK_HEADER) >> 3) + BLK_SIZE] - BLOCK_HEADER)
                 self._buf[offset : offset + received] = bytes(received)
-            return offset, received
+            return offset
         except SegallocError:
             raise
         except DAMAGE as exc:
             raise damaged("sequential_fit", "allocation_command", exc) from exc
 
-    def allocate_between(self, limit_size: cython.Py_ssize_t,
-                         preferred_size: cython.Py_ssize_t) -> int | None:
-        """First fit for ``preferred_size``, else the biggest free block if it holds
-        ``limit_size`` (taken whole, as Boost does)."""
+    def allocate_between(self, limit_size: cython.Py_ssize_t, preferred_size: cython.Py_ssize_t,
+                         end: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """First fit for ``preferred_size``, else the largest free block if it holds
+        ``limit_size`` (taken whole, as Boost does); the offset, or ``NO_MEMORY``."""
         need: cython.Py_ssize_t = block_for(preferred_size)
-        biggest = (0, 0)
-        for prev, _, free in self.walk_free():
-            if free >= need:
-                return self.take(prev, need)
-            if free > biggest[1]:
-                biggest = (prev, free)
-        prev, free = biggest
-        if free - BLOCK_HEADER < limit_size:
-            return None
-        return self.take(prev, free)
+        prev: cython.Py_ssize_t = self.first_fit(need, end)
+        if prev < 0:
+            prev = self.largest_free(end)
+            if prev < 0:
+                return NO_MEMORY
+            w: Words = self.words
+            need = w.signed[(w.signed[self.link_after(prev)] >> 3) + BLK_SIZE]
+            if need - BLOCK_HEADER < limit_size:
+                return NO_MEMORY
+        return self.take(prev, need)
 
     def expand_fwd(self, blk: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
-                   preferred_size: cython.Py_ssize_t, flags: cython.Py_ssize_t) -> int | None:
-        """Grow live block ``blk`` into a free successor; the usable size, or None if it
-        cannot. As Boost's ``priv_expand``: a block already holding ``limit_size`` is left
-        as it is."""
+                   preferred_size: cython.Py_ssize_t, flags: cython.Py_ssize_t,
+                   end: cython.Py_ssize_t) -> cython.bint:
+        """Grow live block ``blk`` into a free successor; False if it cannot. As Boost's
+        ``priv_expand``: a block already holding ``limit_size`` is left as it is."""
         w: Words = self.words
-        end: cython.Py_ssize_t = self.region_end()
         prev: cython.Py_ssize_t = self.live_prev(blk, end)
         size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
         least: cython.Py_ssize_t = block_for(limit_size) - BLOCK_HEADER
         if size - BLOCK_HEADER >= least:
-            return size - BLOCK_HEADER
+            return True
         link: cython.Py_ssize_t = self.link_after(prev)
         nxt: cython.Py_ssize_t = w.signed[link]
         if nxt != blk + size:
-            return None
+            return False
         merged: cython.Py_ssize_t = size + self.check_free(nxt, end)
         if merged - BLOCK_HEADER < least:
-            return None
+            return False
         # the merged block takes the successor's place on the free list, then is allocated
         self.add_allocated(-size)
         self.set_block(blk, merged, w.signed[(nxt >> 3) + BLK_NEXT])
-        self.words.put(link, blk)
+        w.put(link, blk)
         wanted: cython.Py_ssize_t = block_for(preferred_size)
         self.take(prev, wanted if wanted < merged else merged)
-        received: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE] - BLOCK_HEADER
         if flags & ZERO_MEMORY:
-            offset: cython.Py_ssize_t = blk + BLOCK_HEADER
-            self._buf[blk + size : offset + received] = bytes(offset + received - blk - size)
-        return received
+            grown_end: cython.Py_ssize_t = blk + w.signed[(blk >> 3) + BLK_SIZE]
+            self._buf[blk + size : grown_end] = bytes(grown_end - blk - size)
+        return True
 
     def shrink(self, blk: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
-               preferred_size: cython.Py_ssize_t) -> int | None:
+               preferred_size: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.bint:
         """Shrink live block ``blk`` to ``preferred_size`` (rounded up) if that is within
-        ``limit_size``; the usable size, or None if it cannot (Boost's ``shrink``)."""
-        end: cython.Py_ssize_t = self.region_end()
+        ``limit_size``; False if it cannot (Boost's ``shrink``)."""
         prev: cython.Py_ssize_t = self.live_prev(blk, end)
         size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
         max_units: cython.Py_ssize_t = limit_size // UNIT
         keep_units: cython.Py_ssize_t = (preferred_size + UNIT - 1) // UNIT
         old_units: cython.Py_ssize_t = (size - BLOCK_HEADER) // UNIT
         if max_units < keep_units or old_units < keep_units:
-            return None
+            return False
         if old_units > keep_units:
             kept: cython.Py_ssize_t = BLOCK_HEADER + keep_units * UNIT
             self.add_allocated(kept - size)
             self.words.put((blk >> 3) + BLK_SIZE, kept)
             self.release(blk + kept, size - kept, prev, end)
-        return keep_units * UNIT
+        return True
 
     @damage_is_corruption
     def usable_size(self, offset: int) -> int:
