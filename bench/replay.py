@@ -33,7 +33,7 @@ from typing import Any
 
 from segalloc import MemoryAlgorithm, plugins
 from segalloc.bench.metrics import largest_free_fraction, sawicki_spread
-from segalloc.bench.replay_loop import ReplayLoop
+from segalloc.bench.replay_loop import NO_DEADLINE, ReplayLoop
 from segalloc.bench.traces import ALLOC, FREE, Op, Trace
 from segalloc.header import HEADER_SIZE
 from segalloc.managed import managed_class
@@ -173,15 +173,10 @@ def _overhead_per_block(alg: MemoryAlgorithm, live: int) -> float:
     return (usable + count * alg.PAYLOAD_PER_ALLOCATION - live) / count if count else 0.0
 
 
-#: with a time budget, the replay checks the clock after every this many operations
-BUDGET_CHECK_OPS = 500
-
-
-def _split_points(ops: int, peak_split: int, samples: int, every: int | None) -> list[int]:
-    """Chunk ends: the peak census point, the sample points, budget checks and the end."""
+def _split_points(ops: int, peak_split: int, samples: int) -> list[int]:
+    """Chunk ends: the peak census point, the sample points and the end (a budget is checked
+    inside the timed loop, which adds no chunk)."""
     points = {peak_split, ops} | {ops * k // samples for k in range(1, samples + 1)}
-    if every:
-        points.update(range(every, ops, every))
     return sorted(point for point in points if 0 < point <= ops)
 
 
@@ -213,18 +208,21 @@ def replay(
     timeline: list[Sample] = []
     elapsed = cpu = start = 0
     stopped_at: int | None = None
-    every = BUDGET_CHECK_OPS if budget_ns is not None else None
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for stop in _split_points(len(ops), peak_split, samples, every):
+        for stop in _split_points(len(ops), peak_split, samples):
             c0 = time.thread_time_ns()
+            deadline = NO_DEADLINE if budget_ns is None else c0 + max(0, int(budget_ns) - cpu)
             t0 = time.perf_counter_ns()
-            loop.run(start, stop)
+            reached = loop.run(start, stop, None, deadline)
             elapsed += time.perf_counter_ns() - t0
             cpu += time.thread_time_ns() - c0
-            _account(ops[start:stop], start, state, loop)
-            start = stop
+            _account(ops[start:reached], start, state, loop)
+            start = reached
+            if reached < stop:
+                stopped_at = reached
+                break
             if stop == peak_split:
                 free_at_peak = tuple(size for _, size in alg.free_blocks())
             if (stop == peak_split or stop in sample_points) and (
@@ -235,9 +233,6 @@ def replay(
                 free = [size for _, size in alg.free_blocks()]
                 timeline.append(Sample(stop, state.live, loop.high_water, sawicki_spread(free),
                                        max(free, default=0)))
-            if budget_ns is not None and cpu > budget_ns and stop < len(ops):
-                stopped_at = stop
-                break
     finally:
         if enabled:
             gc.enable()

@@ -1,7 +1,7 @@
 # Cython declarations augmenting replay_loop.py (pure-Python mode): the C clock, the constants
 # as C values, the loop's C layout and its per-operation helpers as C methods.
 cimport cython
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID, clock_gettime, timespec
 
 from segalloc.kernel cimport AlgorithmKernel
 
@@ -9,6 +9,12 @@ cdef inline long long now_ns() noexcept nogil:
     """CLOCK_MONOTONIC in nanoseconds (time.perf_counter_ns's clock on Linux)."""
     cdef timespec t
     clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec * 1000000000LL + t.tv_nsec
+
+cdef inline long long cpu_now_ns() noexcept nogil:
+    """The calling thread's CPU time in nanoseconds (time.thread_time_ns's clock)."""
+    cdef timespec t
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
     return t.tv_sec * 1000000000LL + t.tv_nsec
 
 cdef Py_ssize_t ALLOC_OP, FREE_OP, SHRINK, EXPAND, UNBOUND

@@ -26,10 +26,12 @@ from segalloc import Command, MemoryAlgorithm
 from segalloc.bench.traces import ALLOC, FREE, Op
 from segalloc.kernel import kernel_of
 
-if not cython.compiled:  # compiled, now_ns is the inline C clock of replay_loop.pxd
+if not cython.compiled:  # compiled, both clocks are inline C functions of replay_loop.pxd
     from time import perf_counter_ns as now_ns
+    from time import thread_time_ns as cpu_now_ns
 
-__all__ = ["UNTIMED", "VALUE_LIMIT", "ReplayLoop", "clock_cost_ns"]
+__all__ = ["BUDGET_CHECK_OPS", "NO_DEADLINE", "UNTIMED", "VALUE_LIMIT", "ReplayLoop",
+           "clock_cost_ns"]
 
 ALLOC_OP = ALLOC
 FREE_OP = FREE
@@ -44,6 +46,10 @@ UNTIMED = -1
 #: the Python methods the loop's kernel calls stand for: a subclass overriding any of them is
 #: driven through its methods
 DRIVEN_METHODS = ("allocate", "allocate_aligned", "deallocate", "allocation_command")
+#: with a deadline, ``run`` reads the thread's CPU clock after every this many operations
+BUDGET_CHECK_OPS = 500
+#: ``run``'s deadline when it has none
+NO_DEADLINE = -1
 
 
 def clock_cost_ns(readings: cython.Py_ssize_t = 2001) -> int:
@@ -138,10 +144,15 @@ class ReplayLoop:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, first: cython.Py_ssize_t, stop: cython.Py_ssize_t,
-            spans: array[int] | None = None) -> None:
-        """Replay operations ``first`` to ``stop`` (trace indexes). With ``spans`` (an int64
-        array as long as the trace), ``spans[i]`` gets the nanoseconds operation i's algorithm
-        calls took, clock cost included (``UNTIMED``: it made none).
+            spans: array[int] | None = None,
+            deadline: cython.longlong = NO_DEADLINE) -> cython.Py_ssize_t:
+        """Replay operations ``first`` to ``stop`` (trace indexes); the index it stopped at.
+        With ``spans`` (an int64 array as long as the trace), ``spans[i]`` gets the nanoseconds
+        operation i's algorithm calls took, clock cost included (``UNTIMED``: it made none).
+        With a ``deadline`` (the thread's CPU clock, ``time.thread_time_ns``), it stops early
+        at the first multiple of ``BUDGET_CHECK_OPS`` operations whose check finds the clock
+        past it: the check runs inside the loop, so a budget adds no trip through Python to
+        the timed work.
 
         The loop's indexes are in bounds by the checks before it (compiled, it runs without
         bounds checks): ``index`` within every column and ``spans``, each ID of the span within
@@ -157,6 +168,10 @@ class ReplayLoop:
         high_water: cython.Py_ssize_t = self.high_water
         raised_at: cython.Py_ssize_t = self.raised_at
         before: cython.longlong = 0
+        check_every: cython.Py_ssize_t = BUDGET_CHECK_OPS  # one lookup of the Python names
+        budgeted: cython.bint = deadline != NO_DEADLINE
+        until_check: cython.Py_ssize_t = check_every - first % check_every
+        reached: cython.Py_ssize_t = stop
         index: cython.Py_ssize_t
         if not 0 <= first <= stop <= min(len(codes), len(idents), len(sizes), len(aligns), len(timed)):
             raise IndexError(f"operations {first} to {stop} are not all in the trace and spans")
@@ -166,6 +181,13 @@ class ReplayLoop:
                 raise ValueError(f"operation {index}: ID {idents[index]} is not below {ids}")
         with cython.boundscheck(False):  # every index checked just above
             for index in range(first, stop):
+                if budgeted:
+                    if until_check == 0:
+                        if cpu_now_ns() > deadline:
+                            reached = index
+                            break
+                        until_check = check_every
+                    until_check -= 1
                 code: cython.Py_ssize_t = codes[index]
                 ident: cython.Py_ssize_t = idents[index]
                 size: cython.Py_ssize_t = sizes[index]
@@ -197,3 +219,4 @@ class ReplayLoop:
                 offsets[ident] = off
                 held[ident] = size
         self.high_water, self.raised_at = high_water, raised_at
+        return reached

@@ -23,7 +23,13 @@ from segalloc import plugins
 from segalloc.bench import replay as replay_module
 from segalloc.bench.interpreted import interpreted_class
 from segalloc.bench.replay import ReplayResult, replay
-from segalloc.bench.replay_loop import UNTIMED, VALUE_LIMIT, ReplayLoop
+from segalloc.bench.replay_loop import (
+    BUDGET_CHECK_OPS,
+    NO_DEADLINE,
+    UNTIMED,
+    VALUE_LIMIT,
+    ReplayLoop,
+)
 from segalloc.bench.traces import ALLOC, FREE, REALLOC, Op, Trace, parse_lines
 from segalloc.header import HEADER_SIZE
 from segalloc.kernel import kernel_of
@@ -193,6 +199,20 @@ def test_a_reallocation_that_cannot_grow_in_place_moves_and_copies(algorithm: st
     assert (loop.offsets[0], loop.held[0]) == (new, 50)
     assert (loop.offsets[1], loop.held[1], loop.failed) == (neighbour, 100, [4])
     assert loop.high_water == high_water
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_passed_deadline_stops_the_loop_at_the_next_check(algorithm: str) -> None:
+    count = 3 * BUDGET_CHECK_OPS
+    lines = [f"a {i} 8" if i % 2 == 0 else f"f {i - 1}" for i in range(count)]
+    loop, _ = _loop(lines, algorithm)
+    first = BUDGET_CHECK_OPS // 2
+    assert loop.run(0, first) == first
+    reached = loop.run(first, count, None, 0)  # a deadline long past: the first check stops it
+    assert reached == BUDGET_CHECK_OPS
+    live = [ident for ident, off in enumerate(loop.offsets) if off >= 0]
+    assert live == ([reached - 1] if reached % 2 else [])  # ops up to reached ran, none after
+    assert loop.run(reached, count, None, NO_DEADLINE) == count
 
 
 def test_op_columns_hold_the_trace() -> None:
