@@ -65,6 +65,8 @@ cdef class _BestFit(AlgorithmKernel):
     @cython.final
     cdef inline Py_ssize_t take_large(self, Py_ssize_t nb) except? -1
     @cython.final
+    cdef inline Py_ssize_t block_usable(self, Py_ssize_t b) except? -1
+    @cython.final
     cdef inline Py_ssize_t offset_of(self, object offset) except? -1
     @cython.final
     cdef inline Py_ssize_t live_block(self, Py_ssize_t offset) except? -1

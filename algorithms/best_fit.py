@@ -616,6 +616,11 @@ class _BestFit(AlgorithmKernel):
             self.carve(b, size, nb, False)
         return b
 
+    def block_usable(self, b: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """What the caller of block ``b`` (a word index) may write: its size less the 8-byte
+        cost."""
+        return (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+
     def offset_of(self, offset: object) -> cython.Py_ssize_t:
         """A caller's ``offset`` as a C offset; ``InvalidPointer`` when it cannot be one."""
         if type(offset) is not int:
@@ -689,7 +694,7 @@ class _BestFit(AlgorithmKernel):
     def usable_size(self, offset: object) -> int:  # a non-int is an InvalidPointer
         """The block's size less its 8-byte cost: what the caller may write from ``offset``."""
         try:
-            return (self.words.signed[self.live_block(self.offset_of(offset)) + B_SIZE] & SIZE_MASK) - PAYLOAD
+            return self.block_usable(self.live_block(self.offset_of(offset)))
         except SegallocError:
             raise
         except DAMAGE as exc:
@@ -797,7 +802,7 @@ class _BestFit(AlgorithmKernel):
             -1 if reuse is None or not cmd & (SHRINKS | EXPAND) else self.offset_of(reuse))
         if offset < 0:
             return None, 0
-        return offset, (self.words.signed[(offset >> 3) - 2 + B_SIZE] & SIZE_MASK) - PAYLOAD
+        return offset, self.block_usable((offset >> 3) - 2)
 
     def kernel_command(self, flags: cython.Py_ssize_t, limit_size: cython.Py_ssize_t,
                        preferred_size: cython.Py_ssize_t,
@@ -820,7 +825,7 @@ class _BestFit(AlgorithmKernel):
                 return NO_MEMORY
             preferred_size = min(preferred_size, MAX_REQUEST)
             if b:
-                old: cython.Py_ssize_t = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+                old: cython.Py_ssize_t = self.block_usable(b)
                 grown: cython.Py_ssize_t = self.expand(b, flags, limit_size, preferred_size)
                 if grown:
                     if flags & ZERO_MEMORY:
@@ -833,7 +838,7 @@ class _BestFit(AlgorithmKernel):
                 if b:
                     offset: cython.Py_ssize_t = (b + 2) << 3
                     if flags & ZERO_MEMORY:
-                        received = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+                        received = self.block_usable(b)
                         self._buf[offset: offset + received] = bytes(received)
                     return offset
             return NO_MEMORY
@@ -846,7 +851,7 @@ class _BestFit(AlgorithmKernel):
         """Zero what an expansion to block ``b`` added: the front taken backwards and the new
         tail."""
         offset = (b + 2) << 3
-        received = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+        received = self.block_usable(b)
         buf = self._buf
         buf[offset: old_offset] = bytes(old_offset - offset)
         old_end, new_end = old_offset + old_usable, offset + received
@@ -858,7 +863,7 @@ class _BestFit(AlgorithmKernel):
         """Boost's ``shrink``: cut the block to ``preferred`` (a minimum block at least) and
         free the tail; a block already within ``[preferred, limit]`` is left as it is. ``b``,
         or 0 when the command fails."""
-        usable: cython.Py_ssize_t = (self.words.signed[b + B_SIZE] & SIZE_MASK) - PAYLOAD
+        usable: cython.Py_ssize_t = self.block_usable(b)
         keep: cython.Py_ssize_t = block_bytes(preferred)
         if usable >= preferred and keep - PAYLOAD <= limit:
             if self.split_off(b, keep) or usable <= limit:
