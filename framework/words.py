@@ -205,17 +205,18 @@ class Words:
         at: cython.Py_ssize_t = _ENTRY * self.undo_count
         if at + _ENTRY > len(self.undo_entries):
             self._grow_undo()
-        self.undo_entries[at] = index
-        self.undo_entries[at + 1] = self.signed[index]
+        with cython.boundscheck(False):  # index checked above; the log has room for the entry
+            self.undo_entries[at] = index
+            self.undo_entries[at + 1] = self.signed[index]
         self.undo_count += 1
         return 0
 
     def _grow_undo(self) -> None:
-        """Double the undo log, keeping its entries."""
-        grown: cython.longlong[::1] = _zeros(2 * len(self.undo_entries))
-        kept: cython.Py_ssize_t
-        for kept in range(_ENTRY * self.undo_count):
-            grown[kept] = self.undo_entries[kept]
+        """Double the undo log (and one entry more: room for the next even from empty),
+        keeping its entries."""
+        grown: cython.longlong[::1] = _zeros(2 * len(self.undo_entries) + _ENTRY)
+        kept: cython.Py_ssize_t = _ENTRY * self.undo_count
+        grown[:kept] = self.undo_entries[:kept]
         self.undo_entries = grown
 
     def commit(self) -> None:
