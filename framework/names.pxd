@@ -12,6 +12,12 @@ cdef inline Py_ssize_t name_crc(bytes name, Py_ssize_t seed) noexcept:
     # zlib.crc32(name, seed) for names under 4 GiB (find refuses longer ones first)
     return zlib_crc32(<unsigned long>seed, <const unsigned char*>name, <unsigned int>len(name))
 
+cdef class Entry:
+    cdef readonly object offset, next, kind, count, elem_size, hash
+    cdef readonly bint is_array
+    cdef readonly bytes name
+    cdef readonly str type_id
+
 cdef class NameIndex:
     cdef public object buf, algorithm, safe_point
     cdef public Words words

@@ -37,7 +37,6 @@ import enum
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cython
@@ -60,6 +59,11 @@ class InstanceType(enum.IntEnum):
     NAMED = 1
     UNIQUE = 2
     ANONYMOUS = 3
+
+
+#: each stored kind code's InstanceType (a lookup: calling the enum costs more than the rest
+#: of decoding an entry)
+_KINDS = {kind.value: kind for kind in InstanceType}
 
 
 ENTRY_MAGIC = 0x4A424F53  # "SOBJ"
@@ -89,19 +93,27 @@ def key_hash(kind: InstanceType, name: bytes) -> int:
     return zlib.crc32(name, int(kind))
 
 
-@dataclass(frozen=True)
+@cython.cclass
 class Entry:
-    """A decoded object header."""
+    """A decoded object header (read-only when compiled; a C type, so that decoding one on
+    every lookup costs no dataclass construction)."""
 
-    offset: int
-    next: int
-    kind: InstanceType
-    is_array: bool
-    count: int
-    elem_size: int
-    name: bytes
-    type_id: str
-    hash: int
+    def __init__(self, offset: int, next: int, kind: InstanceType, is_array: bool, count: int,
+                 elem_size: int, name: bytes, type_id: str, hash: int) -> None:
+        self.offset = offset
+        self.next = next
+        self.kind = kind
+        self.is_array = is_array
+        self.count = count
+        self.elem_size = elem_size
+        self.name = name
+        self.type_id = type_id
+        self.hash = hash
+
+    def __repr__(self) -> str:
+        return (f"Entry(offset={self.offset}, next={self.next}, kind={self.kind!r}, "
+                f"is_array={self.is_array}, count={self.count}, elem_size={self.elem_size}, "
+                f"name={self.name!r}, type_id={self.type_id!r}, hash={self.hash})")
 
     @property
     def handle(self) -> int:
@@ -203,7 +215,7 @@ class NameIndex:
         nxt, magic, kind, flags, _, count, elem, name_len, type_len, hsh = _ENTRY.unpack_from(
             self.buf, offset
         )
-        if magic != ENTRY_MAGIC or kind not in (1, 2, 3):
+        if magic != ENTRY_MAGIC or kind not in _KINDS:
             raise InvalidPointer(f"offset {offset} is not an object of this segment")
         name_at = offset + ENTRY_SIZE + ((count * elem + 7) & ~7)
         end = name_at + name_len + type_len
@@ -218,7 +230,7 @@ class NameIndex:
             type_id = bytes(self.buf[name_at + name_len : end]).decode()
         except UnicodeDecodeError:
             raise SegmentCorrupt(f"object header at {offset} has a damaged name or type identity") from None
-        return Entry(offset, nxt, InstanceType(kind), bool(flags & _FLAG_ARRAY), count, elem,
+        return Entry(offset, nxt, _KINDS[kind], bool(flags & _FLAG_ARRAY), count, elem,
                      name, type_id, hsh)
 
     @staticmethod
