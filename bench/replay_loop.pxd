@@ -1,21 +1,24 @@
 # Cython declarations augmenting replay_loop.py (pure-Python mode): the C clock, the constants
 # as C values, the loop's C layout and its per-operation helpers as C methods.
 cimport cython
+from posix.types cimport clockid_t
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID, clock_gettime, timespec
 
 from segalloc.kernel cimport AlgorithmKernel
 
-cdef inline long long now_ns() noexcept nogil:
-    """CLOCK_MONOTONIC in nanoseconds (time.perf_counter_ns's clock on Linux)."""
+cdef inline long long clock_ns(clockid_t clock) noexcept nogil:
+    """``clock`` in nanoseconds."""
     cdef timespec t
-    clock_gettime(CLOCK_MONOTONIC, &t)
+    clock_gettime(clock, &t)
     return t.tv_sec * 1000000000LL + t.tv_nsec
 
+cdef inline long long now_ns() noexcept nogil:
+    """CLOCK_MONOTONIC (time.perf_counter_ns's clock on Linux)."""
+    return clock_ns(CLOCK_MONOTONIC)
+
 cdef inline long long cpu_now_ns() noexcept nogil:
-    """The calling thread's CPU time in nanoseconds (time.thread_time_ns's clock)."""
-    cdef timespec t
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-    return t.tv_sec * 1000000000LL + t.tv_nsec
+    """The calling thread's CPU time (time.thread_time_ns's clock)."""
+    return clock_ns(CLOCK_THREAD_CPUTIME_ID)
 
 cdef Py_ssize_t ALLOC_OP, FREE_OP, SHRINK, EXPAND, UNBOUND
 
