@@ -2,7 +2,7 @@
 from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 from segalloc.thread_lock cimport ThreadLock
-from segalloc.robust cimport version_close, version_holds, version_open, version_read
+from segalloc.robust cimport RobustMutex, version_close, version_holds, version_open, version_read
 
 cdef class SegmentCore:
     cdef public object _storage, _alg, _journal

@@ -32,6 +32,7 @@ import cython
 from segalloc.errors import BadAlloc, InvalidPointer, ReadOnlySegment
 from segalloc.journal import EXTENSION_ENTRIES, HEADROOM, M_NEXT
 from segalloc.kernel import AlgorithmKernel, kernel_of, runs_in_c
+from segalloc.robust import RobustMutex
 from segalloc.thread_lock import ThreadLock
 from segalloc.words import DIRTY_WORD
 
@@ -216,7 +217,11 @@ class SegmentCore:
             thread_lock.take(-1.0)
             return thread_lock
         lock = self._storage.lock()
-        lock.__enter__()
+        if isinstance(lock, RobustMutex):  # the shared segments' usual lock: taken in C
+            mutex: RobustMutex = lock
+            mutex._take(None)
+        else:
+            lock.__enter__()
         return lock
 
     def give_lock(self, lock: Any, error: Any) -> cython.int:
@@ -224,6 +229,9 @@ class SegmentCore:
         if lock is self._thread_lock:
             thread_lock: ThreadLock = self._thread_lock
             thread_lock.give()
+        elif isinstance(lock, RobustMutex):
+            mutex: RobustMutex = lock
+            mutex._give()
         elif error is None:
             lock.__exit__(None, None, None)
         else:
