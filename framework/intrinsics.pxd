@@ -12,7 +12,7 @@ cdef extern from *:
     Py_ssize_t lowest_bit "segalloc_lowest_bit" (long long x) nogil
 
 # The byte compare and copy of intrinsics.py: memcmp / memcpy after the same bounds check.
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 cdef inline bint same_bytes(const unsigned char[::1] view, Py_ssize_t at, bytes data) except -1:
     cdef Py_ssize_t n = len(data)
@@ -27,6 +27,10 @@ cdef inline int copy_bytes(unsigned char[::1] out, Py_ssize_t at, bytes data) ex
     if n:
         memcpy(&out[at], <const char*>data, n)
     return 0
+
+cdef inline void fill_all_ones(long long[::1] out) noexcept:
+    if out.shape[0]:
+        memset(&out[0], 0xff, 8 * out.shape[0])
 
 # The thread lock of intrinsics.py: a PyThread lock, taken in C; a wait releases the GIL, in
 # slices, so that signals are handled between them as Python's own lock does.

@@ -7,9 +7,10 @@ build, the same answers (the differential test holds them to it)."""
 from __future__ import annotations
 
 import _thread
+from typing import Any
 
-__all__ = ["bit_length", "copy_bytes", "free_lock", "give_lock", "lowest_bit", "new_lock",
-           "same_bytes", "take_lock_now", "thread_ident", "wait_for_lock"]
+__all__ = ["bit_length", "copy_bytes", "fill_all_ones", "free_lock", "give_lock", "lowest_bit",
+           "new_lock", "same_bytes", "take_lock_now", "thread_ident", "wait_for_lock"]
 
 #: ``x.bit_length()`` for ``x >= 0``: the position of the highest set bit plus one (0 for 0)
 bit_length = int.bit_length
@@ -32,6 +33,13 @@ def copy_bytes(out: memoryview, at: int, data: bytes) -> None:
     if at < 0 or at + len(data) > len(out):
         raise IndexError(f"bytes [{at}, {at + len(data)}) are outside the segment")
     out[at : at + len(data)] = data
+
+
+def fill_all_ones(out: Any) -> None:
+    """Every 64-bit word of ``out`` (a signed 64-bit array or view) set to -1, all bits one
+    (compiled: one ``memset``)."""
+    octets = memoryview(out).cast("B")
+    octets[:] = b"\xff" * len(octets)
 
 
 # -- a plain thread lock (``segalloc.thread_lock`` builds the re-entrant one on it) -------------

@@ -1,5 +1,6 @@
 # The C layout of WordSet (word_set.py, pure-Python mode).
 cimport cython
+from segalloc.intrinsics cimport fill_all_ones
 
 @cython.final
 cdef class WordSet:

@@ -16,6 +16,9 @@ from array import array
 
 import cython
 
+if not cython.compiled:  # compiled, the C form comes from intrinsics.pxd
+    from segalloc.intrinsics import fill_all_ones
+
 __all__ = ["WordSet"]
 
 #: an empty slot (no word index is negative)
@@ -64,9 +67,10 @@ class WordSet:
         if index < 0:
             raise ValueError(f"a word index is never negative, got {index}")
         at: cython.Py_ssize_t = self._slot_of(index)
-        if self._table[at] == index:
-            return False
-        self._table[at] = index
+        with cython.boundscheck(False):  # a slot of the table, as _slot_of gives them
+            if self._table[at] == index:
+                return False
+            self._table[at] = index
         self._count += 1
         if 2 * self._count > self._mask + 1:
             self._grow()
@@ -118,9 +122,7 @@ class WordSet:
         if self._bits > _FIRST_BITS:
             self._resize(_FIRST_BITS)
         elif self._count:
-            at: cython.Py_ssize_t
-            for at in range(self._mask + 1):
-                self._table[at] = _EMPTY
+            fill_all_ones(self._table)  # every slot _EMPTY
             self._count = 0
 
     def __repr__(self) -> str:
