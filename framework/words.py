@@ -27,6 +27,7 @@ from typing import Any
 
 import cython
 
+from segalloc.errors import SegmentCorrupt
 from segalloc.header import DIRTY_AT
 from segalloc.word_set import WordSet
 
@@ -236,12 +237,19 @@ class Words:
         if not self.logged.add(index):  # one probe: added, or logged already
             return 0
         count: cython.Py_ssize_t = self.signed[_DIRTY]
+        if count < self.first:
+            self.logged.discard(index)
+            raise SegmentCorrupt(f"the transaction word ({count}) went back past the journal "
+                                 f"extent in use (its first entry is {self.first})")
         if count >= self.limit:
             self.logged.discard(index)  # not logged until the entry is written
             self.journal.advance(count)
             self.logged.add(index)
         at: cython.Py_ssize_t = self.slots + _ENTRY * (count - self.first)
-        self.out[at] = index
-        self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
-        self.out[_DIRTY] = count + 1
+        # in bounds: ``index`` is checked above, and entry ``count`` (first <= count < limit,
+        # checked) lies in the current extent, which the journal's chain check bounded
+        with cython.boundscheck(False), cython.wraparound(False):
+            self.out[at] = index
+            self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
+            self.out[_DIRTY] = count + 1
         return 0
