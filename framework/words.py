@@ -246,10 +246,8 @@ class Words:
             self.journal.advance(count)
             self.logged.add(index)
         at: cython.Py_ssize_t = self.slots + _ENTRY * (count - self.first)
-        # in bounds: ``index`` is checked above, and entry ``count`` (first <= count < limit,
-        # checked) lies in the current extent, which the journal's chain check bounded
-        with cython.boundscheck(False), cython.wraparound(False):
-            self.out[at] = index
-            self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
-            self.out[_DIRTY] = count + 1
+        # bounds-checked: the extent's place comes from segment words read at advance time
+        self.out[at] = index
+        self.out[at + 1] = self.signed[index]  # (the same 64 bits, whatever their sign)
+        self.out[_DIRTY] = count + 1
         return 0
