@@ -222,6 +222,7 @@ class MappedStorage(Storage):
         #: the creator holds the lock until the segment manager has formatted the bytes
         self._formatting = created
         self._closed = False
+        self._note_steady_lock()
 
     # -- naming (what the subclasses differ in) -------------------------------------------
     @classmethod
@@ -409,6 +410,13 @@ class MappedStorage(Storage):
     @lock_timeout.setter
     def lock_timeout(self, timeout: float | None) -> None:
         self._section.timeout = _check_timeout(timeout)
+        self._note_steady_lock()
+
+    def _note_steady_lock(self) -> None:
+        """Keep ``steady_lock`` what ``lock()`` returns while that stays the same (formatted,
+        open, no timeout: the shared lock), else None."""
+        steady = not (self._formatting or self._closed) and self._section.timeout is None
+        self.steady_lock = self._fast if steady else None
 
     def lock(self) -> AbstractContextManager[object]:
         if self._formatting:
@@ -422,6 +430,7 @@ class MappedStorage(Storage):
         """The first section after creation, where the segment manager formats the bytes; its
         end also ends the hold taken at creation."""
         self._formatting = False
+        self._note_steady_lock()
         try:
             with self._section:
                 yield self._lock
@@ -443,6 +452,7 @@ class MappedStorage(Storage):
         if self._closed:
             return
         self._closed = True
+        self._note_steady_lock()
         if self._formatting:
             self._formatting = False
             self._lock.unhold()

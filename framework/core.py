@@ -216,7 +216,9 @@ class SegmentCore:
             thread_lock: ThreadLock = self._thread_lock
             thread_lock.take(-1.0)
             return thread_lock
-        lock = self._storage.lock()
+        lock = self._storage.steady_lock
+        if lock is None:
+            lock = self._storage.lock()
         if isinstance(lock, RobustMutex):  # the shared segments' usual lock: taken in C
             mutex: RobustMutex = lock
             mutex._take(None)
@@ -248,7 +250,7 @@ class SegmentCore:
         """True when committing is the transaction word's store alone: a journal, no extent
         taken, no write refused (otherwise ``Journal.finish`` gives extents back or raises)."""
         return self._journaled and not self._words.signed[self._extent_link] and \
-            not self._journal.doomed
+            not self._words.doomed
 
     # -- the allocation hot path ------------------------------------------------------------
     @overload

@@ -77,6 +77,10 @@ class Storage(abc.ABC):
     #: seconds an operation waits for the lock before ``LockTimeout`` (None: for ever; named
     #: backends honour it)
     lock_timeout: float | None = None
+    #: what ``lock()`` returns for as long as this is set, which the segment then takes around
+    #: each operation without calling ``lock()`` (a method call in Python costs an operation of
+    #: a compiled segment as much as its allocator); None, the default: ask ``lock()`` each time
+    steady_lock: AbstractContextManager[object] | None = None
 
     @classmethod
     @abc.abstractmethod

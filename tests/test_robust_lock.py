@@ -57,6 +57,29 @@ def test_the_lock_is_the_trailer_mutex_after_the_segment_bytes(
         assert isinstance(reader.storage.lock(), RobustMutex)
         assert reader.find(ctypes.c_int64, "nothing")[0] is None
 
+def test_the_steady_lock_is_what_lock_returns_while_that_stays_the_same(
+        shared: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operations take ``steady_lock`` without asking ``lock()``; it is None while ``lock()``
+    answers something else (the formatting section, a timeout, a closed storage)."""
+    backend, name, _ = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE) as seg:
+        storage = seg.storage
+        assert storage.steady_lock is storage.lock() and isinstance(storage.steady_lock,
+                                                                    RobustMutex)
+        asked: list[int] = []
+        real_lock = storage.lock
+        monkeypatch.setattr(storage, "lock", lambda: asked.append(1) or real_lock())
+        seg.deallocate(seg.allocate(64))
+        assert not asked, "a steady lock was asked for"
+        seg.lock_timeout = 5.0
+        assert storage.steady_lock is None
+        seg.deallocate(seg.allocate(64))
+        assert len(asked) == 2, "with a timeout, each operation takes what lock() returns"
+        seg.lock_timeout = None
+        assert storage.steady_lock is real_lock()
+        monkeypatch.undo()
+    assert storage.steady_lock is None  # closed
+
 
 def test_a_holder_killed_inside_a_transaction_is_rolled_back_by_the_next_locker(
         shared: tuple[str, str, str]) -> None:
