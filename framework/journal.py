@@ -175,7 +175,6 @@ class Journal:
         self.offset = offset
         #: the bound algorithm (extents come from it); set by ``attach``
         self.algorithm: MemoryAlgorithm | None = None
-        self.doomed = False
         #: the view every metadata write goes through (logging when the segment has a journal)
         # (a weak proxy of the journal: no cycle, so close() unmaps without the GC)
         self.words = Words(buf, weakref.proxy(self) if offset else None)
@@ -213,7 +212,7 @@ class Journal:
         view.first = 0
         view.limit = self.base_capacity
         view.slots = (self.offset >> 3) + HEADER_WORDS
-        self.doomed = False
+        view.doomed = False
         self._last = self.offset >> 3
         self._total = self.base_capacity
 
@@ -238,8 +237,8 @@ class Journal:
         view = self.words
         header = view.slots - HEADER_WORDS
         nxt = self.raw[header + M_NEXT]
-        if self.doomed or not nxt or count != view.limit:
-            self.doomed = True
+        if view.doomed or not nxt or count != view.limit:
+            view.doomed = True
             raise BadAlloc("the undo journal is full and no extent could be taken from the "
                            "segment: the transaction is rolled back")
         view.first = view.limit
@@ -251,7 +250,7 @@ class Journal:
         """At a safe point: make room to log ``entries`` more writes and one allocator call,
         taking extents from the algorithm while it can give them (best effort: a write the
         journal cannot log later raises ``BadAlloc``, and the transaction is rolled back)."""
-        if not self.offset or self.doomed:
+        if not self.offset or self.words.doomed:
             return
         wanted = entries + HEADROOM
         if self.raw[DIRTY_WORD]:  # a transaction under way keeps the means to extend later
@@ -337,7 +336,7 @@ class Journal:
         journal refused a write; ``BadAlloc`` when it was refused and nothing else raised."""
         if not self.offset:
             raise SegmentCorrupt("the transaction word of a segment without a journal is set")
-        doomed = self.doomed
+        doomed = self.words.doomed
         if failed or doomed:
             self.rollback()
         else:

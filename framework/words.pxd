@@ -15,6 +15,7 @@ cdef class Words:
     cdef readonly bint undoing
     cdef public WordSet logged
     cdef public Py_ssize_t first, limit, slots
+    cdef public bint doomed
     cdef public object journal
     cdef readonly bint recording
     cdef readonly Py_ssize_t undo_count

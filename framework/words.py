@@ -81,6 +81,8 @@ class Words:
         self.first = 0
         self.limit = 0
         self.slots = 0
+        #: the journal refused a store (no room for its entry): the transaction must roll back
+        self.doomed = False
         self.journal = journal
         self.recording = False
         self.undo_count = 0
