@@ -1001,3 +1001,15 @@ def test_a_sequence_with_a_hostile_word_answers_or_refuses_it(where: str, value:
             assert "out of range" in str(exc) or "empty" in str(exc)  # a shorter sequence
 
 
+
+
+def test_a_lone_surrogate_is_stored_as_it_is(seg: Any) -> None:
+    """Text a strict UTF-8 encoder refuses (a lone surrogate, as ``os.fsdecode`` makes of a
+    bad file name) goes in and comes back, in keys and values alike."""
+    odd = "name-\udcff-\ud800"
+    mapping = seg.construct(SegmentDict[str, str], "odd")
+    mapping[odd] = odd
+    mapping["plain"] = "é"
+    assert mapping[odd] == odd and list(mapping.items()) == [(odd, odd), ("plain", "é")]
+    text = seg.construct(SegmentString, "text", odd)
+    assert str(text) == odd

@@ -129,7 +129,10 @@ class _StrCodec(_Codec):
         if not isinstance(value, str):
             raise TypeError(f"cannot store a {type(value).__name__} as a SegmentString")
         text: str = value  # (typed: compiled, the encode is one C call, not a method lookup)
-        return text.encode("utf-8", "surrogatepass")
+        try:
+            return text.encode("utf-8")  # (strict: no error handler to look up by name)
+        except UnicodeEncodeError:  # a lone surrogate: stored as it is, the same bytes otherwise
+            return text.encode("utf-8", "surrogatepass")
 
     def decode(self, buf: Any, offset: cython.Py_ssize_t, length: cython.Py_ssize_t) -> Any:
         return bytes(buf[offset : offset + length]).decode("utf-8", "surrogatepass")
