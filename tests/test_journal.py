@@ -25,12 +25,14 @@ from segalloc import (
     ManagedHeapMemory,
     ManagedMappedFile,
     Mode,
+    SegmentCorrupt,
     SegmentDict,
     SegmentVector,
     plugins,
 )
 from segalloc.journal import _Chain, journal_capacity
 from segalloc.segment import smallest_journaled_size
+from segalloc.words import DIRTY_WORD
 
 ALGORITHMS = sorted(plugins().algorithms)
 SIZE = 1 << 18
@@ -270,6 +272,23 @@ def test_an_aborted_large_transaction_rolls_back(segment: Any, operation: str) -
     assert census(segment) == before and segment.check_sanity()
     assert chain_length(segment) == 1, "the extents were not given back"
     assert state_bytes(segment) == raw_before
+
+
+def test_a_transaction_word_set_back_past_its_extent_is_refused(segment: Any) -> None:
+    """A transaction word damaged below the first entry of the extent in use would make the
+    next entry's index negative, which compiled code wraps into some other word of the
+    segment: the next logged store raises ``SegmentCorrupt`` instead, and the rollback ends
+    the transaction."""
+    _with_containers(segment)
+    vector = segment.find(SegmentVector[ctypes.c_int64], "v")[0]
+    words = segment._journal.words
+    with pytest.raises(SegmentCorrupt, match=r"transaction word \(\d+\) went back"):
+        with segment.transaction():
+            while not words.first:  # on into the second extent
+                vector.append(1)
+            segment._journal.raw[DIRTY_WORD] = words.first - 1
+            vector.append(2)
+    assert segment._journal.pending() == 0
 
 
 def _count_attaches(seg: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
