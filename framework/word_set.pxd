@@ -8,8 +8,8 @@ cdef class WordSet:
     cdef Py_ssize_t _bits, _mask, _count
 
     cdef void _resize(self, Py_ssize_t bits) except *
-    cdef Py_ssize_t _home(self, long long index) noexcept
-    cdef Py_ssize_t _slot_of(self, long long index) except -1
+    cdef inline Py_ssize_t _home(self, long long index) noexcept
+    cdef inline Py_ssize_t _slot_of(self, long long index) noexcept
     cpdef bint add(self, long long index) except -1
     cdef void _grow(self) except *
     cpdef void discard(self, long long index) except *

@@ -57,7 +57,8 @@ class WordSet:
     def _slot_of(self, index: cython.longlong) -> cython.Py_ssize_t:
         """The slot holding ``index``, or the empty one where it would go."""
         at: cython.Py_ssize_t = self._home(index)
-        with cython.boundscheck(False):  # every slot is masked by ``_mask``, the length - 1
+        # every slot is masked by ``_mask``, the length - 1, of the table ``_resize`` set
+        with cython.boundscheck(False), cython.initializedcheck(False):
             while self._table[at] != index and self._table[at] != _EMPTY:
                 at = (at + 1) & self._mask
         return at
@@ -67,7 +68,7 @@ class WordSet:
         if index < 0:
             raise ValueError(f"a word index is never negative, got {index}")
         at: cython.Py_ssize_t = self._slot_of(index)
-        with cython.boundscheck(False):  # a slot of the table, as _slot_of gives them
+        with cython.boundscheck(False), cython.initializedcheck(False):  # a slot, as _slot_of gives
             if self._table[at] == index:
                 return False
             self._table[at] = index
