@@ -414,7 +414,8 @@ class MappedStorage(Storage):
 
     def _note_steady_lock(self) -> None:
         """Keep ``steady_lock`` what ``lock()`` returns while that stays the same (formatted,
-        open, no timeout: the shared lock), else None."""
+        open, no timeout: the shared lock), else None. Stored, not a property: the segment
+        reads it around every operation, so each change of its inputs calls this."""
         steady = not (self._formatting or self._closed) and self._section.timeout is None
         self.steady_lock = self._fast if steady else None
 
