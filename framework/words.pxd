@@ -33,10 +33,15 @@ cdef class Words:
     cpdef void commit(self) except *
     cpdef int log(self, Py_ssize_t index) except -1
 
+    @cython.initializedcheck(False)
     cdef inline int put(self, Py_ssize_t index, long long value) except -1:
-        """store() inlined into compiled callers (the same fast path as words.py's store)."""
-        if self.plain and value >= 0:
-            self.out[index] = value
+        """store() inlined into compiled callers (the same fast path as words.py's store).
+        ``plain`` and ``undoing`` imply a writable view, so ``out`` is set; the index is
+        checked by one unsigned comparison here, or by ``_keep_undo``'s checked read of the
+        old value, or by ``store_logged``."""
+        if self.plain and value >= 0 and <size_t>index < <size_t>self.out.shape[0]:
+            with cython.boundscheck(False):
+                self.out[index] = value
             return 0
         if self.undoing and value >= 0:
             self._keep_undo(index)
