@@ -32,8 +32,8 @@ cdef class ReplayLoop:
     cdef public Py_ssize_t high_water, raised_at
     cdef readonly list failed
 
-    cdef Py_ssize_t allocate(self, Py_ssize_t size, Py_ssize_t align) except -2
-    cdef int deallocate(self, Py_ssize_t off) except -1
+    cdef inline Py_ssize_t allocate(self, Py_ssize_t size, Py_ssize_t align) except -2
+    cdef inline int deallocate(self, Py_ssize_t off) except -1
     cdef int shrink(self, Py_ssize_t off, Py_ssize_t old, Py_ssize_t size) except -1
     cdef Py_ssize_t expand(self, Py_ssize_t off, Py_ssize_t size) except -2
     cdef Py_ssize_t reallocate(self, Py_ssize_t off, Py_ssize_t old, Py_ssize_t size) except -2

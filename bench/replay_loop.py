@@ -62,22 +62,35 @@ def clock_cost_ns(readings: cython.Py_ssize_t = 2001) -> int:
     return int(statistics.median(gaps))
 
 
-def _column(ops: Sequence[Op], field: int) -> array[int]:
-    return array("q", [min(op[field], VALUE_LIMIT) for op in ops])
+def _column(ops: Sequence[Op], field: int) -> memoryview:
+    """One field of every operation as int64s, read-only: a copy in ``bytes``, which nothing
+    can change after ``ReplayLoop`` checked it."""
+    return memoryview(array("q", [min(op[field], VALUE_LIMIT) for op in ops]).tobytes()).cast("q")
+
+
+def _table(ids: int, value: int) -> memoryview:
+    """A writable int64 table of ``ids`` entries; its length cannot change (the view pins it)."""
+    return memoryview(array("q", [value]) * ids)
 
 
 @cython.cclass
 class ReplayLoop:
     """A replay in progress: the trace as columns, each ID's offset and size, the high-water
-    mark (and the operation that last raised it) and the operations that failed."""
+    mark (and the operation that last raised it) and the operations that failed.
+
+    Every operation's ID is checked below ``ids`` here, once: the columns are immutable and the
+    tables cannot change length, so ``run`` indexes them without checks."""
 
     def __init__(self, ops: Sequence[Op], ids: int, alg: MemoryAlgorithm, buf: memoryview) -> None:
         self.codes = _column(ops, 0)
         self.idents = _column(ops, 1)
         self.sizes = _column(ops, 2)
         self.aligns = _column(ops, 3)
-        self.offsets = array("q", [UNBOUND]) * ids
-        self.held = array("q", [0]) * ids
+        for index, ident in enumerate(self.idents):
+            if not 0 <= ident < ids:
+                raise ValueError(f"operation {index}: ID {ident} is not below {ids}")
+        self.offsets = _table(ids, UNBOUND)
+        self.held = _table(ids, 0)
         self.alg = alg
         self.kernel = kernel_of(alg, DRIVEN_METHODS)
         self.buf = buf
@@ -155,16 +168,16 @@ class ReplayLoop:
         the timed work.
 
         The loop's indexes are in bounds by the checks before it (compiled, it runs without
-        bounds checks): ``index`` within every column and ``spans``, each ID of the span within
-        the offset and size tables."""
+        bounds checks): ``index`` within every column and ``spans``, each ID within the offset
+        and size tables (checked by ``__init__``)."""
         codes: cython.const[cython.longlong][::1] = self.codes
         idents: cython.const[cython.longlong][::1] = self.idents
         sizes: cython.const[cython.longlong][::1] = self.sizes
         aligns: cython.const[cython.longlong][::1] = self.aligns
         offsets: cython.longlong[::1] = self.offsets
         held: cython.longlong[::1] = self.held
-        timed: cython.longlong[::1] = self.codes if spans is None else spans
         timing: cython.bint = spans is not None
+        timed: cython.longlong[::1] = spans if timing else self.held  # held: never written
         high_water: cython.Py_ssize_t = self.high_water
         raised_at: cython.Py_ssize_t = self.raised_at
         before: cython.longlong = 0
@@ -173,12 +186,8 @@ class ReplayLoop:
         until_check: cython.Py_ssize_t = check_every - first % check_every
         reached: cython.Py_ssize_t = stop
         index: cython.Py_ssize_t
-        if not 0 <= first <= stop <= min(len(codes), len(idents), len(sizes), len(aligns), len(timed)):
+        if not 0 <= first <= stop <= len(codes) or timing and stop > len(timed):
             raise IndexError(f"operations {first} to {stop} are not all in the trace and spans")
-        ids: cython.Py_ssize_t = min(len(offsets), len(held))
-        for index in range(first, stop):
-            if not 0 <= idents[index] < ids:
-                raise ValueError(f"operation {index}: ID {idents[index]} is not below {ids}")
         with cython.boundscheck(False):  # every index checked just above
             for index in range(first, stop):
                 if budgeted:
