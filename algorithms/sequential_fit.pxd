@@ -4,9 +4,23 @@ cimport cython
 from segalloc.kernel cimport AlgorithmKernel
 from segalloc.words cimport Words
 
-cdef Py_ssize_t UNIT, BLOCK_HEADER, SPLIT_MIN_REST, FIRST_MARK, END_OF_LIST
-cdef Py_ssize_t HDR_MAGIC, HDR_SIZE, HDR_FREE_HEAD, HDR_ALLOCATED, HDR_MARK, HDR_RESERVED
-cdef Py_ssize_t HEADER_SIZE, BLK_SIZE, BLK_NEXT, LAYOUT_VERSION, MAGIC, MAX_REQUEST
+# the layout constants as C constants, folded into the instructions (sequential_fit.py holds
+# the same values for the interpreted build, and its layout comment says what each is)
+cdef enum:
+    UNIT = 16
+    BLOCK_HEADER = 16
+    SPLIT_MIN_REST = 32
+    END_OF_LIST = 0
+    HDR_MAGIC = 0
+    HDR_SIZE = 1
+    HDR_FREE_HEAD = 2
+    HDR_ALLOCATED = 3
+    HDR_MARK = 4
+    HDR_RESERVED = 5
+    HEADER_SIZE = 48
+    BLK_SIZE = 0
+    BLK_NEXT = 1
+cdef Py_ssize_t FIRST_MARK, LAYOUT_VERSION, MAGIC, MAX_REQUEST
 cdef Py_ssize_t ALLOCATE_NEW, EXPAND_FWD, EXPAND, SHRINK_IN_PLACE, SHRINKS, ZERO_MEMORY
 
 cdef Py_ssize_t block_for(Py_ssize_t size) noexcept
@@ -25,7 +39,9 @@ cdef class _Core(AlgorithmKernel):
     @cython.final
     cdef inline Py_ssize_t blocks_end(self, Py_ssize_t end) noexcept
     @cython.final
-    cdef inline Py_ssize_t free_before(self, Py_ssize_t blk) except -1
+    cdef inline Py_ssize_t free_before(self, Py_ssize_t blk, Py_ssize_t end) except -1
+    @cython.final
+    cdef inline Py_ssize_t next_free(self, Py_ssize_t blk) except -1
     @cython.final
     cdef inline Py_ssize_t first_fit(self, Py_ssize_t need, Py_ssize_t end) except -2
     @cython.final
@@ -41,7 +57,7 @@ cdef class _Core(AlgorithmKernel):
     @cython.final
     cdef inline int add_allocated(self, Py_ssize_t delta) except -1
     @cython.final
-    cdef inline Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need) except -1
+    cdef inline Py_ssize_t split(self, Py_ssize_t blk, Py_ssize_t size, Py_ssize_t need, Py_ssize_t after) except -1
     @cython.final
     cdef inline Py_ssize_t take(self, Py_ssize_t prev, Py_ssize_t need) except -1
     @cython.final

@@ -1,3 +1,4 @@
+# cython: boundscheck=False, initializedcheck=False
 """Boost.Interprocess's ``simple_seq_fit`` (64-bit): one address-ordered free list, first fit.
 
 Every block starts with a 16-byte header holding its size and, while free, the offset of the
@@ -16,6 +17,16 @@ inlines); with ``SEGALLOC_PURE_PYTHON=1`` the same code runs interpreted. Words 
 through the signed view (``Words.signed``) and written through ``Words.store``. A hostile word
 reads below 2**63 (negative if above), and every comparison of a stored size subtracts two
 checked offsets instead of adding to one, so C arithmetic never wraps around.
+
+Compiled, word reads are not bounds-checked one by one (the directive above): each is proven in
+bounds by a check on its path instead, which the helpers' docstrings state. ``__init__`` checks
+the header fits the buffer, whose words ``words`` views; ``region_end``, read first by every
+operation, returns an end within the buffer; every block offset is checked against that end
+before its header is read (``first_fit`` and ``free_before`` stop a walk at it, ``check_free``
+and ``block_of`` refuse what lies past it), and a link copied into a header is checked not
+negative (``next_free``). So the hot paths raise nothing but ``SegmentCorrupt`` /
+``InvalidPointer`` on damage, by construction, and need no ``try`` to translate an
+``IndexError`` or a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -50,18 +61,22 @@ __all__ = ["SequentialFit"]
 # Constants
 # ------------------------------------------------------------------------------------------
 
-#: fixed: a unit is one block header; every block size and block offset is a multiple of it
-UNIT = 16
-#: fixed: the header every block carries (Boost's block_ctrl: size + next, 8 bytes each)
-BLOCK_HEADER = UNIT
-#: fixed: an allocation splits a free block only when the rest is more than a bare header
-#: (Boost's ``m_size > nunits + BlockCtrlUnits``); a shrink may give back a bare header
-SPLIT_MIN_REST = 2 * UNIT
+# Compiled, the small layout constants (here and in the layout below) are C constants of
+# ``sequential_fit.pxd`` with the same values, which the compiler folds into the instructions;
+# the differential test compares the bytes both builds write.
+if not cython.compiled:
+    #: fixed: a unit is one block header; every block size and block offset is a multiple of it
+    UNIT = 16
+    #: fixed: the header every block carries (Boost's block_ctrl: size + next, 8 bytes each)
+    BLOCK_HEADER = UNIT
+    #: fixed: an allocation splits a free block only when the rest is more than a bare header
+    #: (Boost's ``m_size > nunits + BlockCtrlUnits``); a shrink may give back a bare header
+    SPLIT_MIN_REST = 2 * UNIT
+    #: fixed: terminates the free list; no block lives at offset 0 (the header is there)
+    END_OF_LIST = 0
 #: fixed: the allocation mark of a first format; each re-format of the same bytes steps it
 #: (``_next_mark``), so headers left over from an earlier life never pass for live ones
 FIRST_MARK = 0xA110CA7ED
-#: fixed: terminates the free list; no block lives at offset 0 (the header is there)
-END_OF_LIST = 0
 #: requests beyond this cannot be served by any region (and keep the arithmetic in 63 bits)
 MAX_REQUEST = 1 << 60
 
@@ -111,15 +126,16 @@ assert FIRST_MARK % 2 == 1, "marks are odd, so a marked word never equals a bloc
 #  free needs anyway refuses offsets inside free blocks, whatever their bytes.
 # ------------------------------------------------------------------------------------------
 
-HDR_MAGIC = 0
-HDR_SIZE = 1
-HDR_FREE_HEAD = 2
-HDR_ALLOCATED = 3
-HDR_MARK = 4
-HDR_RESERVED = 5
-HEADER_SIZE = 6 * 8
-BLK_SIZE = 0
-BLK_NEXT = 1
+if not cython.compiled:  # compiled, C constants of sequential_fit.pxd (see Constants)
+    HDR_MAGIC = 0
+    HDR_SIZE = 1
+    HDR_FREE_HEAD = 2
+    HDR_ALLOCATED = 3
+    HDR_MARK = 4
+    HDR_RESERVED = 5
+    HEADER_SIZE = 6 * 8
+    BLK_SIZE = 0
+    BLK_NEXT = 1
 
 LAYOUT_VERSION = 1
 MAGIC = int.from_bytes(b"seqfit" + LAYOUT_VERSION.to_bytes(2, "little"), "little")
@@ -178,6 +194,8 @@ class _Core(AlgorithmKernel):
         self.words = Words(byte_view)
         self._start = start
         base = _round_up(start, UNIT)
+        if start < 0 or base + HEADER_SIZE > self.buffer_size:
+            raise SegmentCorrupt(f"sequential_fit: no room for a header at start={start}")
         self.control = base >> 3
         self.first = base + HEADER_SIZE
 
@@ -185,19 +203,27 @@ class _Core(AlgorithmKernel):
     def set_block(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
                   next_free: cython.Py_ssize_t) -> cython.int:
         """Write free block ``blk``'s header."""
-        w: Words = self.words
-        w.put((blk >> 3) + BLK_SIZE, size)
-        w.put((blk >> 3) + BLK_NEXT, next_free)
+        self.words.put((blk >> 3) + BLK_SIZE, size)
+        self.words.put((blk >> 3) + BLK_NEXT, next_free)
         return 0
 
-    def split(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
-              need: cython.Py_ssize_t) -> cython.Py_ssize_t:
-        """Cut free block ``blk`` of ``size`` bytes after ``need`` bytes: the rest, returned,
-        is a free block taking ``blk``'s place in the list order (its link still to set)."""
+    def split(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t, need: cython.Py_ssize_t,
+              after: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Cut free block ``blk`` of ``size`` bytes, linked to ``after`` (``next_free``), after
+        ``need`` bytes: the rest, returned, is a free block taking ``blk``'s place in the list
+        order (the link to it still to set)."""
         rest: cython.Py_ssize_t = blk + need
-        self.set_block(rest, size - need, self.words.signed[(blk >> 3) + BLK_NEXT])
+        self.set_block(rest, size - need, after)
         self.words.put((blk >> 3) + BLK_SIZE, need)
         return rest
+
+    def next_free(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The link in free block ``blk``'s header (checked by the caller to lie within the
+        region); ``SegmentCorrupt`` if negative, which no offset is."""
+        link: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_NEXT]
+        if link < 0:
+            raise SegmentCorrupt(f"sequential_fit: free block {blk} links to {link}")
+        return link
 
     def add_allocated(self, delta: cython.Py_ssize_t) -> cython.int:
         """Add ``delta`` to the allocated byte count, which must stay within the buffer."""
@@ -213,9 +239,12 @@ class _Core(AlgorithmKernel):
 
     # -- the region ------------------------------------------------------------------------
     def region_end(self) -> cython.Py_ssize_t:
-        """Where the region ends (bytes): ``SegmentCorrupt`` unless it fits the buffer."""
+        """Where the region ends (bytes): ``SegmentCorrupt`` unless it holds the header and
+        a block and fits the buffer. ``words`` views the whole buffer (the interface's rule;
+        ``__init__`` checked the header fits it), so a block ending there has its header words
+        in bounds."""
         size: cython.Py_ssize_t = self.words.signed[self.control + HDR_SIZE]
-        if size < 0 or size > self.buffer_size - self._start:
+        if size < self.first + UNIT - self._start or size > self.buffer_size - self._start:
             raise SegmentCorrupt(f"sequential_fit: region size {size} does not fit the buffer")
         return self._start + size
 
@@ -231,65 +260,69 @@ class _Core(AlgorithmKernel):
         """Word index of the link that follows free block ``prev`` (0: the list head)."""
         return (prev >> 3) + BLK_NEXT if prev else self.control + HDR_FREE_HEAD
 
-    def free_before(self, blk: cython.Py_ssize_t) -> cython.Py_ssize_t:
+    def free_before(self, blk: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The last free block below ``blk`` (0 if none), walking the list up to it; the link
         after it leads to the first free block at or above ``blk`` (0 if none).
 
         Strict address order bounds the walk (each step reads a word further on) and exposes
-        cycles."""
-        w: Words = self.words
+        cycles; the walk reads only blocks whose header ends within the region ending at
+        ``end``, and an entry below ``blk`` past that is damage."""
+        stop: cython.Py_ssize_t = min(blk, end - UNIT + 1)
         prev: cython.Py_ssize_t = 0
-        nxt: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
-        while prev < nxt < blk:
+        nxt: cython.Py_ssize_t = self.words.signed[self.control + HDR_FREE_HEAD]
+        while prev < nxt < stop:
             prev = nxt
-            nxt = w.signed[(nxt >> 3) + BLK_NEXT]
-        if nxt != END_OF_LIST and nxt <= prev:
+            nxt = self.words.signed[(nxt >> 3) + BLK_NEXT]
+        if nxt != END_OF_LIST and (nxt <= prev or nxt < blk):
             raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
         return prev
 
     def first_fit(self, need: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The free block before the first one of at least ``need`` bytes (0: the head
         fits) in the region ending at ``end``; -1 when none fits."""
-        w: Words = self.words
+        last: cython.Py_ssize_t = end - UNIT  # the walk reads headers within the region only
         prev: cython.Py_ssize_t = 0
-        blk: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
-        while prev < blk:
-            if w.signed[(blk >> 3) + BLK_SIZE] >= need:
+        blk: cython.Py_ssize_t = self.words.signed[self.control + HDR_FREE_HEAD]
+        while prev < blk <= last:
+            if self.words.signed[(blk >> 3) + BLK_SIZE] >= need:
                 self.check_free(blk, end)
                 return prev
             prev = blk
-            blk = w.signed[(blk >> 3) + BLK_NEXT]
+            blk = self.words.signed[(blk >> 3) + BLK_NEXT]
         if blk != END_OF_LIST:
-            raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
+            raise SegmentCorrupt(f"sequential_fit: free list out of order or past the region "
+                                 f"after {prev}")
         return -1
 
     def largest_free(self, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The free block before the largest one (0: the head; the lowest of equals) in the
         region ending at ``end``; -1 when the list is empty."""
-        w: Words = self.words
         prev: cython.Py_ssize_t = 0
         best: cython.Py_ssize_t = -1
         best_size: cython.Py_ssize_t = 0
-        blk: cython.Py_ssize_t = w.signed[self.control + HDR_FREE_HEAD]
-        while prev < blk:
-            size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
+        last: cython.Py_ssize_t = end - UNIT  # as in first_fit
+        blk: cython.Py_ssize_t = self.words.signed[self.control + HDR_FREE_HEAD]
+        while prev < blk <= last:
+            size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
             if size > best_size:
                 best, best_size = prev, size
             prev = blk
-            blk = w.signed[(blk >> 3) + BLK_NEXT]
+            blk = self.words.signed[(blk >> 3) + BLK_NEXT]
         if blk != END_OF_LIST:
-            raise SegmentCorrupt(f"sequential_fit: free list not in address order after {prev}")
+            raise SegmentCorrupt(f"sequential_fit: free list out of order or past the region "
+                                 f"after {prev}")
         if best >= 0:
-            self.check_free(w.signed[self.link_after(best)], end)
+            self.check_free(self.words.signed[self.link_after(best)], end)
         return best
 
     def check_free(self, blk: cython.Py_ssize_t, end: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """The size of free block ``blk``, reached through the list; ``SegmentCorrupt`` unless
         it is a whole block inside the region ending at ``end`` (``region_end``, read once by
-        the operation)."""
+        the operation); the place is checked before the size is read."""
+        if blk < self.first or blk > end - UNIT or blk & (UNIT - 1):
+            raise SegmentCorrupt(f"sequential_fit: free block {blk} lies outside the blocks")
         size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
-        if (blk < self.first or size < UNIT or size > end - blk
-                or (blk | size) & (UNIT - 1)):
+        if size < UNIT or size > end - blk or size & (UNIT - 1):
             raise SegmentCorrupt(f"sequential_fit: free block {blk} (size {size}) is damaged")
         return size
 
@@ -317,16 +350,15 @@ class _Core(AlgorithmKernel):
         walk must place the block between two free blocks without touching either. All checks
         come before any write, so a bad offset changes nothing.
         """
-        w: Words = self.words
-        prev: cython.Py_ssize_t = self.free_before(blk)
-        nxt: cython.Py_ssize_t = w.signed[self.link_after(prev)]
+        prev: cython.Py_ssize_t = self.free_before(blk, end)
+        nxt: cython.Py_ssize_t = self.words.signed[self.link_after(prev)]
         if nxt == blk:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is already free")
-        if prev and w.signed[(prev >> 3) + BLK_SIZE] > blk - prev:
+        if prev and self.words.signed[(prev >> 3) + BLK_SIZE] > blk - prev:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} lies inside free block {prev}")
-        if w.signed[(blk >> 3) + BLK_NEXT] != w.signed[self.control + HDR_MARK] ^ blk:
+        if self.words.signed[(blk >> 3) + BLK_NEXT] != self.words.signed[self.control + HDR_MARK] ^ blk:
             raise InvalidPointer(f"sequential_fit: {blk + BLOCK_HEADER} is not the start of a live block")
-        size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
+        size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
         limit: cython.Py_ssize_t = nxt if nxt != END_OF_LIST else end
         if size < UNIT or size & (UNIT - 1) or size > limit - blk:
             raise SegmentCorrupt(f"sequential_fit: live block {blk} has a bad size {size}")
@@ -335,21 +367,20 @@ class _Core(AlgorithmKernel):
     def take(self, prev: cython.Py_ssize_t, need: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """Allocate ``need`` bytes from the front of the free block after ``prev``, splitting
         off the rest when it is worth a block; returns the payload offset. The block's NEXT
-        word takes its mark (see the layout comment)."""
-        w: Words = self.words
+        word takes its mark (see the layout comment). That block is one the caller checked
+        (``check_free`` or ``walk_free``): its header lies within the region. Every check
+        comes before the first write."""
         link: cython.Py_ssize_t = self.link_after(prev)
-        blk: cython.Py_ssize_t = w.signed[link]
-        size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
-        mark: cython.Py_ssize_t = w.signed[self.control + HDR_MARK]
+        blk: cython.Py_ssize_t = self.words.signed[link]
+        size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
+        after: cython.Py_ssize_t = self.next_free(blk)
+        mark: cython.Py_ssize_t = self.words.signed[self.control + HDR_MARK]
         if mark < 0:  # a region formatted again by an older segalloc: marks took 64 bits
             raise SegmentCorrupt("sequential_fit: the allocation mark does not fit 63 bits")
         splits: cython.bint = size - need >= SPLIT_MIN_REST
         self.add_allocated(need if splits else size)
-        if splits:
-            w.put(link, self.split(blk, size, need))
-        else:
-            w.put(link, w.signed[(blk >> 3) + BLK_NEXT])
-        w.put((blk >> 3) + BLK_NEXT, mark ^ blk)
+        self.words.put(link, self.split(blk, size, need, after) if splits else after)
+        self.words.put((blk >> 3) + BLK_NEXT, mark ^ blk)
         return blk + BLOCK_HEADER
 
     def release(self, blk: cython.Py_ssize_t, size: cython.Py_ssize_t,
@@ -357,18 +388,17 @@ class _Core(AlgorithmKernel):
         """Put block ``blk`` of ``size`` bytes on the free list after ``prev``, merging it
         with its free neighbours when they touch (merge_next, then merge_prev); the region
         ends at ``end``."""
-        w: Words = self.words
         link: cython.Py_ssize_t = self.link_after(prev)
-        nxt: cython.Py_ssize_t = w.signed[link]
+        nxt: cython.Py_ssize_t = self.words.signed[link]
         if nxt and blk + size == nxt:
             size += self.check_free(nxt, end)
-            nxt = w.signed[(nxt >> 3) + BLK_NEXT]
-        if prev and w.signed[(prev >> 3) + BLK_SIZE] == blk - prev:
+            nxt = self.next_free(nxt)
+        if prev and self.words.signed[(prev >> 3) + BLK_SIZE] == blk - prev:
             self.set_block(prev, blk - prev + size, nxt)
-            w.put((blk >> 3) + BLK_NEXT, 0)  # no mark may outlive its block
+            self.words.put((blk >> 3) + BLK_NEXT, 0)  # no mark may outlive its block
         else:
             self.set_block(blk, size, nxt)
-            w.put(link, blk)
+            self.words.put(link, blk)
         return 0
 
     # -- the allocation interface ----------------------------------------------------------
@@ -376,31 +406,21 @@ class _Core(AlgorithmKernel):
     # MemoryAlgorithm methods check the Python arguments and call them.
     def kernel_allocate(self, size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """First fit: the lowest free block with room for ``size`` bytes and a header."""
-        try:
-            need: cython.Py_ssize_t = block_for(size)
-            prev: cython.Py_ssize_t = self.first_fit(need, self.region_end())
-            if prev < 0:
-                return NO_MEMORY
-            return self.take(prev, need)
-        except SegallocError:
-            raise
-        except DAMAGE as exc:
-            raise damaged("sequential_fit", "allocate", exc) from exc
+        need: cython.Py_ssize_t = block_for(size)
+        prev: cython.Py_ssize_t = self.first_fit(need, self.region_end())
+        if prev < 0:
+            return NO_MEMORY
+        return self.take(prev, need)
 
     def kernel_deallocate(self, offset: cython.Py_ssize_t) -> cython.int:
         """Free a live block, merging it with free neighbours; ``InvalidPointer`` otherwise."""
-        try:
-            end: cython.Py_ssize_t = self.region_end()
-            blk: cython.Py_ssize_t = self.block_of(offset, end)
-            prev: cython.Py_ssize_t = self.live_prev(blk, end)
-            size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
-            self.add_allocated(-size)
-            self.release(blk, size, prev, end)
-            return 0
-        except SegallocError:
-            raise
-        except DAMAGE as exc:
-            raise damaged("sequential_fit", "deallocate", exc) from exc
+        end: cython.Py_ssize_t = self.region_end()
+        blk: cython.Py_ssize_t = self.block_of(offset, end)
+        prev: cython.Py_ssize_t = self.live_prev(blk, end)
+        size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
+        self.add_allocated(-size)
+        self.release(blk, size, prev, end)
+        return 0
 
     def allocate(self, size: int) -> int | None:
         """First fit: the lowest free block with room for ``size`` bytes and a header."""
@@ -430,7 +450,8 @@ class _Core(AlgorithmKernel):
             if hdr == blk:
                 return self.take(prev, need)
             # the front (a whole number of units) stays a free block, just shorter
-            self.words.put(self.link_after(blk), self.split(blk, free, hdr - blk))
+            self.words.put(self.link_after(blk), self.split(blk, free, hdr - blk,
+                                                            self.next_free(blk)))
             return self.take(blk, need)
         return None
 
@@ -495,8 +516,7 @@ class _Core(AlgorithmKernel):
             prev = self.largest_free(end)
             if prev < 0:
                 return NO_MEMORY
-            w: Words = self.words
-            need = w.signed[(w.signed[self.link_after(prev)] >> 3) + BLK_SIZE]
+            need = self.words.signed[(self.words.signed[self.link_after(prev)] >> 3) + BLK_SIZE]
             if need - BLOCK_HEADER < limit_size:
                 return NO_MEMORY
         return self.take(prev, need)
@@ -506,14 +526,13 @@ class _Core(AlgorithmKernel):
                    end: cython.Py_ssize_t) -> cython.bint:
         """Grow live block ``blk`` into a free successor; False if it cannot. As Boost's
         ``priv_expand``: a block already holding ``limit_size`` is left as it is."""
-        w: Words = self.words
         prev: cython.Py_ssize_t = self.live_prev(blk, end)
-        size: cython.Py_ssize_t = w.signed[(blk >> 3) + BLK_SIZE]
+        size: cython.Py_ssize_t = self.words.signed[(blk >> 3) + BLK_SIZE]
         least: cython.Py_ssize_t = block_for(limit_size) - BLOCK_HEADER
         if size - BLOCK_HEADER >= least:
             return True
         link: cython.Py_ssize_t = self.link_after(prev)
-        nxt: cython.Py_ssize_t = w.signed[link]
+        nxt: cython.Py_ssize_t = self.words.signed[link]
         if nxt != blk + size:
             return False
         merged: cython.Py_ssize_t = size + self.check_free(nxt, end)
@@ -521,12 +540,12 @@ class _Core(AlgorithmKernel):
             return False
         # the merged block takes the successor's place on the free list, then is allocated
         self.add_allocated(-size)
-        self.set_block(blk, merged, w.signed[(nxt >> 3) + BLK_NEXT])
-        w.put(link, blk)
+        self.set_block(blk, merged, self.next_free(nxt))
+        self.words.put(link, blk)
         wanted: cython.Py_ssize_t = block_for(preferred_size)
         self.take(prev, wanted if wanted < merged else merged)
         if flags & ZERO_MEMORY:
-            grown_end: cython.Py_ssize_t = blk + w.signed[(blk >> 3) + BLK_SIZE]
+            grown_end: cython.Py_ssize_t = blk + self.words.signed[(blk >> 3) + BLK_SIZE]
             self._buf[blk + size : grown_end] = bytes(grown_end - blk - size)
         return True
 
@@ -566,15 +585,16 @@ class _Core(AlgorithmKernel):
         old_end: cython.Py_ssize_t = self.blocks_end(end)
         new_end: cython.Py_ssize_t = self.blocks_end(end + extra)
         if new_end > old_end:
-            self.release(old_end, new_end - old_end, self.free_before(old_end), end)
+            self.release(old_end, new_end - old_end, self.free_before(old_end, end), end)
         self.words.put(self.control + HDR_SIZE, end + extra - self._start)
 
     @damage_is_corruption
     def shrink_to_fit(self) -> int:
         """Drop a free block at the end of the region (all but one unit when nothing is
         allocated); return the new region size. The caller trims the storage."""
-        blocks_end: cython.Py_ssize_t = self.blocks_end(self.region_end())
-        last: cython.Py_ssize_t = self.free_before(blocks_end)
+        end: cython.Py_ssize_t = self.region_end()
+        blocks_end: cython.Py_ssize_t = self.blocks_end(end)
+        last: cython.Py_ssize_t = self.free_before(blocks_end, end)
         if not last or self.words.signed[(last >> 3) + BLK_SIZE] != blocks_end - last:
             return self.size
         new_end: cython.Py_ssize_t = last
@@ -583,21 +603,26 @@ class _Core(AlgorithmKernel):
             self.words.put((last >> 3) + BLK_SIZE, UNIT)
             new_end = last + UNIT
         else:
-            self.words.put(self.link_after(self.free_before(last)), END_OF_LIST)
+            self.words.put(self.link_after(self.free_before(last, end)), END_OF_LIST)
         self.words.put(self.control + HDR_SIZE, new_end - self._start)
         return new_end - self._start
+
+    def _header_word(self, field: int) -> int:
+        """Algorithm header word ``field``, for the cold paths that call no ``region_end``
+        first (so this read is bounds-checked)."""
+        with cython.boundscheck(True):
+            value: int = self.words.signed[self.control + field]
+        return value
 
     @property
     def size(self) -> int:
         """Region bytes from ``start``, the algorithm header included."""
-        size: int = self.words.signed[self.control + HDR_SIZE]
-        return size
+        return self._header_word(HDR_SIZE)
 
     @property
     def free_memory(self) -> int:
         """Boost's ``get_free_memory``: the region less the header and the allocated blocks."""
-        allocated: int = self.words.signed[self.control + HDR_ALLOCATED]
-        return self.size - (self.first - self._start) - allocated
+        return self.size - (self.first - self._start) - self._header_word(HDR_ALLOCATED)
 
     # -- checks and introspection (cold paths) ---------------------------------------------
     def blocks(self) -> Iterator[tuple[int, int, bool]]:
@@ -637,14 +662,14 @@ class _Core(AlgorithmKernel):
         """Walk the block chain and the free list together; they must agree, and the
         header's allocated count must match the allocated blocks."""
         allocated = sum(size for _, size, is_free in self.blocks() if not is_free)
-        recorded = self.words.signed[self.control + HDR_ALLOCATED]
+        recorded = self._header_word(HDR_ALLOCATED)
         if allocated != recorded:
             raise SegmentCorrupt(
                 f"sequential_fit: header counts {recorded} allocated bytes, blocks hold {allocated}"
             )
 
     def all_memory_deallocated(self) -> bool:
-        return bool(self.words.signed[self.control + HDR_ALLOCATED] == 0)
+        return self._header_word(HDR_ALLOCATED) == 0
 
     def zero_free_memory(self) -> None:
         """Zero the payload of every free block (their headers are metadata)."""

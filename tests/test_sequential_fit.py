@@ -406,6 +406,33 @@ def test_free_link_out_of_the_buffer() -> None:
         algo.allocate(64)
 
 
+@pytest.mark.parametrize("request_size, target", [
+    (500, "past the buffer"), (500, "the last word"), (500, "negative"), (32, "negative")])
+def test_a_free_link_no_header_can_lie_at_is_refused_unchanged(request_size: int,
+                                                              target: str) -> None:
+    """The compiled walks read headers without bounds checks, relying on each link being
+    checked against the region's end first: a walk that would follow such a link (500 bytes:
+    the first free block is too small) must refuse it, and so must an allocation that would
+    copy a negative one into a split block (32 bytes), and nothing may change."""
+    algo, raw = make(1024)  # the region ends where the buffer does
+    first = take(algo, 64)
+    take(algo, 64)
+    algo.deallocate(first)
+    head = next(iter(algo.free_blocks()))[0]
+    link = {"past the buffer": len(raw) + 4096, "the last word": len(raw) - 8,
+            "negative": 2**63 + 16}[target]
+    memoryview(raw).cast("Q")[(head >> 3) + 1] = link
+    before = bytes(raw)
+    with pytest.raises(SegmentCorrupt):
+        algo.allocate(request_size)
+    assert bytes(raw) == before
+
+
+def test_a_buffer_without_room_for_the_header_is_refused() -> None:
+    with pytest.raises(SegmentCorrupt):
+        SequentialFit(memoryview(bytearray(START + 40)), START)
+
+
 # -- growing and shrinking the region ------------------------------------------------------------
 
 
