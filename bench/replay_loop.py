@@ -164,8 +164,8 @@ class ReplayLoop:
         operation i's algorithm calls took, clock cost included (``UNTIMED``: it made none).
         With a ``deadline`` (the thread's CPU clock, ``time.thread_time_ns``), it stops early
         at the first multiple of ``BUDGET_CHECK_OPS`` operations whose check finds the clock
-        past it: the check runs inside the loop, so a budget adds no trip through Python to
-        the timed work.
+        past it: the check runs inside the loop, between chunks of that many operations, so a
+        budget adds no trip through Python to the timed work and no test to each operation.
 
         The loop's indexes are in bounds by the checks before it (compiled, it runs without
         bounds checks): ``index`` within every column and ``spans``, each ID within the offset
@@ -183,49 +183,49 @@ class ReplayLoop:
         before: cython.longlong = 0
         check_every: cython.Py_ssize_t = BUDGET_CHECK_OPS  # one lookup of the Python names
         budgeted: cython.bint = deadline != NO_DEADLINE
-        until_check: cython.Py_ssize_t = check_every - first % check_every
         reached: cython.Py_ssize_t = stop
         index: cython.Py_ssize_t
         if not 0 <= first <= stop <= len(codes) or timing and stop > len(timed):
             raise IndexError(f"operations {first} to {stop} are not all in the trace and spans")
-        with cython.boundscheck(False):  # every index checked just above
-            for index in range(first, stop):
-                if budgeted:
-                    if until_check == 0:
-                        if cpu_now_ns() > deadline:
-                            reached = index
-                            break
-                        until_check = check_every
-                    until_check -= 1
-                code: cython.Py_ssize_t = codes[index]
-                ident: cython.Py_ssize_t = idents[index]
-                size: cython.Py_ssize_t = sizes[index]
-                off: cython.Py_ssize_t = offsets[ident]
-                if code != ALLOC_OP and off < 0:
+        chunk: cython.Py_ssize_t = first
+        # every index checked just above; the memoryviews are all set
+        with cython.boundscheck(False), cython.initializedcheck(False):
+            while chunk < stop:  # the budget is checked between chunks, not on every operation
+                if budgeted and chunk > first and cpu_now_ns() > deadline:
+                    reached = chunk
+                    break
+                chunk_stop: cython.Py_ssize_t = min(stop, chunk - chunk % check_every + check_every)
+                for index in range(chunk, chunk_stop):
+                    code: cython.Py_ssize_t = codes[index]
+                    ident: cython.Py_ssize_t = idents[index]
+                    size: cython.Py_ssize_t = sizes[index]
+                    off: cython.Py_ssize_t = offsets[ident]
+                    if code != ALLOC_OP and off < 0:
+                        if timing:
+                            timed[index] = UNTIMED
+                        continue
                     if timing:
-                        timed[index] = UNTIMED
-                    continue
-                if timing:
-                    before = now_ns()
-                if code == ALLOC_OP:
-                    off = self.allocate(size, aligns[index])
-                elif code == FREE_OP:
-                    self.deallocate(off)
-                    off = UNBOUND
-                else:
-                    off = self.reallocate(off, held[ident], size)
-                if timing:
-                    timed[index] = now_ns() - before
-                if code == FREE_OP:
-                    offsets[ident] = UNBOUND
-                    continue
-                if off < 0:  # a failed allocation, or a reallocation that could not grow
-                    self.failed.append(index)
-                    continue
-                if code == ALLOC_OP or size > held[ident]:
-                    if off + size > high_water:
-                        high_water, raised_at = off + size, index
-                offsets[ident] = off
-                held[ident] = size
+                        before = now_ns()
+                    if code == ALLOC_OP:
+                        off = self.allocate(size, aligns[index])
+                    elif code == FREE_OP:
+                        self.deallocate(off)
+                        off = UNBOUND
+                    else:
+                        off = self.reallocate(off, held[ident], size)
+                    if timing:
+                        timed[index] = now_ns() - before
+                    if code == FREE_OP:
+                        offsets[ident] = UNBOUND
+                        continue
+                    if off < 0:  # a failed allocation, or a reallocation that could not grow
+                        self.failed.append(index)
+                        continue
+                    if code == ALLOC_OP or size > held[ident]:
+                        if off + size > high_water:
+                            high_water, raised_at = off + size, index
+                    offsets[ident] = off
+                    held[ident] = size
+                chunk = chunk_stop
         self.high_water, self.raised_at = high_water, raised_at
         return reached
