@@ -4,7 +4,7 @@ from segalloc.intrinsics cimport fill_all_ones
 
 @cython.final
 cdef class WordSet:
-    cdef long long[::1] _table
+    cdef long long[::1] _table, _first_table
     cdef Py_ssize_t _bits, _mask, _count
 
     cdef void _resize(self, Py_ssize_t bits) except *
