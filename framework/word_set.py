@@ -128,11 +128,8 @@ class WordSet:
     def clear(self) -> None:
         """Remove every index (a grown table goes back to the first size: emptying one that
         a large transaction grew would cost every later commit its size)."""
-        if self._bits > _FIRST_BITS:
+        if self._bits > _FIRST_BITS or self._count:
             self._resize(_FIRST_BITS)
-        elif self._count:
-            fill_all_ones(self._table)  # every slot _EMPTY
-            self._count = 0
 
     def __repr__(self) -> str:
         return f"<WordSet of {self._count} word indexes>"
