@@ -11,7 +11,7 @@ cdef extern from *:
     Py_ssize_t bit_length "segalloc_bit_length" (long long x) nogil
     Py_ssize_t lowest_bit "segalloc_lowest_bit" (long long x) nogil
 
-# The byte compare and copy of intrinsics.py: memcmp / memcpy after the same bounds check.
+# The byte compares and copy of intrinsics.py: memcmp / memcpy after the same bounds check.
 from libc.string cimport memcmp, memcpy, memset
 
 cdef inline bint same_bytes(const unsigned char[::1] view, Py_ssize_t at, bytes data) except -1:
@@ -19,6 +19,22 @@ cdef inline bint same_bytes(const unsigned char[::1] view, Py_ssize_t at, bytes 
     if at < 0 or n > view.shape[0] - at:
         raise IndexError(f"bytes [{at}, {at + n}) are outside the segment")
     return n == 0 or memcmp(&view[at], <const char*>data, n) == 0
+
+cdef inline Py_ssize_t next_change(const unsigned char[::1] view, Py_ssize_t at, bytes data,
+                                   Py_ssize_t start) except -1:
+    cdef Py_ssize_t n = len(data)
+    cdef const char* new = <const char*>data
+    cdef const char* old
+    if at < 0 or n > view.shape[0] - at:
+        raise IndexError(f"bytes [{at}, {at + n}) are outside the segment")
+    if start >= n:
+        return n
+    old = <const char*>&view[at]
+    if memcmp(old + start, new + start, n - start) == 0:
+        return n
+    while old[start] == new[start]:
+        start += 1
+    return start
 
 cdef inline int copy_bytes(unsigned char[::1] out, Py_ssize_t at, bytes data) except -1:
     cdef Py_ssize_t n = len(data)

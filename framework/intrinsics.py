@@ -10,7 +10,7 @@ import _thread
 from typing import Any
 
 __all__ = ["bit_length", "copy_bytes", "fill_all_ones", "free_lock", "give_lock", "lowest_bit",
-           "new_lock", "same_bytes", "take_lock_now", "thread_ident", "wait_for_lock"]
+           "new_lock", "next_change", "same_bytes", "take_lock_now", "thread_ident", "wait_for_lock"]
 
 #: ``x.bit_length()`` for ``x >= 0``: the position of the highest set bit plus one (0 for 0)
 bit_length = int.bit_length
@@ -26,6 +26,18 @@ def same_bytes(view: memoryview, at: int, data: bytes) -> bool:
     if at < 0 or at + len(data) > len(view):
         raise IndexError(f"bytes [{at}, {at + len(data)}) are outside the segment")
     return view[at : at + len(data)] == data
+
+
+def next_change(view: memoryview, at: int, data: bytes, start: int) -> int:
+    """The first position ``k >= start`` where ``data[k]`` differs from the byte of ``view`` at
+    ``at + k``, or ``len(data)`` when none does (``IndexError`` past the end of ``view``)."""
+    if at < 0 or at + len(data) > len(view):
+        raise IndexError(f"bytes [{at}, {at + len(data)}) are outside the segment")
+    if start >= len(data) or view[at + start : at + len(data)] == data[start:]:
+        return len(data)
+    while view[at + start] == data[start]:
+        start += 1
+    return start
 
 
 def copy_bytes(out: memoryview, at: int, data: bytes) -> None:

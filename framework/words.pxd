@@ -1,6 +1,6 @@
 # Cython declarations augmenting words.py (pure-Python mode): the C layout of Words.
 cimport cython
-from segalloc.intrinsics cimport copy_bytes
+from segalloc.intrinsics cimport copy_bytes, next_change
 from segalloc.word_set cimport WordSet
 @cython.final
 cdef class Words:

@@ -32,7 +32,7 @@ from segalloc.header import DIRTY_AT
 from segalloc.word_set import WordSet
 
 if not cython.compiled:  # compiled, the C forms come from intrinsics.pxd
-    from segalloc.intrinsics import copy_bytes
+    from segalloc.intrinsics import copy_bytes, next_change
 
 __all__ = ["DIRTY_WORD", "ENTRY_WORDS", "Words", "word_view"]
 
@@ -161,8 +161,10 @@ class Words:
 
     def store_bytes(self, at: cython.Py_ssize_t, data: bytes) -> None:
         """Write element bytes ``data`` at byte ``at`` (a container's keys and values): the
-        words they cover are logged first and shown to the observer, as ``store`` does for one
-        word, so a rollback brings back whatever the allocator kept there."""
+        words they change are logged first, as ``store`` does for one word, so a rollback
+        brings back whatever the allocator kept there (a word they leave as it was needs no
+        entry: a zeroed array over zero memory logs its header and name, not its elements),
+        and the words they cover are shown to the observer."""
         end: cython.Py_ssize_t = at + len(data)
         if at < 0 or end > len(self.octets):
             raise IndexError(f"bytes [{at}, {end}) are outside the segment")
@@ -172,8 +174,11 @@ class Words:
         last: cython.Py_ssize_t = (end + 7) >> 3
         index: cython.Py_ssize_t
         if self.logging:
-            for index in range(first, last):
+            changed: cython.Py_ssize_t = next_change(self.octets, at, data, 0)
+            while changed < len(data):
+                index = (at + changed) >> 3
                 self.log(index)
+                changed = next_change(self.octets, at, data, ((index + 1) << 3) - at)
         copy_bytes(self.octets_out, at, data)
         if self.observer is not None:
             for index in range(first, last):

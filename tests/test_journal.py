@@ -30,6 +30,7 @@ from segalloc import (
     SegmentVector,
     plugins,
 )
+from segalloc.intrinsics import next_change
 from segalloc.journal import _Chain, journal_capacity
 from segalloc.segment import smallest_journaled_size
 from segalloc.words import DIRTY_WORD
@@ -342,6 +343,54 @@ def test_extents_over_dirty_free_memory_rebuild_the_state_and_roll_back(
     assert segment.check_sanity()  # (free memory's old data may read zero now: it is no state)
 
 
+def test_bytes_stored_over_equal_bytes_log_no_entry_and_roll_back(segment: Any) -> None:
+    """``store_bytes`` logs the words it changes: equal bytes cost no journal entry, two
+    changed words two (one of them covered only in part), and an abort brings the old bytes
+    back."""
+    handle = segment.allocate(256)
+    segment.view(handle, 256)[:] = bytes(range(256))
+    words = segment._journal.words
+    raw_before = state_bytes(segment)
+    with pytest.raises(RuntimeError, match="abort"), segment.transaction():
+        segment.view(handle, 8)[:] = bytes(range(8))  # (the view logs nothing itself)
+        entries = segment._journal.pending()
+        words.store_bytes(handle + 3, bytes(range(3, 200)))
+        assert segment._journal.pending() == entries, "equal bytes were logged"
+        changed = bytearray(range(3, 200))
+        changed[5 + 40] ^= 1  # byte 48 of the block: word 6
+        changed[0] ^= 1  # byte 3: word 0, which the bytes cover only in part
+        words.store_bytes(handle + 3, bytes(changed))
+        assert segment._journal.pending() == entries + 2
+        assert bytes(segment.view(handle + 3, len(changed))) == changed
+        raise RuntimeError("abort")
+    assert state_bytes(segment) == raw_before and segment.check_sanity()
+
+
+@given(st.binary(max_size=40), st.binary(max_size=40), st.integers(0, 8), st.integers(0, 45))
+def test_next_change_finds_the_first_differing_byte(old: bytes, new: bytes, at: int,
+                                                    start: int) -> None:
+    """The interpreted ``next_change`` (compiled callers get the inline C one, which the
+    entry counts above hold to the same answers)."""
+    view = memoryview(bytes(at) + old)
+    if at + len(new) > len(view):
+        with pytest.raises(IndexError):
+            next_change(view, at, new, start)
+        return
+    expected = next((k for k in range(start, len(new)) if view[at + k] != new[k]), len(new))
+    assert next_change(view, at, new, start) == expected
+
+
+def test_a_zeroed_array_over_zero_memory_logs_its_header_not_its_elements(segment: Any) -> None:
+    """A construct over never-used memory journals the object's header, name and the
+    allocator's words; its zero elements already are what it writes."""
+    import numpy  # (the test extra installs it)
+
+    with segment.transaction():
+        segment.construct_array("big", (4096,), numpy.float64)  # 4,096 zero words
+        assert 0 < segment._journal.pending() < 200
+    assert segment.find_array("big").sum() == 0 and segment.check_sanity()
+
+
 # -- segments without a journal (heap, external buffers) undo in the process ---------------------
 UNJOURNALED: dict[str, Callable[[str], Any]] = {
     "heap": lambda algorithm: ManagedHeapMemory(SIZE, algorithm=algorithm),
@@ -386,7 +435,7 @@ def test_an_undo_log_that_outgrew_its_kept_size_still_rolls_back(unjournaled: An
         raw_before = bytes(unjournaled.buffer)
         with pytest.raises(RuntimeError, match="abort"), unjournaled.transaction():
             for i in range(size):
-                vector[i % 100] = -i
+                vector[i % 100] = -i - 1  # a new value each time: every store is logged
             assert unjournaled.words.undo_count >= size
             raise RuntimeError("abort")
         assert bytes(unjournaled.buffer) == raw_before and list(vector) == list(range(100))
