@@ -3,13 +3,14 @@
 
 A process killed inside an operation leaves in-segment structures half changed. In a segment
 with a journal, every metadata word an operation or ``seg.transaction()`` overwrites is first
-logged (word index, old value), at most once per transaction; the number of valid entries is
-the header's transaction word. Committing stores 0 there, one aligned 8-byte store that a killed
-process either made or did not. The next process to open or lock the segment finds a non-zero
-count and writes the logged values back, newest first: the interrupted work never happened.
-Rolling back records its progress in the transaction word, so a process killed while recovering
-is recovered again by the next one. Nothing ever runs unlogged: a write the journal cannot log
-raises ``BadAlloc`` and the whole transaction is rolled back.
+logged (word index, old value), at most once per transaction (bytes stored over equal ones
+change no word and log none); the number of valid entries is the header's transaction word.
+Committing stores 0 there, one aligned 8-byte store that a killed process either made or did
+not. The next process to open or lock the segment finds a non-zero count and writes the logged
+values back, newest first: the interrupted work never happened. Rolling back records its
+progress in the transaction word, so a process killed while recovering is recovered again by the
+next one. Nothing ever runs unlogged: a write the journal cannot log raises ``BadAlloc`` and the
+whole transaction is rolled back.
 
 The journal is a chain of extents. The base extent is allocated when the segment is formatted
 and never freed. When a transaction has used most of the chain, the next *safe point* (the start
