@@ -638,7 +638,8 @@ def _add_peers_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object instead of tables: jobs (per contender: status, "
                         "ops with ns_per_op, runs and ratio, checks, verified), scaling (per "
-                        "series: points with processes, ops_per_second, speedup), "
+                        "series: points with processes, ops_per_second, runs, speedup and each "
+                        "round's speedup_runs), "
                         "not_installed, parameters, environment, build (see "
                         "segalloc.bench.peers)")
     p.set_defaults(func=cmd_peers)

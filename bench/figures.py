@@ -288,9 +288,26 @@ def _peer_times(document: dict[str, Any]) -> Figure | None:
     return fig
 
 
+def _round_spread(points: list[dict[str, Any]]) -> list[list[float]]:
+    """Error bars of the speedups: how far below and above each median the rounds' own ratios
+    reach (none for a document without them, or a point without a speedup)."""
+    below, above = [], []
+    for point in points:
+        middle = point["speedup"]
+        ratios = [ratio for ratio in point.get("speedup_runs") or [] if ratio is not None]
+        if middle is None or not ratios:
+            below.append(0.0)
+            above.append(0.0)
+            continue
+        below.append(max(0.0, middle - min(ratios)))
+        above.append(max(0.0, max(ratios) - middle))
+    return [below, above]
+
+
 def _peer_scaling(document: dict[str, Any]) -> Figure | None:
     """``segalloc peers``' scaling job: aggregate operations a second against processes, and
-    the speedup over one process beside the ideal (n processes, n times one's)."""
+    the speedup over one process (bars: the range over the rounds) beside the ideal (n
+    processes, n times one's)."""
     scaling = (document.get("peers") or {}).get("scaling") or {}
     series = [entry for entry in scaling.get("series", []) if entry["status"] == "ok"]
     if not series:
@@ -305,8 +322,9 @@ def _peer_scaling(document: dict[str, Any]) -> Figure | None:
         (line,) = rate_ax.plot(xs, [point["ops_per_second"] for point in entry["points"]],
                                marker="o", markersize=3, linewidth=0.9,
                                color=colours[entry["name"]])
-        speed_ax.plot(xs, [point["speedup"] for point in entry["points"]], marker="o",
-                      markersize=3, linewidth=0.9, color=colours[entry["name"]])
+        speed_ax.errorbar(xs, [point["speedup"] for point in entry["points"]],
+                          yerr=_round_spread(entry["points"]), marker="o", markersize=3,
+                          linewidth=0.9, elinewidth=0.6, capsize=2, color=colours[entry["name"]])
         handles.append(line)
     (ideal,) = speed_ax.plot(counts, counts, color=LIVE_COLOUR, linestyle="--", linewidth=0.7)
     for ax in (rate_ax, speed_ax):
@@ -317,7 +335,7 @@ def _peer_scaling(document: dict[str, Any]) -> Figure | None:
     rate_ax.set_yscale("log")
     _log_ticks(rate_ax.yaxis, _count_label)
     rate_ax.set_ylabel("operations a second, all processes")
-    rate_ax.set_title("Aggregate throughput on one shared object")
+    rate_ax.set_title("Aggregate throughput")
     speed_ax.set_ylabel("over one process")
     speed_ax.set_ylim(bottom=0)
     speed_ax.set_title("Speedup (dashed: ideal)")

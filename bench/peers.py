@@ -35,8 +35,9 @@ The document (``run_peers``; ``segalloc peers --json``), version 1: ``kind``
 segalloc one), ``checks``, ``verified``), ``scaling`` (``processes``, ``seconds``, ``keys``,
 ``series``: ``name``, ``operation``, ``package``, ``version``, ``setup``, ``status``,
 ``reason``, ``points`` (``processes``, ``ops_per_second``, ``runs``, ``speedup`` over the
-first process count's, 1 by default, ``cores_used``: the workers' CPU seconds over the span,
-the median of the runs), ``checks``, ``verified``) and ``not_installed`` (the peer packages absent).
+first process count's, 1 by default, ``speedup_runs``: each round's own ratio to the first
+count's in the same round, ``cores_used``: the workers' CPU seconds over the span, the median
+of the runs), ``checks``, ``verified``) and ``not_installed`` (the peer packages absent).
 """
 
 from __future__ import annotations
@@ -943,10 +944,14 @@ def _run_series(series: Series, counts: Counts, repeat: int, names: _Names,
     entry["verified"] = bool(checks.pop("verified")) and checks["wrong_values"] == 0
     entry["checks"] = checks
     rates = {n: [point.ops_per_second for point in points] for n, points in runs.items()}
-    one = statistics.median(rates[counts.processes[0]])
+    base = rates[counts.processes[0]]
+    one = statistics.median(base)
     entry["points"] = [
         {"processes": n, "ops_per_second": statistics.median(rates[n]), "runs": rates[n],
          "speedup": statistics.median(rates[n]) / one if one else None,
+         # each round runs every count back to back: its own ratio, free of the drift of a
+         # shared machine between rounds (the spread is what a reader weighs the median by)
+         "speedup_runs": [rate / first if first else None for rate, first in zip(rates[n], base)],
          "cores_used": statistics.median(point.cores for point in points)}
         for n, points in runs.items()]
     return entry
@@ -1042,22 +1047,34 @@ def timed_rows(job: dict[str, Any]) -> Rows:
 
 def scaling_rows(scaling: dict[str, Any]) -> Rows:
     """One row a series: aggregate operations a second per process count, then each count's
-    speedup over the first count's."""
+    speedup over the first count's (the ratio of the medians) and the range of the rounds' own
+    ratios."""
     counts = scaling["processes"]
     headers = ["series", *(f"{n} proc ops/s" for n in counts),
                *(f"{n} / {counts[0]}" for n in counts[1:]),
+               *(f"{n} / {counts[0]} per round" for n in counts[1:]),
                f"cores used ({' / '.join(map(str, counts))})", "verified"]
     rows = []
     for entry in scaling["series"]:
         if entry["status"] != "ok":
-            rows.append([entry["name"], _status_text(entry), *[None] * (2 * len(counts))])
+            rows.append([entry["name"], _status_text(entry), *[None] * (3 * len(counts) - 1)])
             continue
         points = {point["processes"]: point for point in entry["points"]}
         rows.append([entry["name"], *(round(points[n]["ops_per_second"]) for n in counts),
                      *(points[n]["speedup"] for n in counts[1:]),
+                     *(_spread(points[n]["speedup_runs"]) for n in counts[1:]),
                      " / ".join(f"{points[n]['cores_used']:.2f}" for n in counts),
                      "yes" if entry["verified"] else "NO"])
     return headers, rows
+
+
+def _spread(ratios: Sequence[float | None]) -> str:
+    """``low-high`` of the rounds' ratios (one value for one round)."""
+    known = [ratio for ratio in ratios if ratio is not None]
+    if not known:
+        return "-"
+    low, high = min(known), max(known)
+    return f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f}"
 
 
 def verification_failures(document: dict[str, Any]) -> list[str]:

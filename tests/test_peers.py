@@ -129,11 +129,21 @@ def test_scaling_points(document: dict[str, Any]) -> None:
             # CPU time of n workers over the span they ran in: at most n cores' worth
             assert 0 < point["cores_used"] <= point["processes"] * 1.01
         assert entry["points"][0]["speedup"] == 1.0
+        first = entry["points"][0]["runs"]
+        for point in entry["points"]:  # each round's ratio, to the same round's first count
+            assert point["speedup_runs"] == pytest.approx(
+                [rate / base for rate, base in zip(point["runs"], first)])
     for name in ("segalloc allocate + free", "segalloc dict get"):
         assert series[name]["checks"] == {"free_memory_back": True, "sane": True,
                                           "wrong_values": 0}
     headers, rows = scaling_rows(scaling)
     assert len(rows) == len(series) and all(len(row) == len(headers) for row in rows)
+    spread = headers.index(f"{QUICK.processes[1]} / {QUICK.processes[0]} per round")
+    for row, entry in zip(rows, scaling["series"]):
+        if entry["status"] == "ok":
+            ratios = entry["points"][1]["speedup_runs"]
+            assert row[spread] == f"{min(ratios):.2f}" + (
+                "" if min(ratios) == max(ratios) else f"-{max(ratios):.2f}")
 
 
 def test_nothing_is_left_behind(document: dict[str, Any], scratch: Path) -> None:
