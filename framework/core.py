@@ -128,6 +128,14 @@ class SegmentCore:
         """``leave_section`` for Python callers."""
         self.leave_section(lock, failed, error)
 
+    def _read_version(self) -> int:
+        """``read_version`` for Python callers (``Segment.find_array``)."""
+        return self.read_version()
+
+    def _read_holds(self, seen: int) -> bool:
+        """``read_holds`` for Python callers."""
+        return bool(self.read_holds(seen))
+
     def enter_section(self, write: cython.bint, record: cython.bint) -> Any:
         """Open a section: the lock taken, recovery done at the outermost level, a safe point
         for the journal when writing; the lock, for ``_leave``. With ``record``, in a segment

@@ -37,6 +37,8 @@ _R = TypeVar("_R")
 #: bound on the ``.base`` chain from a numpy view to the array a segment handed out (numpy
 #: collapses chains, so one or two hops in practice)
 _MAX_BASE_HOPS = 8
+#: what a read without the lock gives when it failed (``find_array``)
+_TORN = object()
 
 __all__ = ["ANONYMOUS", "UNIQUE", "NamedObject", "NamedSegment", "Segment"]
 
@@ -323,11 +325,26 @@ class Segment(RawSegment):
             return self._array_at(entry.handle, found)
 
     def find_array(self, name: Any) -> Any:
-        """The array named ``name`` (with its stored shape and dtype), or None."""
+        """The array named ``name`` (with its stored shape and dtype), or None. Read first
+        without the lock, kept when the segment's version word says no writer came meanwhile
+        (``SegmentCore.read_version``, as a container's reads); otherwise, or when that read
+        failed (a writer's half-done index may look like damage), under the lock."""
         kind, key = self._array_key(name, "find_array")
+        seen = self._read_version()
+        if seen >= 0:
+            try:
+                array = self._array_named(kind, key)
+            except Exception:
+                array = _TORN
+            if array is not _TORN and self._read_holds(seen):
+                return array
         with self._reading:
-            entry = self._index.find(kind, key)
-            return None if entry is None else self._array_at(entry.handle, self._array_spec(entry))
+            return self._array_named(kind, key)
+
+    def _array_named(self, kind: InstanceType, key: bytes) -> Any:
+        """The array keyed (kind, key), or None: the index and the segment read, no store."""
+        entry = self._index.find(kind, key)
+        return None if entry is None else self._array_at(entry.handle, self._array_spec(entry))
 
     def destroy_array(self, name: Any) -> bool:
         """Destroy the array named ``name``; False when there is none (``destroy_ptr(array)``

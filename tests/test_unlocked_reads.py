@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import time
 from collections.abc import Callable
@@ -112,6 +113,38 @@ def test_a_reader_meeting_a_writer_inside_waits_for_its_end(shared: tuple[str, s
         assert _read_beside_a_failing_writer(seg, lambda: mapping.__setitem__("k", 2),
                                              lambda: mapping["k"]) == 1
         assert _version(seg) % 2 == 0
+
+
+def test_find_array_reads_without_the_lock_and_waits_for_a_writer_inside(
+        shared: tuple[str, str]) -> None:
+    """``find_array`` reads the name index without the lock: a child holding the lock for a
+    read does not hold it up, and the version word stays as it was; meeting a writer inside (a
+    child that destroyed the array and rolls back), it waits and finds the array again."""
+    import numpy  # (the test extra installs it)
+
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        seg.construct_array("a", (4,), numpy.int64)[:] = [1, 2, 3, 4]
+        before = _version(seg)
+        answered, answer = os.pipe()
+
+        def hold_for_a_read(ready: int) -> int:
+            with seg.locked():
+                os.write(ready, b"r")
+                heard = select.select([answered], [], [], HOLD * 30)[0]
+            return 0 if heard else 1  # 1: the parent's find waited for this lock
+
+        reader, ready = _forked(hold_for_a_read)
+        assert os.read(ready, 1) == b"r"
+        assert list(seg.find_array("a")) == [1, 2, 3, 4]
+        os.write(answer, b"a")
+        assert os.waitstatus_to_exitcode(os.waitpid(reader, 0)[1]) == 0
+        for end in (ready, answered, answer):
+            os.close(end)
+        assert _version(seg) == before
+        found = _read_beside_a_failing_writer(seg, lambda: seg.destroy_array("a"),
+                                              lambda: seg.find_array("a"))
+        assert found is not None and list(found) == [1, 2, 3, 4]
 
 
 def test_a_writer_killed_inside_leaves_the_word_odd_until_a_reader_repairs(
