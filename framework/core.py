@@ -40,6 +40,8 @@ if not cython.compiled:  # compiled, the C forms come from robust.pxd
     from segalloc.robust import version_close, version_holds, version_open, version_read
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from segalloc.interfaces import MemoryAlgorithm, Storage
     from segalloc.journal import Journal
     from segalloc.words import Words
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["SegmentCore", "check_handle", "check_size"]
 
 _DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
+#: what ``read_optimistically``'s read without the lock gives when it failed
+_TORN = object()
 #: the journal room a safe point needs (``Journal.ensure``): idle, and inside a transaction
 _IDLE_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM)
 _BUSY_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM + EXTENSION_ENTRIES)
@@ -128,13 +132,28 @@ class SegmentCore:
         """``leave_section`` for Python callers."""
         self.leave_section(lock, failed, error)
 
-    def _read_version(self) -> int:
-        """``read_version`` for Python callers (``Segment.find_array``)."""
-        return self.read_version()
-
-    def _read_holds(self, seen: int) -> bool:
-        """``read_holds`` for Python callers."""
-        return bool(self.read_holds(seen))
+    def read_optimistically(self, read: Callable[[], Any]) -> Any:
+        """What ``read()`` (segment reads, no store) gives: first without the lock, kept when
+        no writer came meanwhile (``read_version`` / ``read_holds``); otherwise, or when that
+        read failed (a writer's half-done state may look like damage), under the lock, which
+        gives the answer or the error a locked read gives. (A container's reads inline the
+        same steps in C: ``segalloc.containers.proxy._Proxy.read``.)"""
+        seen: cython.longlong = self.read_version()
+        if seen >= 0:
+            try:
+                answer = read()
+            except Exception:
+                answer = _TORN
+            if answer is not _TORN and self.read_holds(seen):
+                return answer
+        lock = self.enter_section(False, False)
+        try:
+            answer = read()
+        except BaseException as exc:
+            self.leave_section(lock, True, exc)
+            raise
+        self.leave_section(lock, False)
+        return answer
 
     def enter_section(self, write: cython.bint, record: cython.bint) -> Any:
         """Open a section: the lock taken, recovery done at the outermost level, a safe point

@@ -37,8 +37,6 @@ _R = TypeVar("_R")
 #: bound on the ``.base`` chain from a numpy view to the array a segment handed out (numpy
 #: collapses chains, so one or two hops in practice)
 _MAX_BASE_HOPS = 8
-#: what a read without the lock gives when it failed (``find_array``)
-_TORN = object()
 
 __all__ = ["ANONYMOUS", "UNIQUE", "NamedObject", "NamedSegment", "Segment"]
 
@@ -327,19 +325,10 @@ class Segment(RawSegment):
     def find_array(self, name: Any) -> Any:
         """The array named ``name`` (with its stored shape and dtype), or None. Read first
         without the lock, kept when the segment's version word says no writer came meanwhile
-        (``SegmentCore.read_version``, as a container's reads); otherwise, or when that read
-        failed (a writer's half-done index may look like damage), under the lock."""
+        (``SegmentCore.read_optimistically``); otherwise, or when that read failed (a writer's
+        half-done index may look like damage), under the lock."""
         kind, key = self._array_key(name, "find_array")
-        seen = self._read_version()
-        if seen >= 0:
-            try:
-                array = self._array_named(kind, key)
-            except Exception:
-                array = _TORN
-            if array is not _TORN and self._read_holds(seen):
-                return array
-        with self._reading:
-            return self._array_named(kind, key)
+        return self.read_optimistically(lambda: self._array_named(kind, key))
 
     def _array_named(self, kind: InstanceType, key: bytes) -> Any:
         """The array keyed (kind, key), or None: the index and the segment read, no store."""
