@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segalloc import UNIQUE, ManagedHeapMemory, SegmentDict, SegmentList, SegmentString
-from segalloc.objects import type_id, type_name
+from segalloc.objects import SegmentType, is_segment_type, type_id, type_name
 
 
 def record(name: str, fields: list[tuple[Any, ...]], base: type = ctypes.Structure,
@@ -258,3 +258,35 @@ def test_a_spawned_child_finds_a_structure_defined_in_main(tmp_path: Path, metho
                           capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["8080", "0.5", "9090", "7"]
+
+
+class _Complete:
+    """Every SegmentType member, as classmethods."""
+
+    @classmethod
+    def segment_sizeof(cls) -> int:
+        return 8
+
+    segment_type_id = segment_construct = segment_attach = segment_destroy = segment_sizeof
+
+
+def test_the_segment_type_check_answers_as_the_protocol_check() -> None:
+    """``is_segment_type`` (what ``check_type`` asks, without typing's slow protocol check)
+    gives the same answer as ``isinstance(cls, SegmentType)`` for containers, a complete
+    class, classes missing a member or holding None for it, ctypes types and non-types; and
+    ``construct`` refuses the incomplete ones."""
+    missing = type("Missing", (), {name: getattr(_Complete, name)
+                                   for name in ("segment_sizeof", "segment_type_id",
+                                                "segment_construct", "segment_attach")})
+    nulled = type("Nulled", (_Complete,), {"segment_attach": None})
+    candidates: list[Any] = [SegmentDict[str, int], SegmentList[ctypes.c_int], SegmentString,
+                             _Complete, missing, nulled, ctypes.c_int, int, _Complete(), None]
+    answers = [is_segment_type(each) for each in candidates]
+    assert answers == [isinstance(each, type) and isinstance(each, SegmentType)
+                       for each in candidates]
+    assert answers == [True, True, True, True, False, False, False, False, False, False]
+    with ManagedHeapMemory(16384) as segment:
+        for refused in (missing, nulled, int):
+            with pytest.raises(TypeError, match="cannot live in a segment"):
+                segment.construct(refused, "x")
+        assert segment.num_named_objects() == 0
