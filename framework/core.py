@@ -41,16 +41,17 @@ if not cython.compiled:  # compiled, the C forms come from robust.pxd
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeVar
 
     from segalloc.interfaces import MemoryAlgorithm, Storage
     from segalloc.journal import Journal
     from segalloc.words import Words
 
+    _Answer = TypeVar("_Answer")
+
 __all__ = ["SegmentCore", "check_handle", "check_size"]
 
 _DIRTY = cython.declare(cython.Py_ssize_t, DIRTY_WORD)
-#: what ``read_optimistically``'s read without the lock gives when it failed
-_TORN = object()
 #: the journal room a safe point needs (``Journal.ensure``): idle, and inside a transaction
 _IDLE_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM)
 _BUSY_ROOM = cython.declare(cython.Py_ssize_t, HEADROOM + EXTENSION_ENTRIES)
@@ -132,7 +133,7 @@ class SegmentCore:
         """``leave_section`` for Python callers."""
         self.leave_section(lock, failed, error)
 
-    def read_optimistically(self, read: Callable[[], Any]) -> Any:
+    def read_optimistically(self, read: Callable[[], _Answer]) -> _Answer:
         """What ``read()`` (segment reads, no store) gives: first without the lock, kept when
         no writer came meanwhile (``read_version`` / ``read_holds``); otherwise, or when that
         read failed (a writer's half-done state may look like damage), under the lock, which
@@ -142,10 +143,11 @@ class SegmentCore:
         if seen >= 0:
             try:
                 answer = read()
-            except Exception:
-                answer = _TORN
-            if answer is not _TORN and self.read_holds(seen):
-                return answer
+            except Exception:  # a writer's half-done state: read again under the lock
+                pass
+            else:
+                if self.read_holds(seen):
+                    return answer
         lock = self.enter_section(False, False)
         try:
             answer = read()

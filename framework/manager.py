@@ -247,14 +247,22 @@ class Segment(RawSegment):
     def find(self, cls: type, name: Any) -> tuple[Any, int]:
         """``(object, count)`` for the object named ``name``, or ``(None, 0)``.
 
-        ``TypeError`` when the object exists with another type.
+        ``TypeError`` when the object exists with another type. Read first without the lock
+        when attaching stores nothing (ctypes types, the containers: ``objects.
+        attach_stores_nothing``), kept when no writer came meanwhile, as ``find_array``.
         """
         kind, key = self._indexed_key(cls, name, "find")
+        if objects.attach_stores_nothing(cls):
+            return self.read_optimistically(lambda: self._found(cls, kind, key))
         with self._reading:
-            entry = self._lookup(cls, kind, key)
-            if entry is None:
-                return None, 0
-            return self._attach(cls, entry), entry.count
+            return self._found(cls, kind, key)
+
+    def _found(self, cls: type, kind: InstanceType, key: bytes) -> tuple[Any, int]:
+        """``find``'s answer: the index and the entry read, the object attached."""
+        entry = self._lookup(cls, kind, key)
+        if entry is None:
+            return None, 0
+        return self._attach(cls, entry), entry.count
 
     def destroy(self, cls: type, name: Any) -> bool:
         """Destroy the object named ``name``; False when there is none."""
@@ -429,12 +437,11 @@ class Segment(RawSegment):
             return entry.count
 
     def _listing(self, kind: InstanceType) -> list[NamedObject]:
-        with self._reading:
-            return [
-                NamedObject(entry.name.decode(), entry.handle, entry.count, entry.type_id)
-                for entry in self._index.entries()
-                if entry.kind is kind
-            ]
+        return self.read_optimistically(lambda: [
+            NamedObject(entry.name.decode(), entry.handle, entry.count, entry.type_id)
+            for entry in self._index.entries()
+            if entry.kind is kind
+        ])
 
     def named_objects(self) -> list[NamedObject]:
         """Every named object (Boost's ``named_begin()..named_end()``)."""
@@ -446,13 +453,11 @@ class Segment(RawSegment):
 
     def num_named_objects(self) -> int:
         """How many named objects the segment holds."""
-        with self._reading:
-            return self._index.counts()[0]
+        return self.read_optimistically(self._index.counts)[0]
 
     def num_unique_objects(self) -> int:
         """How many unique instances the segment holds."""
-        with self._reading:
-            return self._index.counts()[1]
+        return self.read_optimistically(self._index.counts)[1]
 
     def reserve_named_objects(self, count: int) -> None:
         """Size the name index for ``count`` objects now, so later constructs do not rehash."""

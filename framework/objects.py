@@ -38,7 +38,10 @@ class SegmentType(Protocol):
     returns the arguments to construct with; and ``segment_verify(segment, offset, claim)``, a
     classmethod that checks the object's links and lengths, bounded, and calls
     ``claim(block, size)`` for every block it owns; the deep check (``segalloc.deep_check``)
-    runs it for types registered with ``register_segment_type``.
+    runs it for types registered with ``register_segment_type``; and
+    ``segment_attach_stores_nothing = True``, a class attribute beside a ``segment_attach`` that
+    makes no store in the segment and calls nothing that may, so that ``find`` reads without the
+    lock (``attach_stores_nothing``).
     """
 
     @classmethod
@@ -87,6 +90,21 @@ def is_segment_type(cls: object) -> bool:
     SegmentType)`` answers, as one attribute lookup a member."""
     return isinstance(cls, type) and all(
         getattr(cls, name, None) is not None for name in _SEGMENT_TYPE_MEMBERS)
+
+
+def attach_stores_nothing(cls: type) -> bool:
+    """True when ``find`` may attach ``cls`` without the lock, its read checked against the
+    segment's version word (``SegmentCore.read_optimistically``): a ctypes type (a view of the
+    bytes), or a class that says so beside the ``segment_attach`` it defines. The flag counts
+    only in the class that defines the method: a subclass that overrides ``segment_attach``
+    without saying it again is attached under the lock, since its code may store."""
+    if is_ctypes_type(cls):
+        return True
+    for klass in cls.__mro__:
+        members = vars(klass)
+        if "segment_attach" in members:
+            return members.get("segment_attach_stores_nothing") is True
+    return False
 
 
 def check_type(cls: object) -> None:

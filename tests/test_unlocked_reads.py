@@ -18,7 +18,7 @@ import test_multiprocess
 from test_multiprocess import open_segment
 from test_robust_lock import PATIENCE, _forked
 
-from segalloc import Mode, SegmentDict, SegmentList, SegmentVector
+from segalloc import Mode, SegmentDict, SegmentList, SegmentVector, objects
 
 #: the fixture: ``(backend, name)`` of a shared-memory or file segment nobody uses yet
 shared = test_multiprocess.shared
@@ -115,6 +115,27 @@ def test_a_reader_meeting_a_writer_inside_waits_for_its_end(shared: tuple[str, s
         assert _version(seg) % 2 == 0
 
 
+def _answers_beside_a_lock_holder(seg: Any, read: Callable[[], Any]) -> Any:
+    """What ``read`` gives while a child holds the segment's lock for a read; the child exits
+    1 (failing the check here) when ``read`` waited for that lock instead of answering."""
+    answered, answer = os.pipe()
+
+    def hold_for_a_read(ready: int) -> int:
+        with seg.locked():
+            os.write(ready, b"r")
+            heard = select.select([answered], [], [], HOLD * 30)[0]
+        return 0 if heard else 1  # 1: the parent's read waited for this lock
+
+    holder, ready = _forked(hold_for_a_read)
+    assert os.read(ready, 1) == b"r"
+    found = read()
+    os.write(answer, b"a")
+    assert os.waitstatus_to_exitcode(os.waitpid(holder, 0)[1]) == 0
+    for end in (ready, answered, answer):
+        os.close(end)
+    return found
+
+
 def test_find_array_reads_without_the_lock_and_waits_for_a_writer_inside(
         shared: tuple[str, str]) -> None:
     """``find_array`` reads the name index without the lock: a child holding the lock for a
@@ -126,25 +147,52 @@ def test_find_array_reads_without_the_lock_and_waits_for_a_writer_inside(
     with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
         seg.construct_array("a", (4,), numpy.int64)[:] = [1, 2, 3, 4]
         before = _version(seg)
-        answered, answer = os.pipe()
-
-        def hold_for_a_read(ready: int) -> int:
-            with seg.locked():
-                os.write(ready, b"r")
-                heard = select.select([answered], [], [], HOLD * 30)[0]
-            return 0 if heard else 1  # 1: the parent's find waited for this lock
-
-        reader, ready = _forked(hold_for_a_read)
-        assert os.read(ready, 1) == b"r"
-        assert list(seg.find_array("a")) == [1, 2, 3, 4]
-        os.write(answer, b"a")
-        assert os.waitstatus_to_exitcode(os.waitpid(reader, 0)[1]) == 0
-        for end in (ready, answered, answer):
-            os.close(end)
+        found = _answers_beside_a_lock_holder(seg, lambda: seg.find_array("a"))
+        assert list(found) == [1, 2, 3, 4]
         assert _version(seg) == before
         found = _read_beside_a_failing_writer(seg, lambda: seg.destroy_array("a"),
                                               lambda: seg.find_array("a"))
         assert found is not None and list(found) == [1, 2, 3, 4]
+
+
+class _AttachingDict(SegmentDict[str, int]):  # type: ignore[misc]
+    """A dict type whose own ``segment_attach`` does not say it stores nothing."""
+
+    @classmethod
+    def segment_attach(cls, segment: Any, offset: int) -> Any:
+        return super().segment_attach(segment, offset)
+
+
+def test_find_and_the_listings_read_without_the_lock_and_wait_for_a_writer_inside(
+        shared: tuple[str, str]) -> None:
+    """``find`` of a container or a ctypes object, the listings and the counts read the name
+    index without the lock (a child holding it for a read does not hold them up, the version
+    word stays); meeting a writer inside (a child that destroyed the dict and rolls back),
+    ``find`` waits and finds it again. A type that overrides ``segment_attach`` without saying
+    it stores nothing is attached under the lock."""
+    backend, name = shared
+    with open_segment(backend, name, Mode.CREATE_ONLY, size=SIZE, timeout=PATIENCE) as seg:
+        seg.construct(SegmentDict[str, int], "d")["k"] = 7
+        seg.construct(ctypes.c_int64, "x").value = 9
+        before = _version(seg)
+
+        def reads() -> tuple[Any, ...]:
+            mapping, count = seg.find(SegmentDict[str, int], "d")
+            number, _ = seg.find(ctypes.c_int64, "x")
+            return (mapping["k"], count, number.value, seg.find(ctypes.c_int64, "y"),
+                    sorted(each.name for each in seg.named_objects()),
+                    seg.num_named_objects(), seg.num_unique_objects())
+
+        assert _answers_beside_a_lock_holder(seg, reads) == \
+            (7, 1, 9, (None, 0), ["d", "x"], 2, 0)
+        assert _version(seg) == before
+        found = _read_beside_a_failing_writer(
+            seg, lambda: seg.destroy(SegmentDict[str, int], "d"),
+            lambda: seg.find(SegmentDict[str, int], "d")[0])
+        assert found is not None and found["k"] == 7
+        assert objects.attach_stores_nothing(SegmentDict[str, int])
+        assert objects.attach_stores_nothing(ctypes.c_int64)
+        assert not objects.attach_stores_nothing(_AttachingDict)
 
 
 def test_a_writer_killed_inside_leaves_the_word_odd_until_a_reader_repairs(

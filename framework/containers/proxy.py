@@ -101,6 +101,7 @@ class _Proxy:
     if TYPE_CHECKING:  # the C fields (proxy.pxd) and class constants, as type checkers see them
         #: bytes of the container's fixed header (its constructed object's data)
         _HEADER_SIZE: ClassVar[int]
+        segment_attach_stores_nothing: ClassVar[bool]
         segment: SegmentAccess
         segment_handle: int
         _generation: int
@@ -159,6 +160,10 @@ class _Proxy:
     def segment_attach(cls, segment: SegmentAccess, offset: int) -> Any:
         """A proxy for the container already built at ``offset``."""
         return cls(segment, offset)
+
+    #: a proxy's constructor reads and stores nothing in the segment: ``find`` may attach one
+    #: without the lock (``segalloc.objects.attach_stores_nothing``)
+    segment_attach_stores_nothing = True
 
     @classmethod
     def segment_destroy(cls, segment: SegmentAccess, offset: int) -> None:
